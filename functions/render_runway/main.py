@@ -1,0 +1,12 @@
+"""render_runway: a RenderTask for runway → claim, render on the provider, publish the outcome."""
+
+import functions_framework
+
+from aiprod.bootstrap import cloud_app
+from aiprod.entrypoints import decode, invocation
+
+
+@functions_framework.cloud_event
+def render_runway(cloud_event):
+    with invocation(cloud_app()) as app:
+        app.renderer("runway").handle(*decode(cloud_event))

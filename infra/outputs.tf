@@ -1,0 +1,43 @@
+output "topics" {
+  description = "Topic names (with the prefix), by their topology name."
+  value       = { for name, topic in google_pubsub_topic.topic : name => topic.name }
+}
+
+output "jobs_topic" {
+  description = "Publish JobRequests here."
+  value       = google_pubsub_topic.topic["jobs"].name
+}
+
+output "subscriptions" {
+  description = "Push subscriptions by function, and the dead-letter inbox."
+  value = merge(
+    { for name, sub in google_pubsub_subscription.push : name => sub.name },
+    { for name, sub in google_pubsub_subscription.pull : name => sub.name },
+  )
+}
+
+output "function_urls" {
+  description = "The run.app URL each function will have once deployed."
+  value       = local.function_urls
+}
+
+output "output_bucket" {
+  value = google_storage_bucket.outputs.name
+}
+
+output "deployer_service_account" {
+  description = "Pass to gcloud builds submit --service-account."
+  value       = google_service_account.deployer.id
+}
+
+output "build_substitutions" {
+  description = "Pass to gcloud builds submit --substitutions (README, Deploying)."
+  value = join(",", [
+    "_REGION=${var.region}",
+    "_PREFIX=${var.prefix}",
+    "_DAILY_BUDGET_USD=${var.daily_budget_usd}",
+    "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
+    "_VEO_LOCATION=${var.veo_location}",
+    "_TF_STATE_BUCKET=${local.state_bucket}",
+  ])
+}

@@ -1,0 +1,48 @@
+# The job, ledger and circuit documents. Optimistic concurrency: the store's transactions
+# are a read, then one batch written with update-time preconditions (adapters/firestore_store).
+resource "google_firestore_database" "main" {
+  name                    = "(default)"
+  location_id             = coalesce(var.firestore_location, var.region)
+  type                    = "FIRESTORE_NATIVE"
+  concurrency_mode        = "OPTIMISTIC"
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+  deletion_policy         = "ABANDON"
+
+  depends_on = [google_project_service.api]
+}
+
+# Rendered videos, copied here before a job is declared a success (provider URLs expire).
+resource "google_storage_bucket" "outputs" {
+  name                        = "${var.project}-${var.prefix}outputs"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  lifecycle_rule {
+    condition {
+      age = var.output_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age = 1
+    }
+    action {
+      type = "AbortIncompleteMultipartUpload"
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_storage_bucket_iam_member" "render_writes_outputs" {
+  for_each = { for name, f in local.functions : name => f if f.bucket }
+  bucket   = google_storage_bucket.outputs.name
+  role     = "roles/storage.objectUser"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}

@@ -1,0 +1,57 @@
+variable "project" {
+  description = "Google Cloud project id to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the bucket and the scheduler job."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "prefix" {
+  description = "Prefix of every topic, subscription, function, service account and secret (AIPROD_PREFIX)."
+  type        = string
+  default     = "aiprod-"
+
+  validation {
+    # Short enough for the longest service account id (prefix + "render-replicate" <= 30).
+    condition     = can(regex("^[a-z][a-z0-9-]{0,11}-$", var.prefix))
+    error_message = "prefix: a lowercase letter, then up to 11 lowercase letters, digits or hyphens, ending with a hyphen (e.g. aiprod- or aiprod-stg-)."
+  }
+}
+
+variable "daily_budget_usd" {
+  description = "Global daily spending limit in USD (AIPROD_DAILY_BUDGET_USD of the functions)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.daily_budget_usd > 0
+    error_message = "daily_budget_usd must be positive."
+  }
+}
+
+variable "firestore_location" {
+  description = "Firestore database location (a region such as europe-west1, or a multi-region such as eur3). Defaults to the region."
+  type        = string
+  default     = null
+}
+
+variable "output_retention_days" {
+  description = "Rendered videos are deleted from the output bucket after this many days."
+  type        = number
+  default     = 30
+}
+
+variable "veo_location" {
+  description = "Vertex AI location the Veo function calls (AIPROD_VEO_LOCATION)."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "state_bucket" {
+  description = "The bucket holding this configuration's state (terraform init -backend-config). The deployer reads it to apply monitoring. Defaults to <project>-tfstate."
+  type        = string
+  default     = null
+}

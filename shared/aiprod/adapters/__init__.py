@@ -1,0 +1,1 @@
+"""Adapters: the only modules that touch Pub/Sub, Firestore, providers or the process."""

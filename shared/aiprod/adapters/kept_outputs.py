@@ -1,0 +1,111 @@
+"""Outputs kept in the project's bucket before success is declared: the only module that
+imports ``google-cloud-storage``.
+
+Provider URLs expire (Replicate after an hour, Runway in 24-48 hours), so a finished output is
+streamed (never held whole in memory) into ``gs://{bucket}/videos/{job}/attempt-{n}.mp4``, a
+name stable per job and attempt, so a repeated poll overwrites the same object. A video Veo
+already wrote into the bucket is checked to exist and given the same metadata.
+
+- the URL is gone (403/404/410) → the attempt fails FALLBACK ``output_unavailable``, still
+  charged what the provider reported (it rendered);
+- anything transient (the download or the bucket) → "not done": the task is polled again,
+  and a fresh look at a Runway task hands out a fresh URL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gcs_errors
+from google.cloud import storage
+
+from aiprod.adapters.provider_common import failed, misconfigured
+from aiprod.config import ProviderSettings
+from aiprod.domain import taxonomy
+from aiprod.domain.messages import RenderTask
+from aiprod.exceptions import ConfigError
+from aiprod.ports import ProviderResult, VideoBackend
+
+log = logging.getLogger(__name__)
+GONE = frozenset({403, 404, 410})
+CHUNK_BYTES = 8 * 1024 * 1024  # resumable upload chunk: the most held in memory at once
+
+
+class OutputGoneError(Exception):
+    """The provider's output URL no longer serves the video."""
+
+
+class KeptOutputs(VideoBackend):
+    """Wraps a provider adapter; only a finished output passes through differently."""
+
+    def __init__(self, inner: VideoBackend, settings: ProviderSettings, project: str):
+        self.name = inner.name
+        self._inner, self._settings, self._project = inner, settings, project
+        self._client: Any = None
+
+    def submit(self, task: RenderTask) -> str:
+        return self._inner.submit(task)
+
+    def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
+        result = self._inner.poll(provider_task_id, task)
+        if not result.done or result.error_class is not None or not result.output_uri:
+            return result
+        try:
+            uri = self._keep(result.output_uri, task, provider_task_id)
+        except ConfigError as exc:
+            raise misconfigured(exc, submitted=True) from exc
+        except OutputGoneError as exc:
+            return failed(taxonomy.OUTPUT_UNAVAILABLE, exc, result.cost_micros)
+        except (requests.RequestException, gcs_errors.GoogleAPIError, OSError) as exc:
+            log.warning("output not kept yet (%s); will look again", type(exc).__name__)
+            return ProviderResult(done=False)
+        return dataclasses.replace(result, output_uri=uri)
+
+    def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> str:
+        bucket = self.client().bucket(self._settings.bucket())
+        metadata = {
+            "job_id": task.job_id,
+            "attempt": str(task.attempt),
+            "backend": task.backend,
+            "model": task.model,
+            "provider_task_id": provider_task_id,
+        }
+        if source.startswith("gs://"):
+            return self._adopt(bucket, source, metadata)
+        blob = bucket.blob(object_name(task), chunk_size=CHUNK_BYTES)
+        blob.metadata = metadata
+        with requests.get(source, stream=True, timeout=(10, 60)) as response:
+            if response.status_code in GONE:
+                raise OutputGoneError(f"{task.backend} output URL answered {response.status_code}")
+            response.raise_for_status()
+            response.raw.decode_content = True
+            content_type = response.headers.get("content-type", "").split(";")[0]
+            if not content_type.startswith("video/"):
+                content_type = "video/mp4"
+            blob.upload_from_file(response.raw, content_type=content_type)
+        log.info("output kept in the bucket", extra={"job_id": task.job_id, "size": blob.size})
+        return f"gs://{bucket.name}/{blob.name}"
+
+    def _adopt(self, bucket: Any, uri: str, metadata: dict[str, str]) -> str:
+        """A video the provider wrote into the bucket: it must be there; label it."""
+        bucket_name, _, name = uri.removeprefix("gs://").partition("/")
+        if bucket_name != bucket.name:
+            raise OutputGoneError(f"output {uri} is outside the bucket {bucket.name}")
+        blob = bucket.get_blob(name)
+        if blob is None:
+            raise OutputGoneError(f"output {uri} is not in the bucket")
+        blob.metadata = {**(blob.metadata or {}), **metadata}
+        blob.patch()
+        return uri
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = storage.Client(project=self._project)
+        return self._client
+
+
+def object_name(task: RenderTask) -> str:
+    return f"videos/{task.job_id}/attempt-{task.attempt}.mp4"

@@ -1,0 +1,98 @@
+"""What the three provider adapters share: refusing a request before it is sent, turning a
+verdict into a ``ProviderError`` or a finished ``ProviderResult``, and short messages.
+
+No vendor import here: each SDK stays in its own adapter module, so a render function loads
+only its provider's SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiprod.domain import taxonomy
+from aiprod.domain.catalog import ModelSpec
+from aiprod.domain.messages import RenderTask
+from aiprod.domain.taxonomy import Verdict
+from aiprod.exceptions import ConfigError, ProviderError
+from aiprod.ports import ProviderResult
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 500
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MICROS_PER_RUNWAY_CREDIT = 10_000  # 1 credit = $0.01
+
+
+def short(message: object) -> str:
+    """A provider's message, bounded (it goes into job documents and events)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def error(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderError:
+    error_class, code = verdict
+    return ProviderError(error_class, code, short(message), cost_micros)
+
+
+def failed(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderResult:
+    error_class, code = verdict
+    return ProviderResult(
+        done=True,
+        error_class=error_class,
+        error_code=code,
+        message=short(message),
+        cost_micros=cost_micros,
+    )
+
+
+def misconfigured(exc: ConfigError, submitted: bool = False) -> ProviderError:
+    """A missing key or bucket. Before a submit nothing was sent: fall back (and let the
+    circuit open). After one the task may finish and bill: UNKNOWN, looked at again later."""
+    log.error("provider adapter misconfigured: %s", exc)
+    verdict = taxonomy.MISCONFIGURED_AFTER_SUBMIT if submitted else taxonomy.MISCONFIGURED
+    return error(verdict, exc)
+
+
+def refuse_unless(condition: bool, message: str) -> None:
+    """Refuse a request this provider cannot take, before anything is sent (no cost)."""
+    if not condition:
+        raise error(taxonomy.BAD_REQUEST, message)
+
+
+def check_request(task: RenderTask, spec: ModelSpec, provider: str) -> None:
+    """The catalog's capabilities, checked again at the edge (routing should never send
+    anything else, but a paid call is the wrong place to find out)."""
+    request = task.request
+    refuse_unless(
+        request.input_kind in spec.inputs, f"{provider} {task.model} takes no {request.input_kind}"
+    )
+    refuse_unless(
+        request.duration_s in spec.durations_s,
+        f"{provider} {task.model} renders {spec.durations_s} s, not {request.duration_s} s",
+    )
+    refuse_unless(
+        request.resolution in spec.resolutions,
+        f"{provider} {task.model} has no {request.resolution}",
+    )
+
+
+def catalog_cost(task: RenderTask, spec: ModelSpec) -> int:
+    """Output seconds at the catalog's price for this resolution (and audio setting)."""
+    return spec.price_for(task.request.resolution, task.request.duration_s) or 0
+
+
+def fetch_image(uri: str) -> tuple[bytes, str]:
+    """An input image a provider cannot fetch itself, read with a size bound. Any failure is
+    our request's problem (nothing was sent to the provider): FALLBACK ``bad_request``."""
+    import requests  # in every render function (Cloud Storage needs it); loaded only here
+
+    data = bytearray()
+    try:
+        with requests.get(uri, stream=True, timeout=(10, 30)) as response:
+            refuse_unless(response.status_code == 200, f"input image: HTTP {response.status_code}")
+            for chunk in response.iter_content(chunk_size=256 * 1024):
+                data += chunk
+                refuse_unless(len(data) <= MAX_IMAGE_BYTES, "input image is over 20 MB")
+            mime = response.headers.get("content-type", "image/png").split(";")[0]
+    except requests.RequestException as exc:
+        raise error(taxonomy.BAD_REQUEST, f"input image: {type(exc).__name__}") from exc
+    return bytes(data), mime

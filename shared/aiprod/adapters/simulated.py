@@ -1,0 +1,97 @@
+"""A simulated provider for the embedded run, the emulator stack and the tests.
+
+Stateless by design: the decision for a render (its outcome and when it is ready) is encoded
+in the provider task id, so a poll from another process, or after a crash, sees the same
+task. Behaviour per backend comes from ``AIPROD_SIMULATION`` (JSON), for example
+``{"runway": {"down": true}, "veo": {"latency_s": 0.2, "failure_rate": 0.1}}``:
+
+- ``latency_s``: time from submit until the task is done (default 0)
+- ``failure_rate``: share of renders that fail, chosen deterministically per job and attempt
+- ``error_class`` / ``error_code``: how those failures are classified (FALLBACK / unavailable)
+- ``down``: every submit fails; ``outage_after`` / ``outage_count``: submits number
+  after+1 … after+count fail (a scripted outage part-way through a batch)
+- ``cost_ratio``: the reported cost as a share of the worst-case hold (default 1.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+
+from aiprod.domain.catalog import Catalog
+from aiprod.domain.messages import ErrorClass, RenderTask
+from aiprod.exceptions import ProviderError
+from aiprod.ports import ProviderResult, VideoBackend
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedBackend(VideoBackend):
+    def __init__(
+        self,
+        name: str,
+        catalog: Catalog,
+        script: Mapping[str, object] | None,
+        clock: Callable[[], float],
+    ):
+        self.name = name
+        self._catalog = catalog
+        self._script = dict(script or {})
+        self._clock = clock
+        self._submits = 0
+        self._lock = threading.Lock()
+        self.submitted: list[str] = []  # task ids, in order (tests count renders with it)
+
+    def submit(self, task: RenderTask) -> str:
+        with self._lock:
+            self._submits += 1
+            number = self._submits
+        if self._is_down(number):
+            raise ProviderError(
+                str(self._script.get("error_class", ErrorClass.FALLBACK)),
+                str(self._script.get("error_code", "unavailable")),
+                f"{self.name} (simulated) is unavailable",
+            )
+        fails = _share(task.job_id, task.attempt) < float(self._script.get("failure_rate", 0.0))
+        ready_at = self._clock() + float(self._script.get("latency_s", 0.0))
+        task_id = f"sim~{task.job_id}~{task.attempt}~{'F' if fails else 'S'}~{ready_at:.3f}"
+        with self._lock:
+            self.submitted.append(task_id)
+        context = {"job_id": task.job_id, "attempt": task.attempt, "backend": self.name}
+        log.info("simulated render started", extra=context)
+        return task_id
+
+    def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
+        verdict, ready_at = provider_task_id.rsplit("~", 2)[-2:]
+        if self._clock() < float(ready_at):
+            return ProviderResult(done=False)
+        hold = self._catalog.model(task.backend, task.model).price_for(
+            task.request.resolution, task.request.duration_s
+        )
+        if verdict == "F":
+            return ProviderResult(
+                done=True,
+                error_class=str(self._script.get("error_class", ErrorClass.FALLBACK)),
+                error_code=str(self._script.get("error_code", "render_failed")),
+                message=f"{self.name} (simulated) failed the render",
+            )
+        cost = int((hold or 0) * float(self._script.get("cost_ratio", 1.0)))
+        uri = f"sim://{self.name}/{task.job_id}/attempt-{task.attempt}.mp4"
+        return ProviderResult(done=True, output_uri=uri, cost_micros=cost)
+
+    def _is_down(self, number: int) -> bool:
+        if self._script.get("down"):
+            return True
+        after = self._script.get("outage_after")
+        if after is None:
+            return False
+        count = int(self._script.get("outage_count", 10**9))
+        return int(after) < number <= int(after) + count
+
+
+def _share(job_id: str, attempt: int) -> float:
+    """A stable number in [0, 1) per job and attempt, so failures repeat across processes."""
+    digest = hashlib.sha256(f"{job_id}#{attempt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64

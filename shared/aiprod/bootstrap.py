@@ -1,0 +1,278 @@
+"""Wire once: the only place that picks adapters. Nothing connects at import time.
+
+``build()`` takes any adapters you pass (tests, the embedded run) and builds the rest on
+first use; ``cloud_app()`` is the process-wide instance the deployed functions use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+
+from aiprod import logs, topology
+from aiprod.config import Settings
+from aiprod.domain.catalog import Catalog, default_catalog
+from aiprod.exceptions import ConfigError
+from aiprod.ports import Bus, DocumentStore, MetricSink, VideoBackend
+from aiprod.services.health import HealthBook
+from aiprod.services.ledger import Ledger
+from aiprod.services.outcome import OutcomeHandler
+from aiprod.services.reconcile import Reconciler
+from aiprod.services.render import Renderer
+from aiprod.services.router import Router
+from aiprod.services.telemetry import Telemetry
+
+
+class built_once:  # lower case: used as a decorator, like functools.cached_property
+    """``cached_property`` that builds once even when threads race for it.
+
+    functions-framework serves each push on its own thread, and Python 3.12's
+    ``cached_property`` no longer locks, so a process's first concurrent messages would
+    otherwise each build their own clients (and their own metric series).
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._name = factory.__name__
+        self.__doc__ = factory.__doc__
+
+    def __set_name__(self, owner, name: str) -> None:
+        self._name = name
+
+    def __get__(self, app, owner=None):
+        if app is None:
+            return self
+        if self._name not in app.__dict__:
+            with app._building:
+                if self._name not in app.__dict__:
+                    app.__dict__[self._name] = self._factory(app)
+        return app.__dict__[self._name]
+
+
+class App:
+    """The services of one process, built lazily so each function pays only for its own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: DocumentStore | None = None,
+        bus: Bus | None = None,
+        catalog: Catalog | None = None,
+        backends: Mapping[str, VideoBackend] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        metrics: MetricSink | None = None,
+    ):
+        self.settings = settings
+        self._metrics = metrics
+        self.catalog = catalog or default_catalog()
+        self.clock, self.sleep = clock, sleep
+        self._store, self._bus = store, bus
+        self._backends: dict[str, VideoBackend] = dict(backends or {})
+        self._renderers: dict[str, Renderer] = {}
+        self._building = threading.RLock()
+
+    @built_once
+    def store(self) -> DocumentStore:
+        if self._store is None:
+            from aiprod.adapters.firestore_store import FirestoreStore
+
+            self._store = FirestoreStore(project=self.settings.project)
+        return self._store
+
+    @built_once
+    def bus(self) -> Bus:
+        if self._bus is None:
+            from aiprod.adapters.pubsub_bus import PubSubBus
+
+            self._bus = PubSubBus(project=self.settings.project, prefix=self.settings.prefix)
+        return self._bus
+
+    @built_once
+    def metrics(self) -> MetricSink:
+        if self._metrics is None:
+            self._metrics = make_metric_sink(self.settings, self.clock)
+        return self._metrics
+
+    @built_once
+    def telemetry(self) -> Telemetry:
+        return Telemetry(self.metrics, self.catalog)
+
+    @built_once
+    def health(self) -> HealthBook:
+        backends = list(self.catalog.fallback_order)
+        return HealthBook(self.store, backends, self.telemetry, self.clock)
+
+    @built_once
+    def ledger(self) -> Ledger:
+        return Ledger(self.settings, telemetry=self.telemetry)
+
+    @built_once
+    def router(self) -> Router:
+        return Router(
+            self.store,
+            self.bus,
+            self.catalog,
+            self.settings,
+            self.health,
+            self.ledger,
+            self.clock,
+            self.telemetry,
+        )
+
+    @built_once
+    def outcomes(self) -> OutcomeHandler:
+        return OutcomeHandler(
+            self.store,
+            self.bus,
+            self.settings,
+            self.health,
+            self.ledger,
+            self.clock,
+            self.telemetry,
+        )
+
+    @built_once
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.store,
+            self.bus,
+            self.settings,
+            self.backend,
+            self.clock,
+            telemetry=self.telemetry,
+        )
+
+    def renderer(self, backend: str) -> Renderer:
+        if backend not in self._renderers:
+            with self._building:
+                if backend not in self._renderers:
+                    self._renderers[backend] = self._build_renderer(backend)
+        return self._renderers[backend]
+
+    def backend(self, name: str) -> VideoBackend:
+        if name not in self._backends:
+            with self._building:
+                if name not in self._backends:
+                    made = make_backend(name, self.settings, self.catalog, self.clock)
+                    self._backends[name] = made
+        return self._backends[name]
+
+    def _build_renderer(self, backend: str) -> Renderer:
+        if backend not in topology.BACKENDS:
+            raise KeyError(f"unknown backend {backend!r}")
+        return Renderer(
+            self.backend(backend),
+            self.store,
+            self.bus,
+            self.settings,
+            self.clock,
+            self.sleep,
+            self.telemetry,
+        )
+
+
+def make_backend(name: str, settings: Settings, catalog: Catalog, clock) -> VideoBackend:
+    """The provider adapter for a backend, as configured (simulated unless told otherwise)."""
+    if settings.provider_mode == "simulated":
+        from aiprod.adapters.simulated import SimulatedBackend
+
+        return SimulatedBackend(name, catalog, settings.simulation.get(name), clock)
+    if settings.provider_mode == "live":
+        return _live_backend(name, settings, catalog)
+    raise NotImplementedError(f"provider mode {settings.provider_mode!r} is not available")
+
+
+def _live_backend(name: str, settings: Settings, catalog: Catalog) -> VideoBackend:
+    """The real adapter, its outputs kept in the bucket. Each SDK is imported here, on first
+    use, so a render function loads only its own provider's SDK."""
+    providers = settings.providers
+    inner: VideoBackend
+    if name == "runway":
+        from aiprod.adapters.runway import RunwayBackend
+
+        inner = RunwayBackend(providers, catalog)
+    elif name == "veo":
+        from aiprod.adapters.veo import VeoBackend
+
+        inner = VeoBackend(providers, catalog, settings.project)
+    elif name == "replicate":
+        from aiprod.adapters.replicate import ReplicateBackend
+
+        inner = ReplicateBackend(providers, catalog)
+    else:
+        raise KeyError(f"no live adapter for backend {name!r}")
+    from aiprod.adapters.kept_outputs import KeptOutputs
+
+    return KeptOutputs(inner, providers, settings.project)
+
+
+def make_metric_sink(settings: Settings, clock: Callable[[], float]) -> MetricSink:
+    """Where this process's metrics go (``settings.metrics``), written as this instance."""
+    job = os.environ.get("FUNCTION_TARGET") or os.environ.get("K_SERVICE") or "aiprod"
+    mode = settings.metrics
+    if mode == "cloud":
+        from aiprod.adapters.cloud_monitoring import CloudMonitoringSink, TaskResource
+
+        namespace = settings.prefix.strip("-") or "aiprod"
+        resource = TaskResource(settings.project, settings.region, namespace, job, instance_id())
+        return CloudMonitoringSink(resource, clock=clock, bound_s=settings.metrics_flush_s)
+    from aiprod.adapters import local_metrics
+
+    if mode.startswith("jsonl:"):
+        path = Path(mode.removeprefix("jsonl:"))
+        return local_metrics.JsonLinesSink(path, clock, job=job, task_id=instance_id())
+    if mode in ("memory", "off"):
+        return local_metrics.MemorySink(clock) if mode == "memory" else local_metrics.NullSink()
+    raise ConfigError("AIPROD_METRICS must be cloud, memory, off or jsonl:<path>")
+
+
+@cache
+def instance_id() -> str:
+    """Unique per process: the generic_task task_id, so no two instances share a series."""
+    return f"{os.environ.get('K_REVISION', 'local')}-{uuid.uuid4().hex[:12]}"
+
+
+_cloud_app_lock = threading.Lock()
+
+
+@cache
+def _cloud_app_unlocked() -> App:
+    """The process-wide app for deployed functions (built on first message, not on import).
+
+    At exit (an instance being shut down) metrics still buffered are written, within bound.
+    """
+    settings = Settings.from_env()
+    logs.configure(settings.project)
+    app = App(settings)
+    atexit.register(lambda: app.metrics.close())
+    return app
+
+
+def cloud_app() -> App:
+    """The process-wide app for deployed functions (built on first message, not on import);
+    concurrent first messages wait for the one being built."""
+    with _cloud_app_lock:
+        return _cloud_app_unlocked()
+
+
+cloud_app.cache_clear = _cloud_app_unlocked.cache_clear  # type: ignore[attr-defined]
+
+
+# Which service method serves each function of the topology: HANDLERS for the Pub/Sub
+# triggered ones (the embedded bus delivers through it), SCHEDULED for the HTTP ones Cloud
+# Scheduler calls (the embedded runtime runs them with ``run_schedules``).
+HANDLERS: dict[str, Callable[[App], Callable[[bytes, dict[str, str]], None]]] = {
+    "route_job": lambda app: app.router.handle,
+    "handle_outcome": lambda app: app.outcomes.handle,
+    **{f"render_{b}": (lambda app, b=b: app.renderer(b).handle) for b in topology.BACKENDS},
+}
+SCHEDULED: dict[str, Callable[[App], Callable[[], object]]] = {
+    "reconcile": lambda app: app.reconciler.run,
+}

@@ -1,0 +1,185 @@
+"""Settings from the environment, read once per process; never holds or logs secrets.
+
+Every variable is optional except where a feature needs it; a malformed one raises
+``ConfigError`` naming the variable (not its value). Provider API keys are not settings: the
+adapter that needs one reads it with ``secret()`` at first use (Secret Manager injects them as
+environment variables in deployment), so they never sit in a settings object or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from aiprod.domain.budget import Thresholds
+from aiprod.domain.policy import RetryPolicy
+from aiprod.exceptions import ConfigError
+
+
+def usd_to_micros(text: str, name: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise ConfigError(f"{name} must be a decimal amount of USD") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return int(value * 1_000_000)
+
+
+# Where each provider's API key is read from (the names the SDKs themselves use).
+RUNWAY_KEY_ENV = "RUNWAYML_API_SECRET"
+REPLICATE_KEY_ENV = "REPLICATE_API_TOKEN"
+PROVIDER_MODES = ("simulated", "live")
+CONTENT_POLICIES = ("terminal", "fallback")
+
+
+def secret(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A secret from the environment, or a ConfigError naming the missing variable."""
+    value = (os.environ if env is None else env).get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set (provide it from Secret Manager)")
+    return value
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """How the live adapters reach their providers. Base URLs are None in production (each
+    SDK's default host); tests point them at local fakes."""
+
+    output_bucket: str = ""
+    content_policy: str = "terminal"  # a moderation refusal ends the job, or falls back
+    timeout_s: float = 30.0
+    runway_base_url: str | None = None
+    replicate_base_url: str | None = None
+    veo_base_url: str | None = None
+    veo_project: str | None = None  # defaults to the settings' project
+    veo_location: str = "us-central1"
+
+    @classmethod
+    def from_env(cls, get) -> ProviderSettings:
+        policy = _choice(get, "AIPROD_CONTENT_POLICY", CONTENT_POLICIES, cls.content_policy)
+        return cls(
+            output_bucket=get("AIPROD_OUTPUT_BUCKET", "").removeprefix("gs://").strip("/"),
+            content_policy=policy,
+            timeout_s=_float(get, "AIPROD_PROVIDER_TIMEOUT_S", cls.timeout_s),
+            runway_base_url=get("AIPROD_RUNWAY_BASE_URL") or None,
+            replicate_base_url=get("AIPROD_REPLICATE_BASE_URL") or None,
+            veo_base_url=get("AIPROD_VEO_BASE_URL") or None,
+            veo_project=get("AIPROD_VEO_PROJECT") or None,
+            veo_location=get("AIPROD_VEO_LOCATION") or cls.veo_location,
+        )
+
+    def bucket(self) -> str:
+        """The bucket outputs are kept in (checked at first use, not at start-up)."""
+        if not self.output_bucket:
+            raise ConfigError("AIPROD_OUTPUT_BUCKET is not set (live providers keep outputs there)")
+        return self.output_bucket
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str = "aiprod-local"
+    prefix: str = "aiprod-"
+    global_limit_micros: int = 100_000_000
+    tenant_limit_micros: int | None = None
+    tenant_limits: Mapping[str, int] = field(default_factory=dict)
+    timezone: str = "UTC"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lease_s: float = 600.0
+    poll_interval_s: float = 5.0
+    render_deadline_s: float = 480.0
+    max_backoff_wait_s: float = 30.0
+    ledger_shards: int = 16
+    provider_mode: str = "simulated"
+    simulation: Mapping[str, object] = field(default_factory=dict)
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
+    # Where metrics go: "cloud" (Cloud Monitoring, the default when deployed), "memory"
+    # (in-process runs), "jsonl:<path>" (the emulator stack, the demo) or "off".
+    metrics: str = "memory"
+    metrics_flush_s: float = 2.0  # the bound on each invocation's metric flush
+    region: str = "global"  # generic_task location of this instance's metric series
+
+    def limit_for(self, scope: str) -> int:
+        if scope == "global":
+            return self.global_limit_micros
+        tenant = scope.removeprefix("tenant:")
+        if tenant in self.tenant_limits:
+            return self.tenant_limits[tenant]
+        return (
+            self.tenant_limit_micros
+            if self.tenant_limit_micros is not None
+            else (self.global_limit_micros)
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = env.get
+        tenants = _json(get("AIPROD_TENANT_BUDGETS_USD", "{}"), "AIPROD_TENANT_BUDGETS_USD")
+        return cls(
+            project=get("GOOGLE_CLOUD_PROJECT") or get("GCP_PROJECT") or cls.project,
+            prefix=get("AIPROD_PREFIX", cls.prefix),
+            global_limit_micros=usd_to_micros(
+                get("AIPROD_DAILY_BUDGET_USD", "100"), "AIPROD_DAILY_BUDGET_USD"
+            ),
+            tenant_limit_micros=(
+                usd_to_micros(get("AIPROD_TENANT_BUDGET_USD", ""), "AIPROD_TENANT_BUDGET_USD")
+                if get("AIPROD_TENANT_BUDGET_USD")
+                else None
+            ),
+            tenant_limits={
+                k: usd_to_micros(str(v), "AIPROD_TENANT_BUDGETS_USD") for k, v in tenants.items()
+            },
+            timezone=get("AIPROD_BUDGET_TIMEZONE", cls.timezone),
+            thresholds=Thresholds(
+                warning=_float(get, "AIPROD_BUDGET_WARNING", 0.70),
+                critical=_float(get, "AIPROD_BUDGET_CRITICAL", 0.90),
+            ),
+            retry=RetryPolicy(
+                max_attempts=int(_float(get, "AIPROD_MAX_ATTEMPTS", 6)),
+                max_retries_same=int(_float(get, "AIPROD_MAX_RETRIES_SAME", 2)),
+                base_backoff_s=_float(get, "AIPROD_RETRY_BACKOFF_S", 2.0),
+                max_wall_s=_float(get, "AIPROD_MAX_JOB_WALL_S", 3600.0),
+            ),
+            lease_s=_float(get, "AIPROD_LEASE_S", 600.0),
+            poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
+            render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
+            ledger_shards=int(_float(get, "AIPROD_LEDGER_SHARDS", 16)),
+            provider_mode=_choice(get, "AIPROD_PROVIDER_MODE", PROVIDER_MODES, cls.provider_mode),
+            simulation=_json(get("AIPROD_SIMULATION", "{}"), "AIPROD_SIMULATION"),
+            providers=ProviderSettings.from_env(get),
+            metrics=get("AIPROD_METRICS") or "cloud",
+            metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
+            region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
+        )
+
+
+def _float(get, name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number") from exc
+
+
+def _choice(get, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _json(raw: str, name: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} must be a JSON object") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return value

@@ -1,0 +1,78 @@
+"""Per-backend circuit breaker, as pure transitions over a small record.
+
+Three consecutive provider-health failures open the circuit for a cooldown that doubles each
+time it trips again (capped); after the cooldown one half-open probe is let through, and its
+success closes the circuit. Errors that say nothing about the provider's health (a bad
+request, the caller's own timeout) are not recorded here at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+FAILURES_TO_OPEN = 3
+BASE_COOLDOWN_S = 60.0
+MAX_COOLDOWN_S = 3600.0
+PROBE_TIMEOUT_S = 600.0
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Circuit:
+    backend: str
+    state: CircuitState = CircuitState.CLOSED
+    consecutive_failures: int = 0
+    trips: int = 0
+    open_until: float = 0.0
+    probe_started_at: float | None = None
+    last_error: str | None = None
+
+    def admits(self, now: float) -> bool:
+        """Would a new attempt be allowed now (closed, or a probe slot is free)?"""
+        if self.state is CircuitState.CLOSED:
+            return True
+        return now >= self.open_until and not self._probe_in_flight(now)
+
+    def needs_probe(self, now: float) -> bool:
+        return self.state is not CircuitState.CLOSED and self.admits(now)
+
+    def elect_probe(self, now: float) -> Circuit:
+        """Half-open: this caller is the one probe (decided inside a transaction)."""
+        return replace(self, state=CircuitState.HALF_OPEN, probe_started_at=now)
+
+    def record_success(self) -> Circuit:
+        return replace(
+            self,
+            state=CircuitState.CLOSED,
+            consecutive_failures=0,
+            trips=0,
+            probe_started_at=None,
+            last_error=None,
+        )
+
+    def record_failure(self, now: float, error: str) -> Circuit:
+        failures = self.consecutive_failures + 1
+        probe_failed = self.state is CircuitState.HALF_OPEN
+        if probe_failed or (failures >= FAILURES_TO_OPEN and self.state is CircuitState.CLOSED):
+            trips = self.trips + 1
+            cooldown = min(BASE_COOLDOWN_S * 2 ** (trips - 1), MAX_COOLDOWN_S)
+            return replace(
+                self,
+                state=CircuitState.OPEN,
+                consecutive_failures=failures,
+                trips=trips,
+                open_until=now + cooldown,
+                probe_started_at=None,
+                last_error=error,
+            )
+        return replace(self, consecutive_failures=failures, last_error=error)
+
+    def _probe_in_flight(self, now: float) -> bool:
+        started = self.probe_started_at
+        return started is not None and now - started < PROBE_TIMEOUT_S

@@ -1,0 +1,195 @@
+"""The wire contracts: what clients publish, what functions pass each other, what users read.
+
+Strict on the way in (unknown fields and wrong types are refused with a reason), so a bad
+message is rejected once, with an event, instead of crashing a function in a retry loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_KEYS = 32
+IMAGE_URI_SCHEMES = ("https://", "gs://")
+
+Resolution = Literal["480p", "720p", "1080p"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+
+
+class Priority(StrEnum):
+    QUALITY = "quality"
+    COST = "cost"
+    SPEED = "speed"
+
+
+class ErrorClass(StrEnum):
+    """The closed taxonomy every provider error is mapped to (design.md, rules)."""
+
+    RETRY_SAME = "RETRY_SAME"
+    FALLBACK = "FALLBACK"
+    TERMINAL = "TERMINAL"
+    UNKNOWN = "UNKNOWN"
+
+
+class RejectReason(StrEnum):
+    INVALID = "invalid"
+    NO_CAPABLE_BACKEND = "no_capable_backend"
+    OVER_BUDGET = "over_budget"
+    BUDGET_CRITICAL = "budget_critical"
+    CONFLICT = "conflict"
+
+
+class EventType(StrEnum):
+    ACCEPTED = "job.accepted"
+    REJECTED = "job.rejected"
+    COMPLETED = "job.completed"
+    FAILED = "job.failed"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class JobRequest(_Strict):
+    """A client's request for one video; `job_id` is the client's idempotency key."""
+
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+    prompt: Annotated[str, Field(min_length=1, max_length=2000)]
+    image_uri: Annotated[str | None, Field(max_length=2048)] = None
+    duration_s: Annotated[int, Field(ge=1, le=60)] = 5
+    aspect_ratio: AspectRatio = "16:9"
+    resolution: Resolution = "720p"
+    quality_min: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    max_cost_usd: Annotated[float | None, Field(gt=0.0, le=10_000.0)] = None
+    priority: Priority = Priority.QUALITY
+    backends: Annotated[list[str] | None, Field(min_length=1, max_length=10)] = None
+    tenant: Annotated[str | None, Field(pattern=TENANT_PATTERN)] = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt must contain text")
+        return value
+
+    @field_validator("image_uri")
+    @classmethod
+    def _image_uri_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(IMAGE_URI_SCHEMES):
+            raise ValueError(f"image_uri must start with one of {', '.join(IMAGE_URI_SCHEMES)}")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"metadata has more than {MAX_METADATA_KEYS} keys")
+        if len(json.dumps(value).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+        return value
+
+    @property
+    def input_kind(self) -> Literal["text", "image"]:
+        return "image" if self.image_uri else "text"
+
+    @property
+    def max_cost_micros(self) -> int | None:
+        return None if self.max_cost_usd is None else round(self.max_cost_usd * 1_000_000)
+
+    def payload_hash(self) -> str:
+        """Stable fingerprint of the request, to tell a redelivery from a reused job_id."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class RenderTask(_Strict):
+    """Router or outcome handler → one backend's render function: render this attempt."""
+
+    job_id: str
+    attempt: Annotated[int, Field(ge=1)]
+    backend: str
+    model: str
+    request: JobRequest
+    hold_micros: Annotated[int, Field(ge=0)]
+    not_before: float = 0.0
+
+
+class RenderOutcome(_Strict):
+    """Render function → outcome handler: what the provider did with one attempt."""
+
+    job_id: str
+    attempt: Annotated[int, Field(ge=1)]
+    backend: str
+    model: str
+    succeeded: bool
+    error_class: ErrorClass | None = None
+    error_code: str | None = None
+    message: str = ""
+    cost_micros: Annotated[int, Field(ge=0)] = 0
+    output_uri: str | None = None
+    provider_task_id: str | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class AttemptSummary(_Strict):
+    attempt: int
+    backend: str
+    model: str
+    state: str
+    error_class: ErrorClass | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    cost_micros: int = 0
+
+
+class JobEvent(_Strict):
+    """Published on the public events topic; `type`, `job_id`, `tenant` are also attributes."""
+
+    type: EventType
+    job_id: str
+    tenant: str | None = None
+    status: str
+    reason: str | None = None
+    message: str = ""
+    backends_tried: list[str] = Field(default_factory=list)
+    backend: str | None = None
+    model: str | None = None
+    output_uri: str | None = None
+    cost_micros: int = 0
+    cost_usd: str = "0.000000"
+    attempts: list[AttemptSummary] = Field(default_factory=list)
+    accepted_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def attributes(self) -> dict[str, str]:
+        attrs = {"type": self.type.value, "job_id": self.job_id}
+        if self.tenant:
+            attrs["tenant"] = self.tenant
+        return attrs
+
+
+def usd(micros: int) -> str:
+    """Integer micro-USD as a decimal string, for people and event payloads (never floats)."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+def money(micros: int) -> str:
+    """Micro-USD for a person: ``$0.60``, ``$0.045``, ``$12.00`` (exact, no float rounding)."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    digits = f"{frac:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole:,}.{digits}"

@@ -1,0 +1,154 @@
+"""Which backends may render a job, in what order, and which one gets the next attempt.
+
+Pure: the catalog, circuit states and ledger entries come in as values. Each backend appears
+at most once in a chain (with its best model for the job), so fallback can never cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiprod.domain.budget import BudgetState, LedgerEntry, Thresholds, headroom, tightest
+from aiprod.domain.catalog import Catalog, ModelSpec
+from aiprod.domain.health import Circuit
+from aiprod.domain.jobs import ChainStep
+from aiprod.domain.messages import JobRequest, Priority, RejectReason
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backend: str
+    model: str
+    hold_micros: int
+    quality: float
+    latency_s: int
+    rank: int
+
+    def step(self) -> ChainStep:
+        return ChainStep(backend=self.backend, model=self.model, hold_micros=self.hold_micros)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered chain for a new job, or why it cannot be admitted."""
+
+    chain: tuple[Candidate, ...] = ()
+    first: Candidate | None = None
+    rejection: RejectReason | None = None
+    message: str = ""
+    budget_state: BudgetState = BudgetState.NORMAL
+
+
+# How each priority orders candidates; ties fall back to the catalog's fallback order.
+ORDERINGS = {
+    Priority.QUALITY: lambda c: (-c.quality, c.rank, c.hold_micros),
+    Priority.COST: lambda c: (c.hold_micros, c.rank),
+    Priority.SPEED: lambda c: (c.latency_s, c.rank),
+}
+
+
+def _fits_request(spec: ModelSpec, request: JobRequest) -> bool:
+    return (
+        request.input_kind in spec.inputs
+        and request.duration_s in spec.durations_s
+        and request.aspect_ratio in spec.aspect_ratios
+        and request.resolution in spec.resolutions
+        and spec.quality >= request.quality_min
+    )
+
+
+def candidates(request: JobRequest, catalog: Catalog) -> list[Candidate]:
+    """The best capable, priced, affordable model of each allowed backend."""
+    allowed = set(request.backends) if request.backends else set(catalog.backends)
+    limit = request.max_cost_micros
+    found: list[Candidate] = []
+    for backend in catalog.fallback_order:
+        if backend not in allowed:
+            continue
+        options = []
+        for name, spec in catalog.backends[backend].models.items():
+            hold = spec.price_for(request.resolution, request.duration_s)
+            if hold is None or not _fits_request(spec, request):
+                continue  # unpriced means refused, never free
+            if limit is not None and hold > limit:
+                continue
+            rank = catalog.rank(backend)
+            options.append(
+                Candidate(backend, name, hold, spec.quality, spec.typical_latency_s, rank)
+            )
+        if options:
+            found.append(min(options, key=ORDERINGS[request.priority]))
+    return found
+
+
+def plan_route(
+    request: JobRequest,
+    catalog: Catalog,
+    circuits: Mapping[str, Circuit],
+    entries: list[LedgerEntry],
+    thresholds: Thresholds,
+    now: float,
+) -> Plan:
+    """Admission for a new job: capability, circuit state, then the budget policy."""
+    capable = candidates(request, catalog)
+    if not capable:
+        return Plan(
+            rejection=RejectReason.NO_CAPABLE_BACKEND,
+            message=_no_capable_message(request),
+        )
+    available = [c for c in capable if _admits(circuits, c.backend, now)]
+    if not available:
+        names = ", ".join(c.backend for c in capable)
+        return Plan(
+            rejection=RejectReason.NO_CAPABLE_BACKEND,
+            message=f"every capable backend is unavailable (circuit open): {names}",
+        )
+    state = tightest(entries, thresholds)
+    if state in (BudgetState.CRITICAL, BudgetState.EXHAUSTED):
+        return Plan(
+            rejection=RejectReason.BUDGET_CRITICAL,
+            message=f"budget is {state.value}: no new jobs are admitted today",
+            budget_state=state,
+        )
+    priority = Priority.COST if state is BudgetState.WARNING else request.priority
+    chain = tuple(sorted(available, key=ORDERINGS[priority]))
+    room = headroom(entries)
+    first = next((c for c in chain if c.hold_micros <= room), None)
+    if first is None:
+        cheapest = min(c.hold_micros for c in chain)
+        return Plan(
+            chain=chain,
+            rejection=RejectReason.OVER_BUDGET,
+            message=f"cheapest capable hold {cheapest} micro-USD exceeds headroom {room}",
+            budget_state=state,
+        )
+    return Plan(chain=chain, first=first, budget_state=state)
+
+
+def fallback_steps(
+    chain: list[ChainStep], tried: list[str], circuits: Mapping[str, Circuit], now: float
+) -> list[ChainStep]:
+    """The untried backends of the planned chain that are up, in chain order (the budget
+    decides in the transaction which of them can actually hold)."""
+    return [s for s in chain if s.backend not in tried and _admits(circuits, s.backend, now)]
+
+
+def _admits(circuits: Mapping[str, Circuit], backend: str, now: float) -> bool:
+    circuit = circuits.get(backend)
+    return circuit is None or circuit.admits(now)
+
+
+def _no_capable_message(request: JobRequest) -> str:
+    parts = [
+        f"{request.input_kind} input",
+        f"{request.duration_s}s",
+        request.aspect_ratio,
+        request.resolution,
+        f"quality >= {request.quality_min}",
+    ]
+    if request.max_cost_usd is not None:
+        parts.append(f"cost <= ${request.max_cost_usd}")
+    if request.backends:
+        parts.append(f"backends {request.backends}")
+    return "no backend model supports " + ", ".join(parts)

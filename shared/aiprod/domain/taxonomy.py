@@ -1,0 +1,104 @@
+"""How each provider's failures map to the error taxonomy: tables, not ``if`` chains.
+
+Pure (standard library only), so the whole mapping is tested without a provider. A verdict
+is an ``(ErrorClass, code)`` pair; codes in ``policy.NOT_PROVIDER_HEALTH`` (bad_request,
+unauthorized, forbidden, caller_timeout, content_policy) do not move a circuit breaker.
+
+Rules (issue 3): moderation → content policy, TERMINAL by default or FALLBACK when configured;
+throttling and 5xx → RETRY_SAME (the outcome handler retries twice, then falls back); a
+rejected request → FALLBACK with the provider's message; a call that may have reached the
+provider with no answer → UNKNOWN (the stored task is polled again, never re-rendered).
+"""
+
+from __future__ import annotations
+
+from aiprod.domain.messages import ErrorClass
+
+Verdict = tuple[ErrorClass, str]
+
+THROTTLED: Verdict = (ErrorClass.RETRY_SAME, "throttled")
+SERVER_ERROR: Verdict = (ErrorClass.RETRY_SAME, "server_error")
+UNREACHABLE: Verdict = (ErrorClass.RETRY_SAME, "unreachable")  # nothing was sent
+BAD_REQUEST: Verdict = (ErrorClass.FALLBACK, "bad_request")
+PROVIDER_FAILED: Verdict = (ErrorClass.FALLBACK, "provider_failed")
+CANCELLED: Verdict = (ErrorClass.FALLBACK, "cancelled")
+OUTPUT_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, "output_unavailable")
+MISCONFIGURED: Verdict = (ErrorClass.FALLBACK, "misconfigured")  # counts: opens the circuit
+# The same after a submit: the task exists and may finish, so keep it (poll again once fixed).
+MISCONFIGURED_AFTER_SUBMIT: Verdict = (ErrorClass.UNKNOWN, "misconfigured")
+SUBMIT_UNCONFIRMED: Verdict = (ErrorClass.UNKNOWN, "submit_unconfirmed")
+MALFORMED: Verdict = (ErrorClass.UNKNOWN, "malformed_response")
+
+HTTP_STATUS: dict[int, Verdict] = {
+    400: BAD_REQUEST,
+    401: (ErrorClass.FALLBACK, "unauthorized"),
+    402: (ErrorClass.FALLBACK, "payment_required"),  # an empty account: open the circuit
+    403: (ErrorClass.FALLBACK, "forbidden"),
+    404: BAD_REQUEST,  # unknown model or route: our request
+    408: SERVER_ERROR,
+    409: BAD_REQUEST,
+    422: BAD_REQUEST,
+    429: THROTTLED,
+}
+
+
+def content_policy(policy: str) -> Verdict:
+    """A moderation refusal: TERMINAL unless configured (``AIPROD_CONTENT_POLICY``) to fall back."""
+    return (ErrorClass.FALLBACK if policy == "fallback" else ErrorClass.TERMINAL, "content_policy")
+
+
+def http_status(status: int) -> Verdict:
+    """An HTTP error answer to a create call."""
+    if status >= 500:
+        return SERVER_ERROR
+    return HTTP_STATUS.get(status, BAD_REQUEST)
+
+
+# Runway task failureCode prefixes, first match wins (docs.dev.runwayml.com/errors/task-failures).
+RUNWAY_FAILURES: tuple[tuple[str, Verdict | None], ...] = (
+    ("SAFETY.", None),  # None: content policy, as configured
+    ("INPUT_PREPROCESSING.SAFETY", None),
+    ("ASSET.INVALID", BAD_REQUEST),
+    ("INTERNAL", PROVIDER_FAILED),
+)
+
+
+def runway_failure(code: str | None, policy: str) -> Verdict:
+    for prefix, verdict in RUNWAY_FAILURES:
+        if (code or "").startswith(prefix):
+            return verdict or content_policy(policy)
+    return PROVIDER_FAILED
+
+
+# google.rpc.Code of a failed Vertex long-running operation.
+GRPC_CODES: dict[int, Verdict] = {
+    3: BAD_REQUEST,  # INVALID_ARGUMENT
+    5: BAD_REQUEST,  # NOT_FOUND
+    7: (ErrorClass.FALLBACK, "forbidden"),  # PERMISSION_DENIED
+    8: THROTTLED,  # RESOURCE_EXHAUSTED
+    9: BAD_REQUEST,  # FAILED_PRECONDITION
+    11: BAD_REQUEST,  # OUT_OF_RANGE
+    16: (ErrorClass.FALLBACK, "unauthorized"),  # UNAUTHENTICATED
+}
+# Veo's safety filters answer in words, with "Support codes" (Vertex AI responsible-AI page).
+VEO_SAFETY_MARKERS = ("usage guidelines", "support codes", "violate our policies", "safety filter")
+
+
+def veo_operation_error(code: int | None, message: str, policy: str) -> Verdict:
+    if any(marker in message.lower() for marker in VEO_SAFETY_MARKERS):
+        return content_policy(policy)
+    return GRPC_CODES.get(code or 0, PROVIDER_FAILED)
+
+
+# Replicate terminal statuses other than succeeded; "aborted" = deadline passed before start.
+REPLICATE_STATUSES: dict[str, Verdict] = {
+    "canceled": CANCELLED,
+    "aborted": PROVIDER_FAILED,
+}
+REPLICATE_SAFETY_MARKERS = ("nsfw", "safety", "sensitive", "content policy", "moderation")
+
+
+def replicate_failure(status: str, error: str, policy: str) -> Verdict:
+    if status == "failed" and any(m in error.lower() for m in REPLICATE_SAFETY_MARKERS):
+        return content_policy(policy)
+    return REPLICATE_STATUSES.get(status, PROVIDER_FAILED)

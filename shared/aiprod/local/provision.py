@@ -1,0 +1,105 @@
+"""Topics and subscriptions on the Pub/Sub emulator, created from ``topology`` and nothing else.
+
+Also builds SDK clients aimed at the emulators without touching this process's environment
+for longer than their construction (the SDKs read ``*_EMULATOR_HOST`` only in ``__init__``),
+so several stacks, each under its own project, can live in one test process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from google.cloud import firestore, pubsub_v1
+from google.protobuf import duration_pb2
+
+from aiprod import topology
+from aiprod.adapters.firestore_store import FirestoreStore
+from aiprod.adapters.pubsub_bus import BATCH, PubSubBus
+
+_ENV_LOCK = threading.Lock()
+EMULATOR_HOSTS = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+
+
+@contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """The emulator hosts from ``env`` in ``os.environ`` for the duration of the block."""
+    overrides = {key: env[key] for key in EMULATOR_HOSTS if key in env}
+    with _ENV_LOCK:
+        saved = {key: os.environ.get(key) for key in overrides}
+        os.environ.update(overrides)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def emulator_bus(env: Mapping[str, str], prefix: str) -> PubSubBus:
+    """A ``PubSubBus`` on the emulator named in ``env`` (its project from the same env)."""
+    with _environ(env):
+        publisher = pubsub_v1.PublisherClient(batch_settings=BATCH)
+        subscriber = pubsub_v1.SubscriberClient()
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    return PubSubBus(project, prefix, publisher=publisher, subscriber=subscriber)
+
+
+def emulator_store(env: Mapping[str, str]) -> FirestoreStore:
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    with _environ(env):
+        client = firestore.Client(project=project)
+    return FirestoreStore(project, client=client)
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(value), nanos=int((value % 1) * 1e9))
+
+
+def create_topology(
+    bus: PubSubBus,
+    push_endpoints: Mapping[str, str] | None = None,
+    min_backoff_s: float = topology.MIN_BACKOFF_S,
+    max_backoff_s: float = topology.MAX_BACKOFF_S,
+) -> None:
+    """Every topic, the pull subscriptions, and a push subscription per function given.
+
+    ``push_endpoints`` maps a function name to the URL its subscription pushes to (HTTP
+    functions in it are skipped: Cloud Scheduler calls them, not Pub/Sub); push
+    subscriptions dead-letter to the dead-letter topic after the topology's attempt count.
+    """
+    publisher, subscriber = bus.publisher, bus.subscriber
+    topic_path = {
+        name: publisher.topic_path(bus.project, topology.qualified(bus.prefix, name))
+        for name in topology.all_topics()
+    }
+    for path in topic_path.values():
+        publisher.create_topic(request={"name": path})
+    for name, topic in topology.PULL_SUBSCRIPTIONS.items():
+        subscriber.create_subscription(request=_subscription(bus, name, topic_path[topic]))
+    for spec in topology.pubsub_functions():
+        if push_endpoints is None or spec.name not in push_endpoints:
+            continue
+        request = _subscription(bus, spec.subscription, topic_path[spec.topic])
+        request.update(
+            push_config={"push_endpoint": push_endpoints[spec.name]},
+            ack_deadline_seconds=min(spec.timeout_s, 600),
+            dead_letter_policy={
+                "dead_letter_topic": topic_path[topology.DEAD_LETTER],
+                "max_delivery_attempts": topology.MAX_DELIVERY_ATTEMPTS,
+            },
+            retry_policy={
+                "minimum_backoff": _seconds(min_backoff_s),
+                "maximum_backoff": _seconds(max_backoff_s),
+            },
+        )
+        subscriber.create_subscription(request=request)
+
+
+def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:
+    path = bus.subscriber.subscription_path(bus.project, topology.qualified(bus.prefix, name))
+    return {"name": path, "topic": topic_path}

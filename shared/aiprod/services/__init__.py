@@ -1,0 +1,1 @@
+"""Services: one handler per message kind, orchestrating domain logic and ports."""

@@ -1,0 +1,131 @@
+"""``aiprod budget audit``: do a day's books agree with the jobs that moved them?
+
+- per shard: ``held`` is the sum of the holds of the open attempts whose ``ledger_keys`` name
+  it; ``spent`` the sum of the costs of the closed ones; ``overrun`` their costs past the hold;
+  and ``held + spent <= allot``;
+- per scope: ``pool.unallotted + sum(allot) == limit``.
+
+Only jobs updated since the day began (less a day's margin for clock and time-zone slack) are
+scanned: an attempt on day D was dispatched on D, so its job was updated on D or later. The
+ledger is read before and after the scan; a busy system may move it in between, so the audit
+re-reads until it stands still (or says that it did not).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from aiprod.config import Settings
+from aiprod.domain import ledger
+from aiprod.domain.jobs import Job
+from aiprod.ports import DocumentStore
+from aiprod.services.budget_admin import MAX_DOCS, DayBooks, read_books
+from aiprod.services.records import JOBS
+
+MARGIN_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    key: str  # a shard key (``global@2027-01-15#003``) or a scope's day (``global@2027-01-15``)
+    check: str  # held | spent | overrun | allotment | conservation
+    found: int
+    expected: int
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Per shard key: what the attempts say it should hold, have spent, and have overrun."""
+
+    held: dict[str, int]
+    spent: dict[str, int]
+    overrun: dict[str, int]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    day: str
+    shards: int
+    jobs_scanned: int
+    attempts: int
+    discrepancies: list[Discrepancy]
+    steady: bool  # the ledger did not move while the jobs were read
+    truncated: bool  # the job scan hit its limit (then some attempts were not seen)
+
+    @property
+    def ok(self) -> bool:
+        return not self.discrepancies
+
+
+def audit(
+    store: DocumentStore, settings: Settings, day: str, tries: int = 3, max_jobs: int = MAX_DOCS
+) -> AuditReport:
+    since = day_start(day, settings.timezone) - MARGIN_S
+    books = read_books(store, day)
+    for attempt in range(1, tries + 1):
+        jobs = store.query(JOBS, "updated_at", ">=", since, limit=max_jobs)
+        after = read_books(store, day)
+        steady = after == books
+        if steady or attempt == tries:
+            break
+        books = after
+    expected = expected_from(jobs, day)
+    shards = sum(len(s) for s in after.shards.values())
+    found = check(after, expected, settings)
+    return AuditReport(
+        day, shards, len(jobs), expected.attempts, found, steady, len(jobs) >= max_jobs
+    )
+
+
+def expected_from(job_docs: list[dict], day: str) -> Expected:
+    """What each shard of ``day`` should show, from the attempts that name it."""
+    held: dict[str, int] = defaultdict(int)
+    spent: dict[str, int] = defaultdict(int)
+    overrun: dict[str, int] = defaultdict(int)
+    attempts = 0
+    for doc in job_docs:
+        for attempt in Job.model_validate(doc, strict=False).attempts:
+            keys = [k for k in attempt.ledger_keys if ledger.parse_shard_key(k)[1] == day]
+            attempts += bool(keys)
+            for key in keys:
+                if attempt.holds_budget:
+                    held[key] += attempt.hold_micros
+                else:
+                    spent[key] += attempt.cost_micros
+                    overrun[key] += max(0, attempt.cost_micros - attempt.hold_micros)
+    return Expected(dict(held), dict(spent), dict(overrun), attempts)
+
+
+def check(books: DayBooks, expected: Expected, settings: Settings) -> list[Discrepancy]:
+    found: list[Discrepancy] = []
+    shards = {s.key: s for scope in books.shards.values() for s in scope}
+    named = set(expected.held) | set(expected.spent) | set(expected.overrun)
+    for key in sorted(set(shards) | named):
+        scope, day, index = ledger.parse_shard_key(key)
+        shard = shards.get(key) or ledger.Shard(scope, day, index)
+        pairs = (
+            ("held", shard.held_micros, expected.held.get(key, 0)),
+            ("spent", shard.spent_micros, expected.spent.get(key, 0)),
+            ("overrun", shard.overrun_micros, expected.overrun.get(key, 0)),
+        )
+        found += [Discrepancy(key, name, a, b) for name, a, b in pairs if a != b]
+        if shard.held_micros + shard.spent_micros > shard.allot_micros:
+            committed = shard.held_micros + shard.spent_micros
+            found.append(Discrepancy(key, "allotment", committed, shard.allot_micros))
+    for scope in sorted(set(books.shards) | set(books.pools)):
+        pool = books.pool_or_new(scope, settings)
+        allotted = sum(s.allot_micros for s in books.shards.get(scope, []))
+        total = pool.unallotted_micros + allotted
+        if total != pool.limit_micros:
+            found.append(Discrepancy(pool.key, "conservation", total, pool.limit_micros))
+    return found
+
+
+def day_start(day: str, timezone: str) -> float:
+    """The epoch second a budget day begins in the configured time zone."""
+    midnight = datetime.combine(date.fromisoformat(day), datetime.min.time())
+    return midnight.replace(tzinfo=ZoneInfo(timezone)).timestamp()

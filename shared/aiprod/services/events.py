@@ -1,0 +1,74 @@
+"""Job events for users, built from the job document and published after each commit.
+
+Events are at least once (a redelivered message may publish one again): consumers key on
+``job_id`` and ``type``.
+"""
+
+from __future__ import annotations
+
+from aiprod import topology
+from aiprod.domain.jobs import Job
+from aiprod.domain.messages import AttemptSummary, EventType, JobEvent, usd
+from aiprod.ports import Bus
+
+_STATUS = {
+    EventType.ACCEPTED: "ACCEPTED",
+    EventType.REJECTED: "REJECTED",
+    EventType.COMPLETED: "SUCCEEDED",
+    EventType.FAILED: "FAILED",
+}
+
+
+def event_for(job: Job, kind: EventType) -> JobEvent:
+    last = job.current
+    finished = job.finished_at
+    return JobEvent(
+        type=kind,
+        job_id=job.job_id,
+        tenant=job.tenant,
+        status=_STATUS[kind],
+        reason=None if job.reason is None else str(job.reason),
+        message=job.message,
+        backends_tried=job.backends_tried(),
+        backend=last.backend if last else None,
+        model=last.model if last else None,
+        output_uri=job.output_uri,
+        cost_micros=job.cost_micros,
+        cost_usd=usd(job.cost_micros),
+        attempts=[
+            AttemptSummary(
+                attempt=a.number,
+                backend=a.backend,
+                model=a.model,
+                state=a.state.value,
+                error_class=a.error_class,
+                error_code=a.error_code,
+                reason=a.reason,
+                cost_micros=a.cost_micros,
+            )
+            for a in job.attempts
+        ],
+        accepted_at=job.created_at,
+        finished_at=finished,
+        duration_s=None if finished is None else round(finished - job.created_at, 3),
+        metadata=job.request.get("metadata", {}),
+    )
+
+
+def rejection(
+    job_id: str, reason: str, message: str, tenant: str | None = None, metadata=None
+) -> JobEvent:
+    """A rejection for a message that never became a job (invalid input, conflict)."""
+    return JobEvent(
+        type=EventType.REJECTED,
+        job_id=job_id,
+        tenant=tenant,
+        status="REJECTED",
+        reason=reason,
+        message=message,
+        metadata=metadata or {},
+    )
+
+
+def publish_event(bus: Bus, event: JobEvent) -> None:
+    bus.publish(topology.JOB_EVENTS, event.model_dump_json().encode(), event.attributes())

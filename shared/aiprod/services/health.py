@@ -1,0 +1,89 @@
+"""Circuit states read (failing open) and updated after each outcome.
+
+Every read and every change is also reported as the backend's circuit-state gauge, so the
+dashboard's backend health and the "open for 15 minutes" alert see what routing saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from aiprod.domain.health import Circuit
+from aiprod.domain.messages import RenderOutcome
+from aiprod.domain.policy import counts_against_provider
+from aiprod.ports import DocumentStore, Transaction
+from aiprod.services.records import load_circuit, save_circuit
+from aiprod.services.telemetry import Telemetry, null_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class HealthBook:
+    def __init__(
+        self,
+        store: DocumentStore,
+        backends: list[str],
+        telemetry: Telemetry | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store = store
+        self._backends = backends
+        self._telemetry = telemetry or null_telemetry()
+        self._clock = clock
+
+    def snapshot(self) -> dict[str, Circuit]:
+        """Current circuits; if the store cannot be read, assume healthy (fail open)."""
+        try:
+            circuits = {b: load_circuit(self._store, b) for b in self._backends}
+        except Exception as exc:
+            log.warning("circuit states unreadable, assuming closed: %s", type(exc).__name__)
+            return {}
+        now = self._clock()
+        for circuit in circuits.values():
+            self._telemetry.circuit(circuit, now)
+        return circuits
+
+    def refresh_for_probe(self, tx: Transaction, circuits: dict[str, Circuit], now: float) -> None:
+        """Inside a transaction, re-read circuits that would let a probe through now."""
+        for backend, circuit in list(circuits.items()):
+            if circuit.needs_probe(now):
+                circuits[backend] = load_circuit(tx, backend)
+
+    def claim_probe(self, tx: Transaction, circuit: Circuit | None, now: float) -> None:
+        """If the chosen backend is half-open, this attempt becomes its one probe."""
+        if circuit is not None and circuit.needs_probe(now):
+            save_circuit(tx, circuit.elect_probe(now))
+
+    def record(
+        self, outcome: RenderOutcome, now: float, seen: Circuit | None = None
+    ) -> tuple[Circuit, Circuit] | None:
+        """Apply an outcome to its backend's circuit; returns (before, after) when it moved.
+
+        ``seen`` is the circuit as read before the outcome was applied: a success on a circuit
+        already closed with no failures changes nothing, so it skips the transaction on this
+        shared document (the common case, and a hot spot otherwise).
+        """
+        if not counts_against_provider(outcome):
+            return None
+        if outcome.succeeded and seen is not None and seen == seen.record_success():
+            return None
+
+        def body(tx: Transaction) -> tuple[Circuit, Circuit]:
+            before = load_circuit(tx, outcome.backend)
+            if outcome.succeeded:
+                after = before.record_success()
+            else:
+                after = before.record_failure(now, outcome.error_code or "error")
+            if after != before:
+                save_circuit(tx, after)
+            return before, after
+
+        try:
+            before, after = self._store.run_transaction(body)
+        except Exception as exc:
+            log.warning("circuit update for %s failed: %s", outcome.backend, type(exc).__name__)
+            return None
+        self._telemetry.circuit(after, now)
+        return before, after

@@ -1,0 +1,176 @@
+"""reconcile: finish what a lost message or a dead process left open. Runs every minute.
+
+Candidates come from two range queries on fields every save keeps (``lease_expires_at`` and
+``wall_deadline_at`` on the job document; None once the job is over, which a range query
+never matches), so the sweep reads only stuck jobs, a bounded batch at a time, oldest first.
+For each, ``domain.leases.due`` decides; the change is one transaction conditioned on the
+job's current attempt being exactly as the sweep read it, and the publish follows the commit.
+Hence: a render function that claims the attempt meanwhile wins and the sweep does nothing
+(``skipped``); two sweeps at once change each job once; a lost publish is repeated at the
+next expiry, because the change stored it first (a timeout is stored on the attempt as its
+outcome, REPORTED, exactly as a render function stores a provider's outcome).
+
+Holds: every hold belongs to an attempt (taken in the transaction that adds the attempt,
+settled in the one that closes it). The sweep closes an expired attempt only by sending its
+outcome down the normal path to handle_outcome, so closing it releases its hold, a timeout
+falls back like any failure, and a job past its wall time ends with ``job.failed`` and
+nothing held. It never submits to a provider: a stored provider task is polled, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from aiprod.config import Settings
+from aiprod.domain import leases
+from aiprod.domain.jobs import Job, record_report
+from aiprod.domain.leases import Due
+from aiprod.domain.messages import ErrorClass, RenderOutcome
+from aiprod.exceptions import ProviderError
+from aiprod.ports import Bus, DocumentStore, VideoBackend
+from aiprod.services import dispatch, records
+from aiprod.services.render import outcome_for, publish_outcome, result_of
+from aiprod.services.telemetry import Telemetry, null_telemetry
+
+log = logging.getLogger(__name__)
+SKIPPED = "skipped"
+
+
+@dataclass
+class ReconcileReport:
+    """How many jobs each action touched in one sweep."""
+
+    redispatched: int = 0  # never claimed: its task published again
+    reported: int = 0  # a finished provider task: outcome stored and published
+    extended: int = 0  # the provider task is still running: lease extended
+    timed_out: int = 0  # nothing to poll: failed as lease_expired (the job falls back)
+    overdue: int = 0  # past the job's wall time: failed as wall_time_exceeded
+    republished: int = 0  # a stored outcome never applied: published again
+    skipped: int = 0  # changed since read: someone else acted first
+    errors: int = 0  # failed this time (logged); the next sweep tries again
+
+    def count(self, action: str) -> None:
+        setattr(self, action, getattr(self, action) + 1)
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: DocumentStore,
+        bus: Bus,
+        settings: Settings,
+        backend: Callable[[str], VideoBackend],
+        clock: Callable[[], float],
+        batch: int = 200,
+        telemetry: Telemetry | None = None,
+    ):
+        self._store, self._bus, self._backend = store, bus, backend
+        self._telemetry = telemetry or null_telemetry()
+        self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
+        self._steps: dict[Due, Callable[[Job, float], str]] = {
+            Due.REDISPATCH: self._redispatch,
+            Due.POLL: self._poll,
+            Due.TIME_OUT: self._time_out,
+            Due.OVERDUE: self._overdue,
+            Due.REPUBLISH: self._republish,
+        }
+
+    def run(self, now: float | None = None) -> ReconcileReport:
+        """One sweep. A job that fails is logged and counted, and does not stop the others
+        (the next sweep tries it again)."""
+        now = self._clock() if now is None else now
+        report, stuck = ReconcileReport(), 0
+        for job in self._candidates(now):
+            context = {"job_id": job.job_id, "attempt": len(job.attempts)}
+            step = self._steps.get(leases.due(job, now))
+            if step is None:
+                continue
+            stuck += 1
+            try:
+                action = step(job, now)
+            except Exception:
+                log.exception("reconcile failed; the next sweep tries again", extra=context)
+                report.count("errors")
+                self._telemetry.reconciler_action("errors")
+                continue
+            report.count(action)
+            self._telemetry.reconciler_action(action)
+            level = logging.WARNING if action in ("timed_out", "overdue") else logging.INFO
+            log.log(
+                level, "reconcile: %s", action, extra={**context, "event": f"reconcile_{action}"}
+            )
+        self._telemetry.stuck_attempts(stuck)
+        return report
+
+    def _candidates(self, now: float) -> list[Job]:
+        found: dict[str, dict] = {}
+        for field in ("lease_expires_at", "wall_deadline_at"):
+            for doc in self._store.query(records.JOBS, field, "<=", now, self._batch):
+                found.setdefault(doc["job_id"], doc)
+        return [records.to_job(doc) for doc in found.values()]
+
+    def _redispatch(self, job: Job, now: float) -> str:
+        changed = self._change(job, lambda j: leases.redispatch(j, now, self._lease_s))
+        if changed is None:
+            return SKIPPED
+        dispatch.publish_task(self._bus, dispatch.task_for(changed, changed.current))
+        return "redispatched"
+
+    def _poll(self, job: Job, now: float) -> str:
+        """Look at the stored provider task once; never submit again."""
+        attempt = job.current
+        task = dispatch.task_for(job, attempt)
+        try:
+            result = self._backend(attempt.backend).poll(attempt.provider_task_id, task)
+        except ProviderError as exc:
+            result = result_of(exc)
+        if result.done and result.error_class != ErrorClass.UNKNOWN:
+            started = attempt.claimed_at or attempt.dispatched_at
+            outcome = outcome_for(task, attempt.provider_task_id, result, started, now)
+            return self._close(job, outcome, now, "reported")
+        if leases.overdue(job, now):
+            return self._overdue(job, now)
+        changed = self._change(job, lambda j: leases.extend(j, now, self._lease_s))
+        return SKIPPED if changed is None else "extended"
+
+    def _time_out(self, job: Job, now: float) -> str:
+        return self._close(job, leases.timeout_outcome(job, now), now, "timed_out")
+
+    def _overdue(self, job: Job, now: float) -> str:
+        return self._close(job, leases.overdue_outcome(job, now), now, "overdue")
+
+    def _close(self, job: Job, outcome: RenderOutcome, now: float, action: str) -> str:
+        """Store the outcome on the attempt (REPORTED), then publish it to handle_outcome."""
+
+        def report(current: Job) -> Job:
+            return record_report(current, outcome, now, self._lease_s, leases.CLOSABLE)
+
+        if self._change(job, report) is None:
+            return SKIPPED
+        publish_outcome(self._bus, outcome)
+        return action
+
+    def _republish(self, job: Job, now: float) -> str:
+        changed = self._change(job, lambda j: leases.extend(j, now, self._lease_s))
+        if changed is None:
+            return SKIPPED
+        publish_outcome(self._bus, changed.current.outcome)
+        return "republished"
+
+    def _change(self, seen: Job, change: Callable[[Job], Job]) -> Job | None:
+        """Apply ``change`` only if the current attempt is still exactly as read."""
+
+        def body(tx) -> Job | None:
+            job = records.load_job(tx, seen.job_id)
+            if job is None or job.is_terminal or job.current != seen.current:
+                return None
+            changed = change(job)
+            records.save_job(tx, changed)
+            return changed
+
+        return self._store.run_transaction(body)

@@ -1,0 +1,184 @@
+"""render_<backend>: claim an attempt, run it on the provider, report the outcome.
+
+The provider task id is stored before waiting on it, so a crash or a redelivery polls the
+same task again instead of paying for a second render.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from aiprod import topology
+from aiprod.config import Settings
+from aiprod.domain.jobs import Claim, Job, claim, record_report, record_submission
+from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
+from aiprod.exceptions import ProviderError
+from aiprod.faults import checkpoint
+from aiprod.ports import Bus, DocumentStore, ProviderResult, VideoBackend
+from aiprod.services import records
+from aiprod.services.telemetry import Telemetry, null_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Renderer:
+    def __init__(
+        self,
+        backend: VideoBackend,
+        store: DocumentStore,
+        bus: Bus,
+        settings: Settings,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry | None = None,
+    ):
+        self._backend, self._store, self._bus = backend, store, bus
+        self._settings, self._clock, self._sleep = settings, clock, sleep
+        self._telemetry = telemetry or null_telemetry()
+
+    def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
+        try:
+            task = RenderTask.model_validate_json(data)
+        except ValidationError as exc:
+            log.error("malformed render task sent to dead-letter: %s", exc.errors()[:1])
+            attrs = {"reason": "invalid", "source": topology.render_topic(self._backend.name)}
+            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            return
+        context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
+        if task.backend != self._backend.name:
+            log.error("render task for another backend sent to dead-letter", extra=context)
+            attrs = {"reason": "wrong_backend", "source": topology.render_topic(self._backend.name)}
+            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            return
+        self._wait_for_backoff(task)
+        job, decision = self._claim(task)
+        if decision is Claim.REPUBLISH and job is not None:
+            self._publish(job.attempt(task.attempt).outcome)
+            return
+        if decision not in (Claim.START, Claim.RESUME) or job is None:
+            log.info("render task not run: %s", decision.value, extra=context)
+            return
+        task_id = job.attempt(task.attempt).provider_task_id
+        key = f"{task.job_id}#{task.attempt}"
+        checkpoint("render.after_claim", key)  # crash tests: claimed, provider not called
+        outcome = self._render(task, task_id)
+        checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
+        self._telemetry.render_finished(outcome)
+        self._store.run_transaction(lambda tx: self._report(tx, outcome))
+        self._publish(outcome)
+
+    def _claim(self, task: RenderTask) -> tuple[Job | None, Claim]:
+        now = self._clock()
+
+        def body(tx):
+            job = records.load_job(tx, task.job_id)
+            if job is None:
+                return None, Claim.STALE
+            claimed, decision = claim(job, task.attempt, now, self._settings.lease_s)
+            if claimed is not job:
+                records.save_job(tx, claimed)
+            return claimed, decision
+
+        return self._store.run_transaction(body)
+
+    def _render(self, task: RenderTask, task_id: str | None) -> RenderOutcome:
+        started = self._clock()
+        try:
+            if task_id is None:
+                task_id = self._backend.submit(task)
+                self._store.run_transaction(lambda tx: self._remember(tx, task, task_id))
+            result = self._wait(task, task_id)
+        except ProviderError as exc:
+            result = result_of(exc)
+        return outcome_for(task, task_id, result, started, self._clock())
+
+    def _wait(self, task: RenderTask, task_id: str) -> ProviderResult:
+        deadline = self._clock() + self._settings.render_deadline_s
+        while True:
+            result = self._backend.poll(task_id, task)
+            if result.done:
+                return result
+            if self._clock() >= deadline:
+                return ProviderResult(
+                    done=True,
+                    error_class=ErrorClass.UNKNOWN,
+                    error_code="caller_timeout",
+                    message=f"still running after {self._settings.render_deadline_s:.0f}s",
+                )
+            self._sleep(self._settings.poll_interval_s)
+
+    def _remember(self, tx, task: RenderTask, task_id: str) -> None:
+        job = records.load_job(tx, task.job_id)
+        if job is not None:
+            now = self._clock()
+            records.save_job(
+                tx, record_submission(job, task.attempt, task_id, now, self._settings.lease_s)
+            )
+
+    def _report(self, tx, outcome: RenderOutcome) -> None:
+        job = records.load_job(tx, outcome.job_id)
+        if job is not None:
+            reported = record_report(job, outcome, self._clock(), self._settings.lease_s)
+            if reported is not job:
+                records.save_job(tx, reported)
+
+    def _publish(self, outcome: RenderOutcome | None) -> None:
+        if outcome is None:
+            return
+        publish_outcome(self._bus, outcome)
+        log.info(
+            "render %s",
+            "succeeded" if outcome.succeeded else f"failed ({outcome.error_class})",
+            extra={
+                "job_id": outcome.job_id,
+                "attempt": outcome.attempt,
+                "backend": outcome.backend,
+            },
+        )
+
+    def _wait_for_backoff(self, task: RenderTask) -> None:
+        delay = task.not_before - self._clock()
+        if delay > 0:
+            self._sleep(min(delay, self._settings.max_backoff_wait_s))
+
+
+def publish_outcome(bus: Bus, outcome: RenderOutcome) -> None:
+    """Send an outcome to handle_outcome (the render function's and the reconciler's way)."""
+    attrs = {"job_id": outcome.job_id, "attempt": str(outcome.attempt)}
+    bus.publish(topology.RENDER_OUTCOMES, outcome.model_dump_json().encode(), attrs)
+
+
+def result_of(exc: ProviderError) -> ProviderResult:
+    """A provider's refusal is the attempt's outcome, classified, not an exception to retry."""
+    return ProviderResult(
+        done=True,
+        error_class=exc.error_class,
+        error_code=exc.code,
+        message=str(exc),
+        cost_micros=exc.cost_micros,
+    )
+
+
+def outcome_for(
+    task: RenderTask, task_id: str | None, result: ProviderResult, started: float, finished: float
+) -> RenderOutcome:
+    succeeded = result.error_class is None
+    return RenderOutcome(
+        job_id=task.job_id,
+        attempt=task.attempt,
+        backend=task.backend,
+        model=task.model,
+        succeeded=succeeded,
+        error_class=None if succeeded else ErrorClass(result.error_class),
+        error_code=result.error_code,
+        message=result.message,
+        cost_micros=result.cost_micros,
+        output_uri=result.output_uri,
+        provider_task_id=task_id,
+        started_at=started,
+        finished_at=finished,
+    )

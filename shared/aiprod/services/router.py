@@ -1,0 +1,197 @@
+"""route_job: validate a JobRequest, admit it with a budget hold, dispatch attempt 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from aiprod import topology
+from aiprod.config import Settings
+from aiprod.domain.budget import budget_day, scopes_for
+from aiprod.domain.catalog import Catalog
+from aiprod.domain.jobs import AttemptState, Job, JobStatus, new_job
+from aiprod.domain.messages import JOB_ID_PATTERN, EventType, JobRequest, RejectReason
+from aiprod.domain.selection import plan_route
+from aiprod.faults import checkpoint
+from aiprod.ports import Bus, DocumentStore
+from aiprod.services import dispatch, events, records
+from aiprod.services.health import HealthBook
+from aiprod.services.ledger import Ledger
+from aiprod.services.telemetry import Telemetry, null_telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admission:
+    job: Job
+    created: bool  # False: the job existed already (a redelivery or a reused job_id)
+    conflict: bool = False
+
+
+class Router:
+    def __init__(
+        self,
+        store: DocumentStore,
+        bus: Bus,
+        catalog: Catalog,
+        settings: Settings,
+        health: HealthBook,
+        ledger: Ledger,
+        clock: Callable[[], float],
+        telemetry: Telemetry | None = None,
+    ):
+        self._store, self._bus, self._catalog = store, bus, catalog
+        self._settings, self._health, self._clock = settings, health, clock
+        self._ledger = ledger
+        self._telemetry = telemetry or null_telemetry()
+
+    def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
+        try:
+            request = JobRequest.model_validate_json(data)
+        except ValidationError as exc:
+            self._reject_invalid(data, exc)
+            return
+        circuits = self._health.snapshot()
+        now = self._clock()
+        day = budget_day(now, self._settings.timezone)
+        budget = [self._ledger.snapshot(self._store, s, day) for s in scopes_for(request.tenant)]
+        admission = self._store.run_transaction(
+            lambda tx: self._admit(tx, request, circuits, budget, day, now)
+        )
+        checkpoint("router.after_commit", request.job_id)  # crash tests: hold taken, no task yet
+        self._announce(request, admission)
+
+    def _admit(self, tx, request: JobRequest, circuits, budget, day: str, now: float) -> Admission:
+        payload_hash = request.payload_hash()
+        existing = records.load_job(tx, request.job_id)
+        if existing is not None:
+            conflict = existing.payload_hash != payload_hash
+            return Admission(existing, created=False, conflict=conflict)
+        circuits = dict(circuits)
+        self._health.refresh_for_probe(tx, circuits, now)
+        plan = plan_route(request, self._catalog, circuits, budget, self._settings.thresholds, now)
+        body = request.model_dump(mode="json")
+        if plan.first is None:
+            job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)
+            records.save_job(tx, job)
+            return Admission(job, created=True)
+        chain = [c.step() for c in plan.chain]
+        job = new_job(
+            body,
+            payload_hash,
+            request.tenant,
+            now,
+            status=JobStatus.RUNNING,
+            chain=chain,
+            max_wall_s=self._settings.retry.max_wall_s,  # the reconciler's wall_deadline_at
+        )
+        start = plan.chain.index(plan.first)
+        options = [(step, 0.0) for step in chain[start:]]
+        lease_s = self._settings.lease_s
+        reserved = dispatch.reserve_attempt(tx, self._ledger, job, options, day, now, lease_s)
+        if reserved is None:
+            message = "no capable backend's hold fits what is left of the budget"
+            job = _rejected(body, payload_hash, request, RejectReason.OVER_BUDGET, message, now)
+        else:
+            job, _ = reserved
+            self._health.claim_probe(tx, circuits.get(job.current.backend), now)
+        records.save_job(tx, job)
+        return Admission(job, created=True)
+
+    def _announce(self, request: JobRequest, admission: Admission) -> None:
+        """After the commit: publish what the committed state implies (safe to repeat)."""
+        job = admission.job
+        context = {"job_id": job.job_id, "tenant": job.tenant}
+        if admission.conflict:
+            message = "job_id was already used for a different request"
+            log.warning(message, extra={**context, "reason": RejectReason.CONFLICT.value})
+            self._telemetry.job_rejected(RejectReason.CONFLICT)
+            event = events.rejection(job.job_id, RejectReason.CONFLICT, message, request.tenant)
+            events.publish_event(self._bus, event)
+            return
+        if job.status is JobStatus.REJECTED:
+            if admission.created:
+                log.warning(
+                    "job rejected: %s", job.message, extra={**context, "reason": str(job.reason)}
+                )
+                self._telemetry.job_rejected(job.reason)
+            events.publish_event(self._bus, events.event_for(job, EventType.REJECTED))
+            return
+        attempt = job.current
+        if attempt is None or attempt.number != 1 or attempt.state is not AttemptState.DISPATCHED:
+            log.info("duplicate job message: already under way", extra=context)
+            return
+        if not admission.created:
+            log.info("duplicate job message: publishing attempt 1 again", extra=context)
+        dispatch.publish_task(self._bus, dispatch.task_for(job, attempt))
+        events.publish_event(self._bus, events.event_for(job, EventType.ACCEPTED))
+        if admission.created:
+            self._telemetry.job_accepted(job)
+            log.info(
+                "job accepted: %s/%s, hold %d micro-USD",
+                attempt.backend,
+                attempt.model,
+                attempt.hold_micros,
+                extra={**context, "backend": attempt.backend, "attempt": 1},
+            )
+
+    def _reject_invalid(self, data: bytes, exc: ValidationError) -> None:
+        message = _describe(exc)
+        job_id = _salvage_job_id(data)
+        if job_id is None:
+            log.error(
+                "undecodable job message sent to dead-letter: %s",
+                message,
+                extra={"reason": RejectReason.INVALID.value},
+            )
+            attrs = {"reason": RejectReason.INVALID.value, "source": topology.JOBS}
+            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            self._telemetry.job_rejected(RejectReason.INVALID)
+            return
+        self._telemetry.job_rejected(RejectReason.INVALID)
+        log.warning(
+            "job rejected as invalid: %s",
+            message,
+            extra={"job_id": job_id, "reason": RejectReason.INVALID.value},
+        )
+        event = events.rejection(job_id, RejectReason.INVALID, message)
+        events.publish_event(self._bus, event)
+
+
+def _rejected(body: dict, payload_hash: str, request: JobRequest, reason, message, now) -> Job:
+    return new_job(
+        body,
+        payload_hash,
+        request.tenant,
+        now,
+        status=JobStatus.REJECTED,
+        reason=reason,
+        message=message,
+        finished_at=now,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)[:1000]
+
+
+def _salvage_job_id(data: bytes) -> str | None:
+    """The job_id of an invalid request, when it has a usable one to answer to."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    job_id = body.get("job_id") if isinstance(body, dict) else None
+    if isinstance(job_id, str) and re.fullmatch(JOB_ID_PATTERN, job_id):
+        return job_id
+    return None

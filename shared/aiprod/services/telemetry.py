@@ -1,0 +1,122 @@
+"""What the services report as metrics, in the services' own terms.
+
+A handler says what happened (a job finished, a render came back, a circuit was read) and
+this module alone decides which declared metrics and labels that is, so the metric set can
+change without touching a handler. Nothing here raises: the sink drops what it cannot take.
+"""
+
+from __future__ import annotations
+
+from aiprod.domain import metric_set as m
+from aiprod.domain.budget import LedgerEntry
+from aiprod.domain.catalog import Catalog
+from aiprod.domain.health import Circuit, CircuitState
+from aiprod.domain.jobs import Job, JobStatus
+from aiprod.domain.messages import RenderOutcome
+from aiprod.ports import MetricSink, NullSink
+
+MICROS = 1_000_000
+
+
+class Telemetry:
+    def __init__(self, sink: MetricSink, catalog: Catalog | None = None):
+        self.sink, self._catalog = sink, catalog
+
+    def job_accepted(self, job: Job) -> None:
+        backend = job.current.backend if job.current else "none"
+        self.sink.count(m.JOBS_ACCEPTED, {"backend": backend})
+
+    def job_rejected(self, reason: object) -> None:
+        self.sink.count(m.JOBS_REJECTED, {"reason": reason or "unknown"})
+
+    def job_finished(self, job: Job) -> None:
+        """A job reached SUCCEEDED or FAILED: the SLO counters, duration, cost, quality."""
+        completed = job.status is JobStatus.SUCCEEDED
+        backend = job.current.backend if job.current else "none"
+        duration = max(0.0, (job.finished_at or job.updated_at) - job.created_at)
+        quality = self._quality(job) if completed else None
+        status = "completed" if completed else "failed"
+        self.sink.count(
+            m.JOBS_FINISHED,
+            {
+                "status": status,
+                "backend": backend,
+                "reason": "none" if completed else (job.reason or "unknown"),
+                "within_latency_target": _flag(duration <= m.LATENCY_TARGET_S),
+                "quality_met": "n/a" if quality is None else _flag(quality >= m.QUALITY_FLOOR),
+            },
+        )
+        self.sink.observe(m.PIPELINE_DURATION, duration, {"status": status})
+        if not completed:
+            return
+        cost = job.cost_micros / MICROS
+        self.sink.observe(m.JOB_COST, cost, {"backend": backend})
+        minutes = float(job.request.get("duration_s") or 0) / 60
+        if minutes > 0:
+            self.sink.observe(m.COST_PER_MINUTE, cost / minutes, {"backend": backend})
+        if quality is not None:
+            self.sink.observe(m.QUALITY, quality, {"backend": backend})
+
+    def render_finished(self, outcome: RenderOutcome) -> None:
+        backend = {"backend": outcome.backend}
+        status = "succeeded" if outcome.succeeded else "failed"
+        self.sink.count(m.BACKEND_REQUESTS, backend)
+        seconds = max(0.0, outcome.finished_at - outcome.started_at)
+        self.sink.observe(m.RENDER_DURATION, seconds, {**backend, "status": status})
+        if not outcome.succeeded:
+            error_class = outcome.error_class or "UNKNOWN"
+            self.sink.count(m.BACKEND_ERRORS, {**backend, "error_class": error_class})
+
+    def attempt_settled(self, outcome: RenderOutcome, hold_micros: int) -> None:
+        """An attempt's hold was settled to its reported cost (which may overrun the hold)."""
+        backend = {"backend": outcome.backend}
+        if outcome.cost_micros:
+            self.sink.count(m.BACKEND_COST, backend, by=outcome.cost_micros / MICROS)
+        if outcome.cost_micros > hold_micros:
+            self.sink.count(m.OVERRUNS, backend)
+
+    def fallback(self, from_backend: str, to_backend: str) -> None:
+        self.sink.count(m.FALLBACKS, {"from_backend": from_backend, "to_backend": to_backend})
+
+    def circuit(self, circuit: Circuit, now: float) -> None:
+        self.sink.gauge(m.CIRCUIT_STATE, circuit_level(circuit, now), {"backend": circuit.backend})
+
+    def budget(self, entry: LedgerEntry) -> None:
+        scope = {"scope": entry.scope}
+        self.sink.gauge(m.BUDGET_SPENT, entry.spent_micros / MICROS, scope)
+        self.sink.gauge(m.BUDGET_HELD, entry.held_micros / MICROS, scope)
+        self.sink.gauge(m.BUDGET_UTILIZATION, round(entry.utilization(), 6), scope)
+
+    def reconciler_action(self, action: str) -> None:
+        self.sink.count(m.RECONCILER_ACTIONS, {"action": action})
+
+    def stuck_attempts(self, count: int) -> None:
+        self.sink.gauge(m.STUCK_JOBS, count)
+
+    def _quality(self, job: Job) -> float | None:
+        last = job.current
+        if self._catalog is None or last is None:
+            return None
+        try:
+            return self._catalog.model(last.backend, last.model).quality
+        except KeyError:
+            return None
+
+
+def circuit_level(circuit: Circuit, now: float) -> int:
+    """0 closed; 1 half-open, or open with its cooldown over (the next job probes it);
+    2 open and cooling down, which is what the 'open for 15 minutes' alert watches."""
+    if circuit.state is CircuitState.CLOSED:
+        return 0
+    if circuit.state is CircuitState.OPEN and now < circuit.open_until:
+        return 2
+    return 1
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def null_telemetry() -> Telemetry:
+    """For services built without metrics (tests, tools): every point checked, then dropped."""
+    return Telemetry(NullSink())

@@ -1,0 +1,98 @@
+"""Replicate's predictions API as the ``replicate`` SDK (1.0.7) sees it:
+``POST /v1/models/{owner}/{name}/predictions`` (201) and ``GET /v1/predictions/{id}``, with
+statuses starting → processing → succeeded / failed / canceled / aborted, and errors as
+problem details ``{"title", "detail", "status"}``.
+
+No ``Authorization: Bearer <token>`` → 401; a body without ``input.prompt`` → 422.
+Routes for ``queue``: ``create``, ``prediction``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from fakes.base import FakeServer, Recorded, Reply
+
+CREATE_PATH = re.compile(r"^/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions$")
+CREATED_AT = "2027-01-15T08:00:00.000000Z"
+
+
+@dataclass
+class Prediction:
+    id: str
+    model: str
+    input: dict
+    polls_left: int
+    polled: int = 0
+
+
+def problem(status: int, title: str, detail: str) -> dict:
+    return {"title": title, "detail": detail, "status": status}
+
+
+class ReplicateFake(FakeServer):
+    def __init__(self, token: str = "r8_test_token_0123456789") -> None:
+        super().__init__()
+        self.token = token
+        self.polls_before_done = 1
+        self.final = "succeeded"  # or failed, canceled, aborted
+        self.error = "Prediction failed."
+        self.predict_time = 38.2
+        self.output_as_list = False
+        self.started: dict[str, Prediction] = {}
+
+    def dispatch(self, request: Recorded) -> Reply:
+        path = request.path.split("?")[0]
+        if path.startswith("/outputs/"):
+            return super().dispatch(request)
+        if request.header("authorization") != f"Bearer {self.token}":
+            detail = "You did not pass a valid authentication token"
+            return Reply(401, problem(401, "Unauthenticated", detail))
+        match = CREATE_PATH.match(path)
+        if request.method == "POST" and match:
+            model = f"{match['owner']}/{match['name']}"
+            return self.scripted("create") or self._create(model, request.json() or {})
+        if request.method == "GET" and path.startswith("/v1/predictions/"):
+            found = self.started.get(path.removeprefix("/v1/predictions/"))
+            return self.scripted("prediction") or self._prediction(found)
+        return super().dispatch(request)
+
+    def _create(self, model: str, body: dict) -> Reply:
+        model_input = body.get("input")
+        if not isinstance(model_input, dict) or not model_input.get("prompt"):
+            return Reply(422, problem(422, "Input validation failed", "- input.prompt: required"))
+        prediction = Prediction(str(uuid.uuid4()), model, model_input, self.polls_before_done)
+        self.started[prediction.id] = prediction
+        return Reply(201, self._json(prediction, "starting"))
+
+    def _prediction(self, prediction: Prediction | None) -> Reply:
+        if prediction is None:
+            return Reply(404, problem(404, "Not found", "The requested resource was not found"))
+        prediction.polled += 1
+        if prediction.polls_left > 0:
+            prediction.polls_left -= 1
+            return Reply(200, self._json(prediction, "processing"))
+        return Reply(200, self._json(prediction, self.final))
+
+    def _json(self, prediction: Prediction, status: str) -> dict:
+        get = f"{self.url}/v1/predictions/{prediction.id}"
+        output = None
+        if status == "succeeded":
+            url = self.output_url(f"{prediction.id}.mp4")
+            output = [url] if self.output_as_list else url
+        finished = status in ("succeeded", "failed", "canceled", "aborted")
+        return {
+            "id": prediction.id,
+            "model": prediction.model,
+            "version": "hidden",
+            "status": status,
+            "input": prediction.input,
+            "output": output,
+            "error": self.error if status == "failed" else None,
+            "logs": "",
+            "metrics": {"predict_time": self.predict_time} if finished else {},
+            "created_at": CREATED_AT,
+            "urls": {"get": get, "cancel": f"{get}/cancel"},
+        }

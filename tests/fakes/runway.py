@@ -1,0 +1,103 @@
+"""Runway's API as the ``runwayml`` SDK (5.24) sees it: ``POST /v1/text_to_video``,
+``POST /v1/image_to_video``, ``GET /v1/tasks/{id}`` (PENDING / THROTTLED / RUNNING /
+SUCCEEDED / FAILED / CANCELLED, each with every field its SDK class requires).
+
+It refuses what the real API refuses: no ``Authorization: Bearer <key>`` → 401, a missing or
+wrong ``X-Runway-Version`` → 400, a body missing a required field or with a ratio the model
+does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``task``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from fakes.base import FakeServer, Recorded, Reply
+
+API_VERSION = "2024-11-06"
+CREATED_AT = "2027-01-15T08:00:00.000Z"
+CREDITS_PER_S = {"gen4_turbo": 5, "gen4.5": 12}
+RATIOS = {
+    "text_to_video": {"gen4.5": {"1280:720", "720:1280"}},
+    "image_to_video": {
+        "gen4.5": {"1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672"},
+        "gen4_turbo": {"1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"},
+    },
+}
+REQUIRED = {"text_to_video": ("model", "promptText", "ratio", "duration")}
+REQUIRED["image_to_video"] = ("model", "promptImage", "ratio")
+
+
+@dataclass
+class Task:
+    id: str
+    model: str
+    duration: int
+    polls_left: int
+
+
+class RunwayFake(FakeServer):
+    def __init__(self, api_key: str = "rw-test-key-0123456789") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.polls_before_done = 1
+        self.final = "SUCCEEDED"
+        self.failure_code: str | None = None
+        self.failure = "The task failed."
+        self.report_cost = True
+        self.started: dict[str, Task] = {}
+
+    def dispatch(self, request: Recorded) -> Reply:
+        path = request.path.split("?")[0]
+        if path.startswith("/outputs/"):
+            return super().dispatch(request)
+        refused = self._refuse(request)
+        if refused:
+            return refused
+        if request.method == "POST" and path in ("/v1/text_to_video", "/v1/image_to_video"):
+            return self.scripted("create") or self._create(path.removeprefix("/v1/"), request)
+        if request.method == "GET" and path.startswith("/v1/tasks/"):
+            return self.scripted("task") or self._task(path.removeprefix("/v1/tasks/"))
+        if request.method == "DELETE" and path.startswith("/v1/tasks/"):
+            return Reply(204, b"")
+        return super().dispatch(request)
+
+    def _refuse(self, request: Recorded) -> Reply | None:
+        if request.header("authorization") != f"Bearer {self.api_key}":
+            return Reply(401, {"error": "Invalid API key"})
+        if request.header("x-runway-version") != API_VERSION:
+            return Reply(400, {"error": "X-Runway-Version header is missing or invalid"})
+        return None
+
+    def _create(self, endpoint: str, request: Recorded) -> Reply:
+        body = request.json() or {}
+        missing = [name for name in REQUIRED[endpoint] if name not in body]
+        ratios = RATIOS[endpoint].get(body.get("model"), set())
+        if missing or body.get("ratio") not in ratios:
+            return Reply(400, {"error": f"Validation of body failed: {missing or 'ratio'}"})
+        task = Task(str(uuid.uuid4()), body["model"], int(body.get("duration", 5)), 0)
+        task.polls_left = self.polls_before_done
+        self.started[task.id] = task
+        credits = CREDITS_PER_S[task.model] * task.duration
+        return Reply(200, {"id": task.id, "estimatedCost": {"credits": credits}})
+
+    def _task(self, task_id: str) -> Reply:
+        task = self.started.get(task_id)
+        if task is None:
+            return Reply(404, {"error": "Task not found"})
+        credits = CREDITS_PER_S[task.model] * task.duration
+        common = {"id": task.id, "createdAt": CREATED_AT}
+        if task.polls_left > 0:
+            task.polls_left -= 1
+            running = {"status": "RUNNING", "progress": 0.5, "estimatedCost": {"credits": credits}}
+            return Reply(200, {**common, **running})
+        return Reply(200, {**common, **self._final(task, credits)})
+
+    def _final(self, task: Task, credits: int) -> dict:
+        if self.final == "SUCCEEDED":
+            done = {"status": "SUCCEEDED", "output": [self.output_url(f"{task.id}.mp4")]}
+            return {**done, "cost": {"credits": credits}} if self.report_cost else done
+        if self.final == "FAILED":
+            failure = {"status": "FAILED", "failure": self.failure, "cost": {"credits": 0}}
+            return {**failure, "failureCode": self.failure_code} if self.failure_code else failure
+        return {"status": self.final, "cost": {"credits": 0}}

@@ -1,0 +1,116 @@
+"""Veo on Vertex AI as ``google-genai`` (3.4, ``vertexai=True``, ``v1``) sees it:
+``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning`` →
+``{"name": ".../operations/{id}"}``, then ``...:fetchPredictOperation`` with
+``{"operationName"}`` → running, done with ``videos[].gcsUri``, RAI-filtered, or an error.
+
+Like Veo, a finished render is written into the caller's bucket at ``storageUri`` +
+``sample_0.mp4`` (through the storage emulator's JSON API, when ``storage_host`` is set). It
+accepts only ``Authorization: Bearer TOKEN``: the adapter gets that token through its real
+Application Default Credentials path, from an ``authorized_user`` file that carries it with a
+far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+from fakes.base import VIDEO, FakeServer, Recorded, Reply
+
+TOKEN = "ya29.fake-veo-access-token"
+MODEL_PATH = re.compile(
+    r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/publishers/google/models/(?P<model>[^/:]+):(?P<verb>predictLongRunning|fetchPredictOperation)$"
+)
+MODELS = {"veo-3.1-generate-001", "veo-3.1-fast-generate-001"}
+SAFETY_REASON = (
+    "Veo could not generate videos because the input image violates Vertex AI's usage "
+    "guidelines. If you think this was an error, send feedback. Support codes: 15236754"
+)
+
+
+@dataclass
+class Operation:
+    name: str
+    storage_uri: str
+    polls_left: int
+
+
+def error_body(code: int, status: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+class VeoFake(FakeServer):
+    def __init__(self, storage_host: str | None = None) -> None:
+        super().__init__()
+        self.storage_host = storage_host
+        self.polls_before_done = 1
+        self.final = "SUCCEEDED"  # or RAI_FILTERED, ERROR, NO_OBJECT (reported, never written)
+        self.error = {"code": 13, "message": "Internal error while generating the video."}
+        self.started: dict[str, Operation] = {}
+
+    def dispatch(self, request: Recorded) -> Reply:
+        match = MODEL_PATH.match(request.path.split("?")[0])
+        if request.method != "POST" or match is None:
+            return super().dispatch(request)
+        if request.header("authorization") != f"Bearer {TOKEN}":
+            return Reply(401, error_body(401, "UNAUTHENTICATED", "Invalid credentials."))
+        if match["verb"] == "predictLongRunning":
+            return self.scripted("create") or self._create(match, request.json() or {})
+        return self.scripted("operation") or self._operation(request.json() or {})
+
+    def _create(self, match: re.Match, body: dict) -> Reply:
+        instance = (body.get("instances") or [{}])[0]
+        params = body.get("parameters") or {}
+        problems = [
+            not instance.get("prompt"),
+            match["model"] not in MODELS,
+            params.get("durationSeconds") not in (4, 6, 8),
+            params.get("aspectRatio") not in ("16:9", "9:16"),
+            params.get("resolution") not in ("720p", "1080p"),
+            not str(params.get("storageUri", "")).startswith("gs://"),
+        ]
+        if any(problems):
+            return Reply(400, error_body(400, "INVALID_ARGUMENT", f"Invalid request: {problems}"))
+        prefix = f"projects/{match['project']}/locations/{match['location']}"
+        name = f"{prefix}/publishers/google/models/{match['model']}/operations/{uuid.uuid4()}"
+        self.started[name] = Operation(name, params["storageUri"], self.polls_before_done)
+        return Reply(200, {"name": name})
+
+    def _operation(self, body: dict) -> Reply:
+        operation = self.started.get(body.get("operationName", ""))
+        if operation is None:
+            return Reply(404, error_body(404, "NOT_FOUND", "Operation not found."))
+        if operation.polls_left > 0:
+            operation.polls_left -= 1
+            return Reply(200, {"name": operation.name, "done": False, "metadata": {}})
+        return Reply(200, {"name": operation.name, "done": True, **self._result(operation)})
+
+    def _result(self, operation: Operation) -> dict:
+        kind = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+        if self.final == "ERROR":
+            return {"error": self.error}
+        if self.final == "RAI_FILTERED":
+            reasons = [SAFETY_REASON]
+            response = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": reasons}
+            return {"response": {"@type": kind, **response}}
+        uri = operation.storage_uri.rstrip("/") + "/sample_0.mp4"
+        if self.final == "SUCCEEDED":
+            self._write(uri)
+        video = {"gcsUri": uri, "mimeType": "video/mp4"}
+        return {"response": {"@type": kind, "videos": [video], "raiMediaFilteredCount": 0}}
+
+    def _write(self, uri: str) -> None:
+        if not self.storage_host:
+            return
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+        url = f"{self.storage_host}/upload/storage/v1/b/{bucket}/o?{query}"
+        request = urllib.request.Request(url, data=VIDEO, method="POST")
+        request.add_header("content-type", "video/mp4")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            json.loads(response.read())

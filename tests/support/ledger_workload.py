@@ -1,0 +1,121 @@
+"""A concurrent hold/settle workload on the real Ledger service, and the books it must keep.
+
+Used by the property test (embedded store, every commit checked) and by its smaller twin on
+the Firestore emulator (final books checked), so both stores face the same interleavings.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from aiprod.domain.budget import ledger_key
+from aiprod.ports import DocumentStore
+from aiprod.services.ledger import POOLS, SHARDS, Ledger
+
+DAY = "2027-01-15"
+
+
+@dataclass(frozen=True)
+class Op:
+    """Hold ``amount`` in ``scopes``; settle at ``ratio`` of it (0: release)."""
+
+    amount: int
+    ratio: float
+    tenant: bool
+
+
+@dataclass
+class Outcome:
+    held_ok: int = 0
+    refused: int = 0
+    charged: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def run_workload(store: DocumentStore, book: Ledger, scripts: list[list[Op]], seed: int) -> Outcome:
+    """Each script runs on its own thread: holds in order, settling open holds at random."""
+    outcome = Outcome()
+    lock = threading.Lock()
+
+    def worker(script: list[Op], rng: random.Random) -> None:
+        open_holds: list[tuple[Op, list[str]]] = []
+        try:
+            for op in script:
+                scopes = ("global", "tenant:t") if op.tenant else ("global",)
+                keys = store.run_transaction(
+                    lambda tx, s=scopes, a=op.amount: book.reserve(tx, s, DAY, a)
+                )
+                with lock:
+                    outcome.held_ok += keys is not None
+                    outcome.refused += keys is None
+                if keys is not None:
+                    open_holds.append((op, keys))
+                while open_holds and rng.random() < 0.5:
+                    _settle(
+                        store, book, open_holds.pop(rng.randrange(len(open_holds))), outcome, lock
+                    )
+            while open_holds:
+                _settle(store, book, open_holds.pop(), outcome, lock)
+        except BaseException as exc:
+            with lock:
+                outcome.errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, args=(script, random.Random(seed + i)))
+        for i, script in enumerate(scripts)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return outcome
+
+
+def _settle(store, book: Ledger, item, outcome: Outcome, lock) -> None:
+    op, keys = item
+    actual = int(op.amount * op.ratio)
+    store.run_transaction(lambda tx: book.settle(tx, keys, op.amount, actual))
+    with lock:
+        for key in keys:
+            outcome.charged[key.rsplit("@", 1)[0]] += actual
+
+
+def books(store: DocumentStore) -> dict[str, dict[str, int]]:
+    """Per scope-day: limit, unallotted, allot, held, spent, overrun (summed over shards)."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for doc in store.list(SHARDS, limit=100_000):
+        entry = totals[ledger_key(doc["scope"], doc["day"])]
+        for name in ("allot_micros", "held_micros", "spent_micros", "overrun_micros"):
+            entry[name] += doc[name]
+        entry["over_allot"] += max(
+            0, doc["held_micros"] + doc["spent_micros"] - doc["allot_micros"]
+        )
+    for pool in store.list(POOLS, limit=100_000):
+        entry = totals[ledger_key(pool["scope"], pool["day"])]
+        entry["limit_micros"] = pool["limit_micros"]
+        entry["unallotted_micros"] = pool["unallotted_micros"]
+    return {key: dict(values) for key, values in totals.items()}
+
+
+def invariant_violations(store: DocumentStore) -> list[str]:
+    """What breaks the ledger's promises right now (empty when the books are sound)."""
+    found = []
+    for key, t in books(store).items():
+        committed = t.get("held_micros", 0) + t.get("spent_micros", 0)
+        limit = t.get("limit_micros")
+        if limit is None:
+            found.append(f"{key}: shards without a pool")
+            continue
+        if t["unallotted_micros"] + t.get("allot_micros", 0) != limit:
+            total = t["unallotted_micros"] + t.get("allot_micros", 0)
+            found.append(f"{key}: pool + allotments {total} != limit {limit}")
+        if t.get("over_allot", 0):
+            found.append(f"{key}: a shard committed past its allotment by {t['over_allot']}")
+        if committed - t.get("overrun_micros", 0) > limit:
+            found.append(f"{key}: holds took spent + held to {committed} past the limit {limit}")
+        if t["unallotted_micros"] >= 0 and committed > limit:
+            found.append(f"{key}: spent + held {committed} > limit {limit} with no overrun excess")
+    return found

@@ -1,0 +1,42 @@
+"""Holding a function's push subscription on the emulator, so its messages queue up.
+
+``ModifyPushConfig`` with an empty config turns a push subscription into a pull one: Pub/Sub
+keeps what is published and delivers it once the endpoint is set again. Scenarios use it to
+fix an order that would otherwise be a race (every job admitted before any render reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from aiprod import topology
+
+if TYPE_CHECKING:
+    from aiprod.local.stack import EmulatorStack
+
+
+def _subscription_path(stack: EmulatorStack, function: str) -> str:
+    name = topology.qualified(stack.prefix, topology.function(function).subscription)
+    return stack.bus.subscriber.subscription_path(stack.project, name)
+
+
+def set_push(stack: EmulatorStack, function: str, endpoint: str | None) -> None:
+    """Push ``function``'s messages to ``endpoint``, or hold them (None)."""
+    config = {"push_endpoint": endpoint} if endpoint else {}
+    stack.bus.subscriber.modify_push_config(
+        request={"subscription": _subscription_path(stack, function), "push_config": config}
+    )
+
+
+@contextmanager
+def push_paused(stack: EmulatorStack, *functions: str) -> Iterator[None]:
+    """Within the block, messages for ``functions`` wait on Pub/Sub; after it they flow."""
+    for function in functions:
+        set_push(stack, function, None)
+    try:
+        yield
+    finally:
+        for function in functions:
+            set_push(stack, function, stack.functions[function].url)

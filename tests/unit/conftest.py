@@ -1,0 +1,226 @@
+"""Fixtures for the unit tier: a controllable clock, payload fixtures on disk, and a driver
+for the embedded pipeline whose store remembers the highest budget commitment it ever held.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from aiprod import logs
+from aiprod.adapters.embedded_store import EmbeddedStore
+from aiprod.config import Settings
+from aiprod.domain.budget import budget_day, ledger_key
+from aiprod.domain.ledger import Shard, shard_key
+from aiprod.exceptions import StoreUnavailableError
+from aiprod.local import embedded
+from aiprod.local.embedded import embedded_app
+from aiprod.ports import Transaction
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+CLOSED_STATES = ("SUCCEEDED", "FAILED")
+
+
+class FakeClock:
+    """Time that moves only when a test (or a service's sleep) moves it."""
+
+    def __init__(self, start: float = T0):
+        self.start = self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+class _FaultyTransaction(Transaction):
+    def __init__(self, tx: Transaction, unavailable: set[str]):
+        self._tx, self._unavailable = tx, unavailable
+
+    def get(self, collection: str, doc_id: str):
+        if collection in self._unavailable:
+            raise StoreUnavailableError(f"{collection} unreadable (injected)")
+        return self._tx.get(collection, doc_id)
+
+    def set(self, collection: str, doc_id: str, data) -> None:
+        self._tx.set(collection, doc_id, data)
+
+
+class LedgerWatchingStore(EmbeddedStore):
+    """The embedded store, noting after every commit the peak spent + held of each ledger
+    entry; reads of the collections named in ``unavailable`` fail as an outage would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak_committed: dict[str, int] = defaultdict(int)
+        self.unavailable: set[str] = set()
+
+    def run_transaction(self, body):
+        with self._lock:
+            result = super().run_transaction(
+                lambda tx: body(_FaultyTransaction(tx, self.unavailable))
+            )
+            committed: dict[str, int] = defaultdict(int)
+            for doc in self.list("ledger"):
+                key = ledger_key(doc["scope"], doc["day"])
+                committed[key] += doc["spent_micros"] + doc["held_micros"]
+            for key, total in committed.items():
+                self.peak_committed[key] = max(self.peak_committed[key], total)
+            return result
+
+    def get(self, collection: str, doc_id: str):
+        if collection in self.unavailable:
+            raise StoreUnavailableError(f"{collection} unreadable (injected)")
+        return super().get(collection, doc_id)
+
+
+class Pipeline:
+    """Drives an embedded app: publish job requests, drain, read what the system recorded."""
+
+    def __init__(self, app):
+        self.app = app
+        self.store: LedgerWatchingStore = app.store
+        self.bus = app.bus
+
+    def run(self, *requests: dict | bytes) -> None:
+        for request in requests:
+            data = request if isinstance(request, bytes) else json.dumps(request).encode()
+            self.bus.publish("jobs", data)
+        self.drain()
+
+    def drain(self) -> None:
+        assert self.bus.drain(20), "the embedded bus did not go idle"
+
+    def job(self, job_id: str) -> dict:
+        doc = self.store.get("jobs", job_id)
+        assert doc is not None, f"no job document for {job_id}"
+        return doc
+
+    def jobs(self) -> list[dict]:
+        return self.store.list("jobs")
+
+    def events(self, kind: str | None = None, job_id: str | None = None) -> list[dict]:
+        found = [json.loads(m.data) for m in self.bus.published["job-events"]]
+        return [
+            e
+            for e in found
+            if (kind is None or e["type"] == kind) and (job_id is None or e["job_id"] == job_id)
+        ]
+
+    def submitted(self, backend: str) -> list[str]:
+        return list(self.app.backend(backend).submitted)
+
+    def key(self, scope: str = "global", day: str | None = None) -> str:
+        """A ledger key; the day defaults to the budget day it is now."""
+        return ledger_key(scope, day or budget_day(self.app.clock(), self.app.settings.timezone))
+
+    def peak_committed(self, scope: str = "global") -> int:
+        """The most this scope ever had spent + held today, across every commit."""
+        return self.store.peak_committed[self.key(scope)]
+
+    def ledger(self, scope: str = "global", day: str | None = None) -> dict:
+        """A scope's day summed over its shards (what the budget CLI shows)."""
+        scope_, day_ = self.key(scope, day).rsplit("@", 1)
+        shards = [d for d in self.store.list("ledger") if (d["scope"], d["day"]) == (scope_, day_)]
+        if not shards:
+            return {}
+        fields = ("held_micros", "spent_micros", "overrun_micros", "allot_micros")
+        return {f: sum(d[f] for d in shards) for f in fields}
+
+    def seed_ledger(self, scope: str, spent_micros: int) -> None:
+        """Spend already on the books today: allotted to shard 0 from the pool, and spent."""
+        scope_, day = self.key(scope).rsplit("@", 1)
+        limit = self.app.settings.limit_for(scope)
+        pool = {"scope": scope_, "day": day, "limit_micros": limit}
+        self.store.set(
+            "budget_pools", self.key(scope), {**pool, "unallotted_micros": limit - spent_micros}
+        )
+        shard = Shard(scope_, day, 0, allot_micros=spent_micros, spent_micros=spent_micros)
+        self.store.set("ledger", shard.key, asdict(shard))
+
+    def assert_ledger_matches_attempts(self, seeded: dict[str, int] | None = None) -> None:
+        """Each shard holds exactly the open attempts' holds charged to it, and has spent
+        exactly the reported cost of the closed ones (plus what a test seeded); each scope's
+        allotments and pool add up to its limit, and no shard commits past its allotment."""
+        seeded_keys = {
+            shard_key(*self.key(scope).rsplit("@", 1), 0): spent
+            for scope, spent in (seeded or {}).items()
+        }
+        attempts = [a for job in self.jobs() for a in job["attempts"]]
+        allotted: dict[str, int] = defaultdict(int)
+        for doc in self.store.list("ledger"):
+            key = shard_key(doc["scope"], doc["day"], doc["index"])
+            mine = [a for a in attempts if key in a["ledger_keys"]]
+            closed = [a for a in mine if a["state"] in CLOSED_STATES]
+            held = sum(a["hold_micros"] for a in mine if a["state"] not in CLOSED_STATES)
+            assert doc["held_micros"] == held, f"{key} holds {doc['held_micros']}, not {held}"
+            spent = seeded_keys.get(key, 0) + sum(a["cost_micros"] for a in closed)
+            assert doc["spent_micros"] == spent, f"{key} spent {doc['spent_micros']}, not {spent}"
+            assert doc["held_micros"] + doc["spent_micros"] <= doc["allot_micros"], key
+            allotted[ledger_key(doc["scope"], doc["day"])] += doc["allot_micros"]
+        for pool in self.store.list("budget_pools"):
+            key = ledger_key(pool["scope"], pool["day"])
+            assert pool["unallotted_micros"] + allotted[key] == pool["limit_micros"], key
+
+    def assert_books_balanced(self, seeded: dict[str, int] | None = None) -> None:
+        """No hold outlives its job; the spend equals the cost of the jobs, scope by scope."""
+        self.assert_ledger_matches_attempts(seeded)
+        jobs = self.jobs()
+        for job in jobs:
+            assert job["status"] in ("SUCCEEDED", "FAILED", "REJECTED"), job["job_id"]
+            assert job["cost_micros"] == sum(a["cost_micros"] for a in job["attempts"])
+        ledger = self.store.list("ledger")
+        assert all(doc["held_micros"] == 0 for doc in ledger)
+        global_spent = sum(doc["spent_micros"] for doc in ledger if doc["scope"] == "global")
+        seeded_global = (seeded or {}).get("global", 0)
+        assert global_spent == seeded_global + sum(j["cost_micros"] for j in jobs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def load_fixture():
+    def load(name: str):
+        return json.loads((FIXTURES / name).read_text())
+
+    return load
+
+
+@pytest.fixture
+def pipeline(clock, monkeypatch):
+    """A factory: ``pipeline(workers=1, simulation={...}, global_limit_micros=...)``."""
+    monkeypatch.setattr(embedded, "EmbeddedStore", LedgerWatchingStore)
+    built: list[Pipeline] = []
+
+    def build(workers: int = 8, **settings) -> Pipeline:
+        settings.setdefault("poll_interval_s", 0.01)
+        app = embedded_app(Settings(**settings), clock=clock, sleep=clock.sleep, workers=workers)
+        built.append(Pipeline(app))
+        return built[-1]
+
+    yield build
+    for driver in built:
+        driver.bus.close()
+
+
+@pytest.fixture
+def trace_reset():
+    """Keep a test's trace context from leaking into the next one."""
+    token = logs.trace_context.set(None)
+    yield
+    logs.trace_context.reset(token)

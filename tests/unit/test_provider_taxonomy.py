@@ -1,0 +1,86 @@
+"""The provider error taxonomy as tables: each provider's failures map to the class and code
+the outcome handler acts on (issue 3), with content policy as configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiprod.domain import taxonomy
+from aiprod.domain.messages import ErrorClass
+from aiprod.domain.policy import NOT_PROVIDER_HEALTH
+
+F, R, T, U = ErrorClass.FALLBACK, ErrorClass.RETRY_SAME, ErrorClass.TERMINAL, ErrorClass.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (400, (F, "bad_request")),
+        (401, (F, "unauthorized")),
+        (403, (F, "forbidden")),
+        (422, (F, "bad_request")),
+        (429, (R, "throttled")),
+        (500, (R, "server_error")),
+        (503, (R, "server_error")),
+        (418, (F, "bad_request")),
+    ],
+)
+def test_http_answers_to_a_create(status, verdict):
+    assert taxonomy.http_status(status) == verdict
+
+
+@pytest.mark.parametrize(
+    ("code", "policy", "verdict"),
+    [
+        ("SAFETY.INPUT.TEXT", "terminal", (T, "content_policy")),
+        ("SAFETY.OUTPUT.VIDEO", "terminal", (T, "content_policy")),
+        ("SAFETY.INPUT.IMAGE", "fallback", (F, "content_policy")),
+        ("INPUT_PREPROCESSING.SAFETY.TEXT", "terminal", (T, "content_policy")),
+        ("INTERNAL.BAD_OUTPUT.CODE01", "terminal", (F, "provider_failed")),
+        ("INTERNAL", "terminal", (F, "provider_failed")),
+        ("ASSET.INVALID", "terminal", (F, "bad_request")),
+        ("SOMETHING.NEW", "terminal", (F, "provider_failed")),
+        (None, "terminal", (F, "provider_failed")),
+    ],
+)
+def test_runway_failure_codes(code, policy, verdict):
+    assert taxonomy.runway_failure(code, policy) == verdict
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "verdict"),
+    [
+        (
+            3,
+            "Veo could not generate ... usage guidelines. Support codes: 58061214",
+            (T, "content_policy"),
+        ),
+        (3, "Invalid duration", (F, "bad_request")),
+        (8, "Quota exceeded", (R, "throttled")),
+        (13, "Internal error", (F, "provider_failed")),
+        (None, "", (F, "provider_failed")),
+    ],
+)
+def test_veo_operation_errors(code, message, verdict):
+    assert taxonomy.veo_operation_error(code, message, "terminal") == verdict
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "verdict"),
+    [
+        ("failed", "NSFW content detected. Try a different prompt.", (T, "content_policy")),
+        ("failed", "CUDA out of memory", (F, "provider_failed")),
+        ("canceled", "", (F, "cancelled")),
+        ("aborted", "", (F, "provider_failed")),
+    ],
+)
+def test_replicate_terminal_statuses(status, error, verdict):
+    assert taxonomy.replicate_failure(status, error, "terminal") == verdict
+
+
+def test_our_own_mistakes_never_move_a_circuit_but_outages_and_empty_accounts_do():
+    assert taxonomy.BAD_REQUEST[1] in NOT_PROVIDER_HEALTH
+    assert taxonomy.content_policy("fallback")[1] in NOT_PROVIDER_HEALTH
+    for verdict in (taxonomy.SERVER_ERROR, taxonomy.PROVIDER_FAILED, taxonomy.MISCONFIGURED):
+        assert verdict[1] not in NOT_PROVIDER_HEALTH
+    assert taxonomy.SUBMIT_UNCONFIRMED[0] is U and taxonomy.MALFORMED[0] is U

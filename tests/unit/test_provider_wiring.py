@@ -1,0 +1,79 @@
+"""Wiring the live providers: settings read from the environment and checked with errors
+that name the variable (never its value; keys are not settings at all, the adapter reads
+them at first use), prices as validated data, and each backend loading only its own SDK."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from aiprod.config import ProviderSettings, Settings, secret
+from aiprod.domain.catalog import ModelSpec, default_catalog
+from aiprod.exceptions import ConfigError
+
+SDKS = {"runway": "runwayml", "veo": "google.genai", "replicate": "replicate"}
+
+
+def test_live_settings_from_the_environment():
+    env = {
+        "AIPROD_PROVIDER_MODE": "live",
+        "AIPROD_OUTPUT_BUCKET": "gs://acme-videos/",
+        "AIPROD_CONTENT_POLICY": "Fallback",
+        "AIPROD_VEO_LOCATION": "europe-west4",
+        "RUNWAYML_API_SECRET": "key_do_not_keep",
+    }
+    settings = Settings.from_env(env)
+
+    assert settings.provider_mode == "live"
+    assert settings.providers.bucket() == "acme-videos"
+    assert settings.providers.content_policy == "fallback"
+    assert settings.providers.veo_location == "europe-west4"
+    assert settings.providers.runway_base_url is None  # the SDK's own host
+    assert "key_do_not_keep" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("AIPROD_CONTENT_POLICY", "lenient"), ("AIPROD_PROVIDER_MODE", "real")]
+)
+def test_a_bad_choice_names_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name) as caught:
+        Settings.from_env({name: value})
+    assert value not in str(caught.value)
+
+
+def test_a_missing_bucket_or_key_is_named_at_first_use():
+    with pytest.raises(ConfigError, match="AIPROD_OUTPUT_BUCKET"):
+        ProviderSettings().bucket()
+    with pytest.raises(ConfigError, match="REPLICATE_API_TOKEN"):
+        secret("REPLICATE_API_TOKEN", {"REPLICATE_API_TOKEN": "  "})
+    assert secret("REPLICATE_API_TOKEN", {"REPLICATE_API_TOKEN": "r8_x"}) == "r8_x"
+
+
+def test_a_compute_priced_model_needs_a_hardware_rate():
+    spec = default_catalog().model("replicate", "wan-video/wan-2.2-t2v-fast").model_dump()
+    with pytest.raises(ValidationError, match="hardware_micros_per_s"):
+        ModelSpec.model_validate({**spec, "cost_basis": "predict_time"})
+
+
+@pytest.mark.parametrize("backend", sorted(SDKS))
+def test_a_live_backend_loads_its_own_sdk_only_and_never_aiplatform(backend):
+    # WHEN a fresh interpreter builds one live backend and polls nothing
+    code = f"""
+import json, sys
+from aiprod.bootstrap import make_backend
+from aiprod.config import Settings
+from aiprod.domain.catalog import default_catalog
+make_backend({backend!r}, Settings(provider_mode="live"), default_catalog(), None)
+print(json.dumps(sorted(set(sys.modules))))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(run.stdout))
+
+    # THEN its SDK (and Cloud Storage) are loaded, no other provider's, and no aiplatform
+    assert SDKS[backend] in loaded and "google.cloud.storage" in loaded
+    assert not {sdk for name, sdk in SDKS.items() if name != backend} & loaded
+    assert "google.cloud.aiplatform" not in loaded and "vertexai" not in loaded
