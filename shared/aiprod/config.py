@@ -24,9 +24,14 @@ def usd_to_micros(text: str, name: str) -> int:
         value = Decimal(text)
     except InvalidOperation as exc:
         raise ConfigError(f"{name} must be a decimal amount of USD") from exc
+    if not value.is_finite():
+        raise ConfigError(f"{name} must be a finite amount of USD, not {text!r}")
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
-    return int(value * 1_000_000)
+    micros = value * 1_000_000
+    if micros != micros.to_integral_value():
+        raise ConfigError(f"{name} has more precision than one micro-USD: {text!r}")
+    return int(micros)
 
 
 # Where each provider's API key is read from (the names the SDKs themselves use).

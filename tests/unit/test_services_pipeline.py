@@ -313,8 +313,60 @@ def test_outcome_delivered_again_is_settled_once(pipeline):
         p.bus.publish("render-outcomes", message.data, message.attributes)
     p.drain()
 
-    # THEN no second settlement, no second fallback, no second completion
+    # THEN no second settlement, no second fallback, no second completion (the job notes
+    # that job.completed is out, so a redelivery does not publish it again)
     assert (p.job("t1"), p.ledger()) == (job, ledger)
+    assert p.job("t1")["announced"] is True
+    assert len(p.submitted("replicate")) == 1
+    assert len(p.events("job.completed")) == 1
+    p.assert_books_balanced()
+
+
+def _failing_once(p, topic: str, carrying: bytes = b"") -> list[str]:
+    """Make the next publish to ``topic`` (of a message containing ``carrying``) fail, as a
+    Pub/Sub outage right after a commit would."""
+    failed: list[str] = []
+    publish = p.bus.publish
+
+    def flaky(name: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        if name == topic and carrying in data and not failed:
+            failed.append(name)
+            raise ConnectionError(f"publish to {name} failed")
+        return publish(name, data, attributes)
+
+    p.bus.publish = flaky
+    return failed
+
+
+def test_completion_event_lost_after_the_commit_is_published_by_the_redelivery(pipeline):
+    # GIVEN job.completed failing to publish once, after handle_outcome committed the success
+    p = pipeline()
+    failed = _failing_once(p, "job-events", carrying=b'"job.completed"')
+
+    # WHEN the job runs (the outcome handler raises, Pub/Sub redelivers the outcome)
+    p.run(TEXT)
+
+    # THEN job.completed reaches users once the redelivery publishes it, charged once
+    assert failed == ["job-events"]
+    assert p.job("t1")["status"] == "SUCCEEDED"
+    assert len(p.events("job.completed")) == 1
+    assert len(p.submitted("runway")) == 1
+    p.assert_books_balanced()
+
+
+def test_next_task_lost_after_the_fallback_commit_is_published_by_the_redelivery(pipeline):
+    # GIVEN runway down, and the fallback task's first publish failing after the commit
+    p = pipeline(simulation={"runway": {"down": True}})
+    failed = _failing_once(p, "render-replicate")
+
+    # WHEN the job runs
+    p.run(TEXT)
+
+    # THEN the redelivered failure outcome publishes the task again, the job completes on
+    # replicate without waiting for the lease, rendered and charged once
+    assert failed == ["render-replicate"]
+    assert p.job("t1")["status"] == "SUCCEEDED"
+    assert attempts(p.job("t1")) == [("runway", "FAILED"), ("replicate", "SUCCEEDED")]
     assert len(p.submitted("replicate")) == 1
     assert len(p.events("job.completed")) == 1
     p.assert_books_balanced()

@@ -12,9 +12,20 @@ from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain.budget import budget_day
 from aiprod.domain.health import Circuit
-from aiprod.domain.jobs import Job, close_attempt, fail, is_outcome_pending, succeed
+from aiprod.domain.jobs import (
+    FollowUp,
+    Job,
+    JobStatus,
+    announce,
+    close_attempt,
+    fail,
+    follow_up_owed,
+    is_outcome_pending,
+    succeed,
+)
 from aiprod.domain.messages import EventType, RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
+from aiprod.exceptions import TransientError
 from aiprod.faults import checkpoint
 from aiprod.ports import Bus, DocumentStore, Transaction
 from aiprod.services import dispatch, events, records
@@ -69,6 +80,8 @@ class OutcomeHandler:
             return
         if not result.applied or result.job is None:
             log.info("duplicate or stale outcome acknowledged", extra=context)
+            if result.job is not None:
+                self._publish_again(result.job, outcome, context)
             return
         _note_overrun(result.job, outcome, context)
         settled = result.job.attempt(outcome.attempt)
@@ -130,7 +143,7 @@ class OutcomeHandler:
         if outcome.succeeded:
             log.info("job completed on %s", outcome.backend, extra=context)
             self._telemetry.job_finished(job)
-            events.publish_event(self._bus, events.event_for(job, EventType.COMPLETED))
+            self._announce(job, EventType.COMPLETED, context)
         elif result.decision in (Next.RETRY_SAME, Next.FALLBACK):
             nxt = job.current
             log.warning(
@@ -147,7 +160,36 @@ class OutcomeHandler:
         elif result.decision is Next.FAIL:
             log.warning("job failed: %s", job.message, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_finished(job)
-            events.publish_event(self._bus, events.event_for(job, EventType.FAILED))
+            self._announce(job, EventType.FAILED, context)
+
+    def _publish_again(self, job: Job, outcome: RenderOutcome, context: dict) -> None:
+        """A redelivered outcome whose first handling committed but may not have published:
+        publish again what the commit implies (events are at least once; the render claim
+        turns a repeated task into a no-op)."""
+        owed = follow_up_owed(job, outcome)
+        if owed is FollowUp.FINAL_EVENT:
+            kind = EventType.COMPLETED if job.status is JobStatus.SUCCEEDED else EventType.FAILED
+            log.info("%s published again", kind.value, extra=context)
+            self._announce(job, kind, context)
+        elif owed is FollowUp.NEXT_TASK:
+            log.info("task for attempt %d published again", job.current.number, extra=context)
+            dispatch.publish_task(self._bus, dispatch.task_for(job, job.current))
+
+    def _announce(self, job: Job, kind: EventType, context: dict) -> None:
+        """Publish the final event, then note on the job that it is out. Without the note a
+        redelivered outcome publishes it again (at least once, never lost); a failed note
+        only risks that repeat, so it is logged and the invocation still succeeds."""
+        events.publish_event(self._bus, events.event_for(job, kind))
+
+        def note(tx: Transaction) -> None:
+            stored = records.load_job(tx, job.job_id)
+            if stored is not None and not stored.announced:
+                records.save_job(tx, announce(stored))
+
+        try:
+            self._store.run_transaction(note)
+        except TransientError as exc:
+            log.warning("could not note %s as published: %s", kind.value, exc, extra=context)
 
 
 def _note_overrun(job: Job, outcome: RenderOutcome, context: dict) -> None:
