@@ -36,6 +36,7 @@ output "build_substitutions" {
     "_REGION=${var.region}",
     "_PREFIX=${var.prefix}",
     "_DAILY_BUDGET_USD=${var.daily_budget_usd}",
+    "_BUDGET_TIMEZONE=${var.budget_timezone}",
     "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
     "_VEO_LOCATION=${var.veo_location}",
     "_TF_STATE_BUCKET=${local.state_bucket}",

@@ -32,6 +32,12 @@ variable "daily_budget_usd" {
   }
 }
 
+variable "budget_timezone" {
+  description = "IANA time zone whose midnight starts the budget day (AIPROD_BUDGET_TIMEZONE of the functions)."
+  type        = string
+  default     = "UTC"
+}
+
 variable "firestore_location" {
   description = "Firestore database location (a region such as europe-west1, or a multi-region such as eur3). Defaults to the region."
   type        = string

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiprod.domain.budget import Thresholds
 from aiprod.domain.policy import RetryPolicy
@@ -139,10 +140,10 @@ class Settings:
             tenant_limits={
                 k: usd_to_micros(str(v), "AIPROD_TENANT_BUDGETS_USD") for k, v in tenants.items()
             },
-            timezone=get("AIPROD_BUDGET_TIMEZONE", cls.timezone),
-            thresholds=Thresholds(
-                warning=_float(get, "AIPROD_BUDGET_WARNING", 0.70),
-                critical=_float(get, "AIPROD_BUDGET_CRITICAL", 0.90),
+            timezone=_zone(get("AIPROD_BUDGET_TIMEZONE") or cls.timezone),
+            thresholds=_thresholds(
+                _float(get, "AIPROD_BUDGET_WARNING", 0.70),
+                _float(get, "AIPROD_BUDGET_CRITICAL", 0.90),
             ),
             retry=RetryPolicy(
                 max_attempts=int(_float(get, "AIPROD_MAX_ATTEMPTS", 6)),
@@ -161,6 +162,25 @@ class Settings:
             metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
             region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
         )
+
+
+def _zone(name: str) -> str:
+    """An IANA zone the budget day can follow, checked at start-up: a bad name would
+    otherwise fail every message that takes a hold."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"AIPROD_BUDGET_TIMEZONE {name!r} is not an IANA time zone") from exc
+    return name
+
+
+def _thresholds(warning: float, critical: float) -> Thresholds:
+    if not 0 < warning <= critical <= 1:
+        raise ConfigError(
+            "AIPROD_BUDGET_WARNING and AIPROD_BUDGET_CRITICAL must satisfy "
+            f"0 < warning <= critical <= 1 (got {warning} and {critical})"
+        )
+    return Thresholds(warning=warning, critical=critical)
 
 
 def _float(get, name: str, default: float) -> float:

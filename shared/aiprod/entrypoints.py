@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -49,8 +50,25 @@ def decode(cloud_event) -> tuple[bytes, dict[str, str]]:
     traceparent = _extension(cloud_event, "traceparent") or attributes.get(
         "googclient_OpenTelemetryTraceparent"
     )
-    logs.trace_context.set(logs.trace_id_from(traceparent))
+    logs.trace_context.set(
+        logs.trace_id_from(traceparent) or logs.trace_id_from_headers(_request_headers())
+    )
     return data, attributes
+
+
+def trace_request(headers: Mapping[str, str]) -> None:
+    """Log lines of an HTTP invocation (``reconcile``) carry the request's trace."""
+    logs.trace_context.set(logs.trace_id_from_headers(headers))
+
+
+def _request_headers() -> Mapping[str, str]:
+    """Headers of the push request being served (Cloud Run adds ``traceparent`` and
+    ``X-Cloud-Trace-Context``); functions-framework does not copy them into the CloudEvent.
+    Flask is looked up, never imported: it is loaded only under functions-framework."""
+    flask = sys.modules.get("flask")
+    if flask is None or not flask.has_request_context():
+        return {}
+    return flask.request.headers
 
 
 def _extension(cloud_event, name: str) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 
 CONTEXT_FIELDS = (
     "job_id",
@@ -70,4 +71,18 @@ def trace_id_from(traceparent: str | None) -> str | None:
     if not traceparent:
         return None
     parts = traceparent.split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    return parts[1] if len(parts) == 4 and _is_trace_id(parts[1]) else None
+
+
+def trace_id_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The trace id of an HTTP request as Cloud Run receives it: W3C ``traceparent``, else
+    Google's ``X-Cloud-Trace-Context`` (``<trace>/<span>;o=1``)."""
+    found = trace_id_from(headers.get("traceparent"))
+    if found:
+        return found
+    legacy = (headers.get("X-Cloud-Trace-Context") or "").split("/")[0]
+    return legacy if _is_trace_id(legacy) else None
+
+
+def _is_trace_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdefABCDEF" for c in text)

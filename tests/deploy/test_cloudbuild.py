@@ -104,6 +104,9 @@ def test_deploy_step_settings(build, spec):
     env = _pairs(flags["set-env-vars"])
     assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
     assert env["AIPROD_PREFIX"] == PREFIX
+    # AND the budget day's time zone: every function must agree on when a day starts
+    assert env["AIPROD_BUDGET_TIMEZONE"] == "${_BUDGET_TIMEZONE}"
+    assert "_BUDGET_TIMEZONE" in build["substitutions"]
 
 
 @pytest.mark.parametrize("spec", topology.FUNCTIONS, ids=lambda spec: spec.name)

@@ -27,6 +27,7 @@ class Reply:
     body: Any = None  # dict/list → JSON; bytes → sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # a hang: answer only after this long (the client times out first)
+    truncated: bool = False  # announce the whole length, send half, close (a broken download)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.outputs_gone = False
+        self.outputs_truncated = 0  # how many output downloads break half-way
         self.started: dict[str, Any] = {}  # provider task id → its state (``polls_left``)
         self.files: dict[str, tuple[bytes, str]] = {}  # /files/<name> → (body, content type)
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
@@ -89,7 +91,10 @@ class FakeServer:
         if request.method == "GET" and request.path.startswith("/outputs/"):
             if self.outputs_gone:
                 return Reply(404, b"<Error>expired</Error>", {"content-type": "application/xml"})
-            return Reply(200, VIDEO, {"content-type": "video/mp4"})
+            with self._lock:
+                broken = self.outputs_truncated > 0
+                self.outputs_truncated -= broken
+            return Reply(200, VIDEO, {"content-type": "video/mp4"}, truncated=broken)
         name = request.path.removeprefix("/files/")
         if request.method == "GET" and name in self.files:
             body, content_type = self.files[name]
@@ -126,6 +131,11 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
+                if reply.truncated:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a scripted hang)

@@ -34,3 +34,20 @@ def test_unusable_amounts_are_refused_naming_the_variable(text, says):
 def test_tenant_budgets_in_json_are_read_exactly():
     settings = Settings.from_env({"AIPROD_TENANT_BUDGETS_USD": '{"acme": 2.5, "beta": "1"}'})
     assert dict(settings.tenant_limits) == {"acme": 2_500_000, "beta": 1_000_000}
+
+
+def test_the_budget_day_follows_a_configured_zone():
+    assert Settings.from_env({"AIPROD_BUDGET_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "../etc/passwd"])
+def test_an_unknown_zone_is_refused_at_start_up(zone):
+    with pytest.raises(ConfigError, match="AIPROD_BUDGET_TIMEZONE"):
+        Settings.from_env({"AIPROD_BUDGET_TIMEZONE": zone})
+
+
+@pytest.mark.parametrize(("warning", "critical"), [("0.95", "0.9"), ("0", "0.9"), ("0.7", "1.5")])
+def test_thresholds_out_of_order_are_refused(warning, critical):
+    env = {"AIPROD_BUDGET_WARNING": warning, "AIPROD_BUDGET_CRITICAL": critical}
+    with pytest.raises(ConfigError, match="0 < warning <= critical <= 1"):
+        Settings.from_env(env)

@@ -10,7 +10,7 @@ import pytest
 
 from aiprod import logs
 from aiprod.domain.messages import JobRequest
-from aiprod.entrypoints import decode
+from aiprod.entrypoints import decode, trace_request
 
 flask = pytest.importorskip("flask")
 event_conversion = pytest.importorskip("functions_framework.event_conversion")
@@ -72,6 +72,33 @@ def test_trace_comes_from_the_publisher_otel_attribute(load_fixture):
     decode(as_functions_framework_would(push))
 
     assert logs.trace_context.get() == TRACE
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"traceparent": TRACEPARENT}, {"X-Cloud-Trace-Context": f"{TRACE}/1234;o=1"}],
+    ids=["traceparent", "x-cloud-trace-context"],
+)
+def test_trace_comes_from_the_push_request_cloud_run_received(load_fixture, headers):
+    # GIVEN a push request carrying the trace header Cloud Run adds (not copied into the event)
+    push = load_fixture("pubsub_push_job.json")
+    app = flask.Flask(__name__)
+    with app.test_request_context("/", method="POST", json=push, headers=headers):
+        event = event_conversion.background_event_to_cloud_event(flask.request)
+        assert event.get("traceparent") is None
+
+        # WHEN it is decoded while that request is served
+        decode(event)
+
+    # THEN the log lines carry its trace
+    assert logs.trace_context.get() == TRACE
+
+
+def test_the_scheduled_reconcile_request_carries_its_trace():
+    trace_request({"X-Cloud-Trace-Context": f"{TRACE}/99;o=1"})
+    assert logs.trace_context.get() == TRACE
+    trace_request({"X-Cloud-Trace-Context": "not-a-trace"})
+    assert logs.trace_context.get() is None
 
 
 def test_a_message_without_trace_clears_the_previous_one():

@@ -15,7 +15,7 @@ import pytest
 
 from aiprod.config import ProviderSettings
 from aiprod.domain.policy import RetryPolicy
-from fakes.base import Reply
+from fakes.base import VIDEO, Reply
 from fakes.veo import error_body as veo_error
 
 
@@ -200,6 +200,25 @@ def test_an_output_gone_before_it_was_kept_fails_the_attempt_but_is_charged(live
     assert job["status"] == "FAILED"
     assert attempts(job) == [(provider.name, "FAILED", "output_unavailable")]
     assert job["cost_micros"] == provider.cost  # the provider rendered, and billed
+    p.assert_books_balanced()
+
+
+@pytest.mark.parametrize("provider", [RUNWAY, REPLICATE], ids=["runway", "replicate"])
+def test_a_download_broken_half_way_is_fetched_again_not_kept_truncated(live, fakes, provider):
+    # GIVEN the provider's output URL breaking off half-way on the first download
+    fake = provider.fake(fakes)
+    fake.outputs_truncated = 1
+    p = live()
+
+    p.run(provider.job())
+
+    # THEN the render function looked again, and the whole video was kept, rendered once
+    job = p.job("j1")
+    assert job["status"] == "SUCCEEDED", attempts(job)
+    assert len(fake.calls("GET", "/outputs/")) == 2
+    name = job["output_uri"].removeprefix(f"gs://{fakes.bucket}/")
+    assert fakes.storage.read(fakes.bucket, name) == VIDEO
+    assert creates(provider, fakes) == 1 and job["cost_micros"] == provider.cost
     p.assert_books_balanced()
 
 

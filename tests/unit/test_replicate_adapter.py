@@ -130,6 +130,18 @@ def test_a_garbled_poll_is_looked_at_again(replicate, fakes):
     assert done.result.error_class is None and done.looks == 2
 
 
+def test_a_status_replicate_may_add_later_is_looked_at_again_not_failed(replicate, fakes):
+    # GIVEN a poll answering a status this adapter does not know (it may still be rendering)
+    fakes.replicate.polls_before_done = 0
+    fakes.replicate.queue("prediction", Reply(200, {"id": "p", "status": "queued"}))
+
+    done = render(replicate, render_task("replicate"))
+
+    # THEN it is looked at again and succeeds: no fallback, no second prediction
+    assert done.result.error_class is None and done.looks == 2
+    assert len(fakes.replicate.calls("POST")) == 1
+
+
 def test_a_create_that_hangs_is_unknown_and_sent_once(live_env, fakes):
     fakes.replicate.queue("create", Reply(201, {"id": "late"}, delay_s=2.0))
     replicate = live_backend(live_env, "replicate", timeout_s=0.3)

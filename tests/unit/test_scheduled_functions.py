@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from aiprod import bootstrap, cli, topology
+from aiprod import bootstrap, cli, logs, topology
 from aiprod.config import Settings
 from aiprod.local.embedded import embedded_app
 from aiprod.local.provision import create_topology
@@ -91,18 +91,21 @@ def stuck_app(clock):
     return app
 
 
-def test_http_entry_point_runs_one_sweep_and_answers_its_report(clock, monkeypatch):
+def test_http_entry_point_runs_one_sweep_and_answers_its_report(clock, monkeypatch, trace_reset):
     # GIVEN the deployed function's module, on an app with a stuck job
     module = load_entry_point("reconcile")
     app = stuck_app(clock)
     monkeypatch.setattr(module, "cloud_app", lambda: app)
 
-    # WHEN Cloud Scheduler calls it
-    body, status = module.reconcile(request=None)
+    # WHEN Cloud Scheduler calls it (Cloud Run adds the trace header)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    request = SimpleNamespace(headers={"X-Cloud-Trace-Context": f"{trace}/1;o=1"})
+    body, status = module.reconcile(request=request)
 
-    # THEN it ran one sweep and answered the counts
+    # THEN it ran one sweep and answered the counts, its log lines under the request's trace
     assert status == 200
     assert body["redispatched"] == 1
+    assert logs.trace_context.get() == trace
     app.bus.close()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
+from urllib3 import exceptions as urllib3_errors
 
 from aiprod.adapters.provider_common import failed, misconfigured
 from aiprod.config import ProviderSettings
@@ -59,7 +60,13 @@ class KeptOutputs(VideoBackend):
             raise misconfigured(exc, submitted=True) from exc
         except OutputGoneError as exc:
             return failed(taxonomy.OUTPUT_UNAVAILABLE, exc, result.cost_micros)
-        except (requests.RequestException, gcs_errors.GoogleAPIError, OSError) as exc:
+        except (
+            requests.RequestException,
+            urllib3_errors.HTTPError,
+            gcs_errors.GoogleAPIError,
+            OSError,
+        ) as exc:
+            # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
             return ProviderResult(done=False)
         return dataclasses.replace(result, output_uri=uri)

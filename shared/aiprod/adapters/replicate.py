@@ -34,6 +34,9 @@ from aiprod.ports import ProviderResult, VideoBackend
 
 log = logging.getLogger(__name__)
 RUNNING = frozenset({"starting", "processing"})
+# Only these end a prediction; a status we do not know may still be rendering (and be
+# billed), so it is looked at again rather than failed over to another backend.
+FINISHED = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
 class ReplicateBackend(VideoBackend):
@@ -83,9 +86,11 @@ class ReplicateBackend(VideoBackend):
             log.warning("replicate poll not answered (%s); will look again", type(exc).__name__)
             return ProviderResult(done=False)
         status = data.get("status") if isinstance(data, dict) else None
-        if status in RUNNING or status is None:
-            return ProviderResult(done=False)
-        return self._finished(data, status, task)
+        if status in FINISHED:
+            return self._finished(data, status, task)
+        if status not in RUNNING:
+            log.warning("replicate prediction in unknown status %r; will look again", status)
+        return ProviderResult(done=False)
 
     def client(self) -> Any:
         if self._client is None:
