@@ -147,6 +147,7 @@ class App:
             self.backend,
             self.clock,
             telemetry=self.telemetry,
+            health=self.health,
         )
 
     def renderer(self, backend: str) -> Renderer:

@@ -124,3 +124,20 @@ def test_the_reconciler_reports_its_actions_and_the_stuck_attempts(pipeline, clo
     # THEN it counted what it did and how many attempts it found stuck
     assert total(p, m.RECONCILER_ACTIONS, action="redispatched") == 1
     assert metrics(p).values(m.STUCK_JOBS)[-1] == 1
+
+
+def test_the_reconcilers_sweep_reports_every_circuit_while_no_job_arrives(pipeline, clock):
+    # GIVEN runway's circuit opened by three failures, then a quiet hour with no job
+    p = pipeline(simulation={"runway": {"down": True}})
+    for i in range(3):
+        p.run({**TEXT, "job_id": f"q{i}"})
+    before = {b: len(metrics(p).values(m.CIRCUIT_STATE, backend=b)) for b in ("runway", "veo")}
+
+    # WHEN only the scheduled sweep runs
+    clock.advance(30)
+    run_schedules(p.app)
+
+    # THEN each backend's circuit state was reported again, runway's still open
+    for backend in ("runway", "veo"):
+        assert len(metrics(p).values(m.CIRCUIT_STATE, backend=backend)) == before[backend] + 1
+    assert metrics(p).values(m.CIRCUIT_STATE, backend="runway")[-1] == 2

@@ -31,6 +31,7 @@ from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.exceptions import ProviderError
 from aiprod.ports import Bus, DocumentStore, VideoBackend
 from aiprod.services import dispatch, records
+from aiprod.services.health import HealthBook
 from aiprod.services.render import outcome_for, publish_outcome, result_of
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
@@ -68,9 +69,11 @@ class Reconciler:
         clock: Callable[[], float],
         batch: int = 200,
         telemetry: Telemetry | None = None,
+        health: HealthBook | None = None,
     ):
         self._store, self._bus, self._backend = store, bus, backend
         self._telemetry = telemetry or null_telemetry()
+        self._health = health
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
@@ -105,6 +108,10 @@ class Reconciler:
                 level, "reconcile: %s", action, extra={**context, "event": f"reconcile_{action}"}
             )
         self._telemetry.stuck_attempts(stuck)
+        if self._health is not None:
+            # Reading the circuits reports each one's state gauge: once a minute, so the
+            # circuit alert has data while no job arrives to read them.
+            self._health.snapshot()
         return report
 
     def _candidates(self, now: float) -> list[Job]:
