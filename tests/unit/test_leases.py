@@ -153,3 +153,30 @@ def test_close_attempt_records_an_overrun_on_the_attempt_and_the_job():
     job = close_attempt(running("task-1"), success(cost=900_000), T + 5)
     assert (job.current.overrun_micros, job.overrun_micros) == (300_000, 300_000)
     assert job.cost_micros == 900_000
+
+
+def test_a_create_never_confirmed_is_closed_charging_its_hold():
+    # GIVEN a claimed attempt whose create answer was lost: UNKNOWN, no task id stored
+    lost = RenderOutcome(
+        job_id="j1",
+        attempt=1,
+        backend="runway",
+        model="gen4.5",
+        succeeded=False,
+        error_class=ErrorClass.UNKNOWN,
+        error_code="submit_unconfirmed",
+    )
+    job = record_report(running(), lost, T, LEASE)
+
+    # WHEN its lease expires (or the wall time passes)
+    timed_out = leases.timeout_outcome(job, T + LEASE)
+    overdue = leases.overdue_outcome(job, T + WALL)
+
+    # THEN the worst case is charged, not released: the provider may be rendering it
+    assert timed_out.cost_micros == overdue.cost_micros == RUNWAY.hold_micros
+    assert "never confirmed" in timed_out.message
+
+
+def test_a_lost_process_with_nothing_submitted_is_closed_charging_nothing():
+    assert leases.timeout_outcome(running(), T + LEASE).cost_micros == 0
+    assert leases.timeout_outcome(dispatched(), T + LEASE).cost_micros == 0

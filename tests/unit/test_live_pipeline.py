@@ -15,6 +15,7 @@ import pytest
 
 from aiprod.config import ProviderSettings
 from aiprod.domain.policy import RetryPolicy
+from aiprod.local.embedded import run_schedules
 from fakes.base import VIDEO, Reply
 from fakes.veo import error_body as veo_error
 
@@ -183,6 +184,21 @@ def test_a_garbled_create_answer_keeps_the_hold_and_is_never_sent_again(
     assert job["status"] == "RUNNING" and job["attempts"][0]["error_code"] == "malformed_response"
     assert p.ledger()["held_micros"] > 0  # a task may exist: its worst case stays held
     assert creates(provider, fakes) == 1
+    hold = job["attempts"][0]["hold_micros"]
+
+    # WHEN the reconciler finds its lease expired, with no task id to poll
+    clock.advance(120)
+    run_schedules(p.app)
+    p.drain()
+
+    # THEN the attempt is closed charging its hold (the create may have started a paid
+    # render nobody can look up), nothing stays held, and nothing was sent again
+    job = p.job("j1")
+    assert job["status"] == "FAILED"
+    assert attempts(job) == [(provider.name, "FAILED", "lease_expired")]
+    assert job["cost_micros"] == hold and "never confirmed" in job["attempts"][0]["reason"]
+    assert creates(provider, fakes) == 1
+    p.assert_books_balanced()
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -14,6 +14,7 @@ import logging
 import pytest
 
 from aiprod.domain.policy import RetryPolicy
+from aiprod.exceptions import TransientError
 
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain", "metadata": {"campaign": "x"}}
 IMAGE = {"job_id": "i1", "prompt": "the bottle turns", "image_uri": "gs://assets/bottle.png"}
@@ -665,3 +666,35 @@ def test_success_after_failures_resets_the_circuit(pipeline):
     assert p.job("t2")["attempts"][0]["backend"] == "runway"
     circuit = p.store.get("backends", "runway")
     assert (circuit["state"], circuit["consecutive_failures"]) == ("closed", 0)
+
+
+def test_a_store_hiccup_right_after_the_submit_does_not_lose_the_task_id(pipeline, monkeypatch):
+    # GIVEN the store failing once, on the write that follows the provider submit
+    p = pipeline(workers=1)
+    backend = p.app.backend("runway")
+    submit, transact = backend.submit, p.store.run_transaction
+    pending: list[bool] = []
+
+    def submitting(task):
+        task_id = submit(task)
+        pending.append(True)
+        return task_id
+
+    def flaky(body):
+        if pending:
+            pending.clear()
+            raise TransientError("firestore unavailable")
+        return transact(body)
+
+    monkeypatch.setattr(backend, "submit", submitting)
+    monkeypatch.setattr(p.store, "run_transaction", flaky)
+
+    # WHEN the job runs
+    p.run(TEXT)
+
+    # THEN the id was stored on a second try: one render, completed, charged once
+    job = p.job("t1")
+    assert job["status"] == "SUCCEEDED"
+    assert job["attempts"][0]["provider_task_id"] == p.submitted("runway")[0]
+    assert len(p.submitted("runway")) == 1
+    p.assert_books_balanced()

@@ -16,7 +16,10 @@ from enum import StrEnum
 from aiprod.domain.jobs import Attempt, AttemptState, Job, replace_attempt
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.policy import LEASE_EXPIRED, WALL_TIME_EXCEEDED
+from aiprod.domain.taxonomy import MALFORMED, SUBMIT_UNCONFIRMED
 
+# UNKNOWN codes a submit leaves when the provider may have a task we have no id for.
+UNCONFIRMED_SUBMIT_CODES = frozenset({SUBMIT_UNCONFIRMED[1], MALFORMED[1]})
 MAX_REDISPATCHES = 1  # a DISPATCHED task is published again once, then the attempt times out
 
 
@@ -83,6 +86,20 @@ def timeout_outcome(job: Job, now: float) -> RenderOutcome:
     return _failure(job, attempt, ErrorClass.FALLBACK, LEASE_EXPIRED, message, now)
 
 
+def possible_charge(attempt: Attempt) -> int:
+    """What closing this attempt without an answer must charge.
+
+    A create whose answer was lost (a timeout or a garbled reply, so no task id was stored)
+    may have started a paid render that nobody can look up. Releasing its hold would let the
+    budget be spent twice over; its worst case, the hold, is charged instead (and said so on
+    the attempt). Every other attempt closed by a lease charges nothing.
+    """
+    unconfirmed = attempt.error_code in UNCONFIRMED_SUBMIT_CODES
+    if attempt.state is AttemptState.RUNNING and attempt.provider_task_id is None and unconfirmed:
+        return attempt.hold_micros
+    return 0
+
+
 def overdue_outcome(job: Job, now: float) -> RenderOutcome:
     message = f"the job ran past its wall-time limit of {job.max_wall_s:.0f} s"
     return _failure(job, job.current, ErrorClass.TERMINAL, WALL_TIME_EXCEEDED, message, now)
@@ -91,6 +108,11 @@ def overdue_outcome(job: Job, now: float) -> RenderOutcome:
 def _failure(
     job: Job, attempt: Attempt, cls: ErrorClass, code: str, message: str, now: float
 ) -> RenderOutcome:
+    charge = possible_charge(attempt)
+    if charge:
+        message += (
+            f"; its create was never confirmed ({attempt.error_code}), so the hold is charged"
+        )
     return RenderOutcome(
         job_id=job.job_id,
         attempt=attempt.number,
@@ -100,6 +122,7 @@ def _failure(
         error_class=cls,
         error_code=code,
         message=message,
+        cost_micros=charge,
         provider_task_id=attempt.provider_task_id,
         started_at=attempt.claimed_at or attempt.dispatched_at,
         finished_at=now,

@@ -16,13 +16,14 @@ from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain.jobs import Claim, Job, claim, record_report, record_submission
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
-from aiprod.exceptions import ProviderError
+from aiprod.exceptions import ProviderError, TransientError
 from aiprod.faults import checkpoint
 from aiprod.ports import Bus, DocumentStore, ProviderResult, VideoBackend
 from aiprod.services import records
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
+STORE_TASK_ID_TRIES = 3  # then the invocation fails; the id is in the ERROR log line
 
 
 class Renderer:
@@ -90,7 +91,7 @@ class Renderer:
         try:
             if task_id is None:
                 task_id = self._backend.submit(task)
-                self._store.run_transaction(lambda tx: self._remember(tx, task, task_id))
+                self._store_task_id(task, task_id)
             result = self._wait(task, task_id)
         except ProviderError as exc:
             result = result_of(exc)
@@ -110,6 +111,28 @@ class Renderer:
                     message=f"still running after {self._settings.render_deadline_s:.0f}s",
                 )
             self._sleep(self._settings.poll_interval_s)
+
+    def _store_task_id(self, task: RenderTask, task_id: str) -> None:
+        """A submitted task's id is the only way back to a paid render: try a few times, and
+        if the store stays down, log the id (for an operator) before giving up."""
+        for attempt in range(1, STORE_TASK_ID_TRIES + 1):
+            try:
+                self._store.run_transaction(lambda tx: self._remember(tx, task, task_id))
+                return
+            except TransientError:
+                if attempt == STORE_TASK_ID_TRIES:
+                    log.error(
+                        "provider task %s was submitted but its id could not be stored",
+                        task_id,
+                        extra={
+                            "job_id": task.job_id,
+                            "attempt": task.attempt,
+                            "backend": task.backend,
+                            "event": "task_id_unstored",
+                        },
+                    )
+                    raise
+                self._sleep(0.2 * attempt)
 
     def _remember(self, tx, task: RenderTask, task_id: str) -> None:
         job = records.load_job(tx, task.job_id)
