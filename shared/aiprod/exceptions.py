@@ -40,11 +40,19 @@ class EmulatorStartError(AiprodError):
 class ProviderError(AiprodError):
     """A provider refused or failed a call; carries the taxonomy class and a short code."""
 
-    def __init__(self, error_class: str, code: str, message: str, cost_micros: int = 0):
+    def __init__(
+        self,
+        error_class: str,
+        code: str,
+        message: str,
+        cost_micros: int = 0,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
         self.error_class = error_class
         self.code = code
         self.cost_micros = cost_micros
+        self.retry_after_s = retry_after_s  # the provider's Retry-After, when it sent one
 
 
 # -- operator commands (aiprod budget / aiprod dlq) ---------------------------------------------

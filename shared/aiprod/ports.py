@@ -93,6 +93,7 @@ class ProviderResult:
     error_class: str | None = None
     error_code: str | None = None
     message: str = ""
+    retry_after_s: float | None = None  # the provider asked us to wait this long (429)
 
 
 class VideoBackend(ABC):

@@ -11,6 +11,7 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.domain.messages import JobRequest, RenderTask
 from aiprod.exceptions import ProviderError
 from aiprod.ports import ProviderResult, VideoBackend
+from aiprod.services.render import result_of
 
 MODELS = {
     ("runway", "text"): "gen4.5",
@@ -62,23 +63,13 @@ def render(backend: VideoBackend, task: RenderTask, max_looks: int = 10) -> Rend
     try:
         task_id = backend.submit(task)
     except ProviderError as exc:
-        return Rendered(None, _failed(exc), 0)
+        return Rendered(None, result_of(exc), 0)
     result = ProviderResult(done=False)
     for look in range(1, max_looks + 1):
         try:
             result = backend.poll(task_id, task)
         except ProviderError as exc:
-            return Rendered(task_id, _failed(exc), look)
+            return Rendered(task_id, result_of(exc), look)
         if result.done:
             return Rendered(task_id, result, look)
     return Rendered(task_id, result, max_looks)
-
-
-def _failed(exc: ProviderError) -> ProviderResult:
-    return ProviderResult(
-        done=True,
-        error_class=exc.error_class,
-        error_code=exc.code,
-        message=str(exc),
-        cost_micros=exc.cost_micros,
-    )

@@ -246,3 +246,20 @@ def creates(provider: Provider, fakes) -> int:
     """How many create calls a provider's fake received (Veo's polls are POSTs too)."""
     calls = provider.fake(fakes).calls("POST")
     return len([c for c in calls if not c.path.endswith(":fetchPredictOperation")])
+
+
+def test_a_throttled_create_is_retried_no_sooner_than_runway_asked(live, fakes):
+    # GIVEN Runway throttling the first create and asking for 20 s
+    fakes.runway.queue("create", Reply(429, {"error": "Too many requests"}, {"retry-after": "20"}))
+    p = live()
+
+    p.run(RUNWAY.job())
+
+    # THEN the retry on runway was dispatched to start 20 s after the throttled attempt
+    # (the default backoff would be 2 s), and the job completed on it, charged once
+    job = p.job("j1")
+    first, retry = job["attempts"]
+    assert (retry["backend"], retry["state"]) == ("runway", "SUCCEEDED")
+    assert retry["not_before"] - first["outcome"]["finished_at"] >= 20
+    assert creates(RUNWAY, fakes) == 2 and job["cost_micros"] == RUNWAY.cost
+    p.assert_books_balanced()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aiprod.domain.health import Circuit, CircuitState
 from aiprod.domain.jobs import ChainStep, Job, JobStatus, add_attempt, new_job
 from aiprod.domain.messages import ErrorClass, RenderOutcome
@@ -42,6 +44,17 @@ def test_retry_same_comes_first_with_a_backoff_then_the_untried_backends():
         (Next.FALLBACK, "veo", 0.0),
         (Next.FALLBACK, "replicate", 0.0),
     ]
+
+
+@pytest.mark.parametrize(("asked", "waited"), [(None, 2), (0.5, 2), (15, 15), (3_600, 60)])
+def test_a_retry_waits_at_least_what_the_provider_asked_for_capped(asked, waited):
+    # GIVEN a throttled attempt whose provider sent Retry-After (or none)
+    outcome = _failure(ErrorClass.RETRY_SAME).model_copy(update={"retry_after_s": asked})
+
+    retry = _plan(outcome).options[0]
+
+    # THEN the retry waits the longer of the backoff (2 s) and the ask, at most max_backoff_s
+    assert (retry.decision, retry.not_before) == (Next.RETRY_SAME, NOW + waited)
 
 
 def test_fallback_skips_tried_backends_and_open_circuits():

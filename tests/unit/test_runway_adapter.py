@@ -66,10 +66,10 @@ def test_the_requests_match_runways_wire_format(runway, fakes):
     assert {c.path.split("/")[-2] for c in fakes.runway.calls("GET", "/v1/tasks/")} == {"tasks"}
 
 
-@pytest.mark.parametrize("retry_after", [{"retry-after": "1"}, {}])
-def test_throttled_create_is_retry_same_and_sent_once(runway, fakes, retry_after):
+@pytest.mark.parametrize(("headers", "wait"), [({"retry-after": "7"}, 7.0), ({}, None)])
+def test_throttled_create_is_retry_same_and_sent_once(runway, fakes, headers, wait):
     # GIVEN Runway answering 429 (with and without Retry-After)
-    fakes.runway.queue("create", Reply(429, {"error": "Too many requests"}, retry_after))
+    fakes.runway.queue("create", Reply(429, {"error": "Too many requests"}, headers))
 
     done = render(runway, render_task("runway"))
 
@@ -77,6 +77,8 @@ def test_throttled_create_is_retry_same_and_sent_once(runway, fakes, retry_after
     assert len(fakes.runway.calls("POST")) == 1
     assert (done.result.error_class, done.result.error_code) == ("RETRY_SAME", "throttled")
     assert done.result.cost_micros == 0
+    # AND the wait Runway asked for is carried to the retry policy
+    assert done.result.retry_after_s == wait
 
 
 def test_server_error_is_retry_same_and_sent_once(runway, fakes):

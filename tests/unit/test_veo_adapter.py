@@ -96,12 +96,13 @@ def test_rai_filtered_output_is_content_policy(live_env, fakes, policy, expected
 
 def test_resource_exhausted_is_retry_same_and_sent_once(veo, fakes):
     body = error_body(429, "RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later.")
-    fakes.veo.queue("create", Reply(429, body, {"retry-after": "1"}))
+    fakes.veo.queue("create", Reply(429, body, {"retry-after": "12"}))
 
     done = render(veo, render_task("veo"))
 
     assert (done.result.error_class, done.result.error_code) == ("RETRY_SAME", "throttled")
     assert len(fakes.veo.calls("POST")) == 1
+    assert done.result.retry_after_s == 12.0  # what Vertex asked for reaches the retry policy
 
 
 def test_server_error_is_retry_same(veo, fakes):

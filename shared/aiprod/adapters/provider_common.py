@@ -8,6 +8,8 @@ only its provider's SDK.
 from __future__ import annotations
 
 import logging
+import time
+from email.utils import parsedate_to_datetime
 
 from aiprod.domain import taxonomy
 from aiprod.domain.catalog import ModelSpec
@@ -28,9 +30,30 @@ def short(message: object) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
-def error(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderError:
+def error(
+    verdict: Verdict, message: object, cost_micros: int = 0, retry_after_s: float | None = None
+) -> ProviderError:
     error_class, code = verdict
-    return ProviderError(error_class, code, short(message), cost_micros)
+    return ProviderError(error_class, code, short(message), cost_micros, retry_after_s)
+
+
+def retry_after(response: object, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), from any
+    response object with ``headers``; None when absent or unreadable."""
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    value = str(value).strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def failed(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderResult:

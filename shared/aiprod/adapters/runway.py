@@ -22,6 +22,7 @@ from aiprod.adapters.provider_common import (
     failed,
     misconfigured,
     refuse_unless,
+    retry_after,
 )
 from aiprod.config import RUNWAY_KEY_ENV, ProviderSettings, secret
 from aiprod.domain import taxonomy
@@ -53,7 +54,8 @@ class RunwayBackend(VideoBackend):
         except ConfigError as exc:
             raise misconfigured(exc) from exc
         except runwayml.APIStatusError as exc:
-            raise error(taxonomy.http_status(exc.status_code), _reason(exc)) from exc
+            verdict, wait = taxonomy.http_status(exc.status_code), retry_after(exc.response)
+            raise error(verdict, _reason(exc), retry_after_s=wait) from exc
         except runwayml.APIConnectionError as exc:
             raise error(_lost(exc), f"runway create: {type(exc).__name__}") from exc
         except ValueError as exc:  # a 2xx whose body is not JSON: a task may exist

@@ -27,6 +27,7 @@ from aiprod.adapters.provider_common import (
     fetch_image,
     misconfigured,
     refuse_unless,
+    retry_after,
     short,
 )
 from aiprod.config import ProviderSettings
@@ -71,7 +72,9 @@ class VeoBackend(VideoBackend):
         except (auth_errors.DefaultCredentialsError, auth_errors.RefreshError) as exc:
             raise misconfigured(ConfigError(f"veo credentials: {type(exc).__name__}")) from exc
         except errors.APIError as exc:
-            raise error(_verdict(exc, self._settings.content_policy), _reason(exc)) from exc
+            verdict = _verdict(exc, self._settings.content_policy)
+            wait = retry_after(getattr(exc, "response", None))
+            raise error(verdict, _reason(exc), retry_after_s=wait) from exc
         except (httpx2.ConnectError, auth_errors.TransportError) as exc:  # nothing reached Veo
             raise error(taxonomy.UNREACHABLE, f"veo create: {type(exc).__name__}") from exc
         except httpx2.HTTPError as exc:  # sent, answer lost: an operation may exist

@@ -40,8 +40,11 @@ class RetryPolicy:
     max_backoff_s: float = 60.0
     max_wall_s: float = 3600.0
 
-    def backoff(self, retry_number: int) -> float:
-        return min(self.base_backoff_s * 2 ** max(0, retry_number - 1), self.max_backoff_s)
+    def backoff(self, retry_number: int, asked_s: float | None = None) -> float:
+        """Exponential, and at least what the provider asked for (Retry-After), both capped
+        at ``max_backoff_s`` so a job is never parked for longer than that."""
+        grown = self.base_backoff_s * 2 ** max(0, retry_number - 1)
+        return min(max(grown, asked_s or 0.0), self.max_backoff_s)
 
 
 def after_failure(job: Job, outcome: RenderOutcome, policy: RetryPolicy, now: float) -> Next:
@@ -108,7 +111,8 @@ def plan_after_failure(
         step = next((s for s in job.chain if s.backend == outcome.backend), None)
         if step is not None and (circuit is None or circuit.state is CircuitState.CLOSED):
             retry = job.retries_on(outcome.backend) + 1
-            options.append(NextAttempt(Next.RETRY_SAME, step, now + policy.backoff(retry)))
+            wait = policy.backoff(retry, asked_s=outcome.retry_after_s)
+            options.append(NextAttempt(Next.RETRY_SAME, step, now + wait))
     tried = job.backends_tried()
     options += [
         NextAttempt(Next.FALLBACK, s) for s in fallback_steps(job.chain, tried, circuits, now)

@@ -183,6 +183,7 @@ def result_of(exc: ProviderError) -> ProviderResult:
         error_code=exc.code,
         message=str(exc),
         cost_micros=exc.cost_micros,
+        retry_after_s=exc.retry_after_s,
     )
 
 
@@ -204,4 +205,5 @@ def outcome_for(
         provider_task_id=task_id,
         started_at=started,
         finished_at=finished,
+        retry_after_s=result.retry_after_s,
     )
