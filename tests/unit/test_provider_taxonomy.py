@@ -3,8 +3,11 @@ the outcome handler acts on (issue 3), with content policy as configured."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from aiprod.adapters.provider_common import retry_after
 from aiprod.domain import taxonomy
 from aiprod.domain.messages import ErrorClass
 from aiprod.domain.policy import NOT_PROVIDER_HEALTH
@@ -84,3 +87,21 @@ def test_our_own_mistakes_never_move_a_circuit_but_outages_and_empty_accounts_do
     for verdict in (taxonomy.SERVER_ERROR, taxonomy.PROVIDER_FAILED, taxonomy.MISCONFIGURED):
         assert verdict[1] not in NOT_PROVIDER_HEALTH
     assert taxonomy.SUBMIT_UNCONFIRMED[0] is U and taxonomy.MALFORMED[0] is U
+
+
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ({"retry-after": "30"}, 30.0),
+        ({"retry-after": "Fri, 15 Jan 2027 08:00:45 GMT"}, 45.0),  # an HTTP date, 45 s ahead
+        ({"retry-after": "Fri, 15 Jan 2027 07:59:00 GMT"}, 0.0),  # already past
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_reads_seconds_or_an_http_date(header, seconds):
+    assert retry_after(SimpleNamespace(headers=header), now=NOW) == seconds
+    assert retry_after(None) is None  # an error with no response at all
