@@ -22,6 +22,7 @@ from aiprod.exceptions import ConfigError
 from aiprod.ports import Bus, DocumentStore, MetricSink, VideoBackend
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
+from aiprod.services.outbox import Outbox
 from aiprod.services.outcome import OutcomeHandler
 from aiprod.services.reconcile import Reconciler
 from aiprod.services.render import Renderer
@@ -101,6 +102,10 @@ class App:
         return self._metrics
 
     @built_once
+    def outbox(self) -> Outbox:
+        return Outbox(self.bus, self.store)
+
+    @built_once
     def telemetry(self) -> Telemetry:
         return Telemetry(self.metrics, self.catalog)
 
@@ -117,7 +122,7 @@ class App:
     def router(self) -> Router:
         return Router(
             self.store,
-            self.bus,
+            self.outbox,
             self.catalog,
             self.settings,
             self.health,
@@ -130,7 +135,7 @@ class App:
     def outcomes(self) -> OutcomeHandler:
         return OutcomeHandler(
             self.store,
-            self.bus,
+            self.outbox,
             self.settings,
             self.health,
             self.ledger,
@@ -142,7 +147,7 @@ class App:
     def reconciler(self) -> Reconciler:
         return Reconciler(
             self.store,
-            self.bus,
+            self.outbox,
             self.settings,
             self.backend,
             self.clock,
@@ -171,7 +176,7 @@ class App:
         return Renderer(
             self.backend(backend),
             self.store,
-            self.bus,
+            self.outbox,
             self.settings,
             self.clock,
             self.sleep,

@@ -48,10 +48,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from aiprod.bootstrap import App
     from aiprod.config import Settings
     from aiprod.local.status import describe_job
-    from aiprod.services import records
+    from aiprod.repositories import jobs
 
     app = App(Settings.from_env())
-    job = records.load_job(app.store, args.job_id)
+    job = jobs.load(app.store, args.job_id)
     if job is None:
         print(f"no job {args.job_id!r} in project {app.settings.project}", file=sys.stderr)
         return 1

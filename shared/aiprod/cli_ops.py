@@ -46,9 +46,9 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
 
 def cmd_budget_set(args: argparse.Namespace) -> int:
     from aiprod.local.ops_views import limit_change_text
-    from aiprod.services.budget_admin import change_limit, parse_scope, parse_usd
+    from aiprod.services.budget_admin import change_limit, parse_limit, parse_scope
 
-    scope, limit = parse_scope(args.scope), parse_usd(args.usd)
+    scope, limit = parse_scope(args.scope), parse_limit(args.usd)
     app = make_app()
     change = change_limit(app.store, app.settings, scope, _today(app), limit)
     print(limit_change_text(change))

@@ -12,27 +12,20 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiprod.domain.budget import Thresholds
+from aiprod.domain.money import MoneyFormatError, parse_usd
 from aiprod.domain.policy import RetryPolicy
 from aiprod.exceptions import ConfigError
 
 
 def usd_to_micros(text: str, name: str) -> int:
+    """A USD setting as micro-USD, or a ConfigError naming the variable (not its value)."""
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise ConfigError(f"{name} must be a decimal amount of USD") from exc
-    if not value.is_finite():
-        raise ConfigError(f"{name} must be a finite amount of USD, not {text!r}")
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
-    micros = value * 1_000_000
-    if micros != micros.to_integral_value():
-        raise ConfigError(f"{name} has more precision than one micro-USD: {text!r}")
-    return int(micros)
+        return parse_usd(text)
+    except MoneyFormatError as exc:
+        raise ConfigError(f"{name} {exc}") from exc
 
 
 # Where each provider's API key is read from (the names the SDKs themselves use).
@@ -142,8 +135,8 @@ class Settings:
             },
             timezone=_zone(get("AIPROD_BUDGET_TIMEZONE") or cls.timezone),
             thresholds=_thresholds(
-                _float(get, "AIPROD_BUDGET_WARNING", 0.70),
-                _float(get, "AIPROD_BUDGET_CRITICAL", 0.90),
+                _float(get, "AIPROD_BUDGET_WARNING", Thresholds.warning),
+                _float(get, "AIPROD_BUDGET_CRITICAL", Thresholds.critical),
             ),
             retry=RetryPolicy(
                 max_attempts=int(_float(get, "AIPROD_MAX_ATTEMPTS", 6)),

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from aiprod import topology
-from aiprod.services.dead_letters import DEAD_LETTERS, DeadLetters
+from aiprod.repositories.dead_letters import COLLECTION as DEAD_LETTERS
+from aiprod.services.dead_letters import DeadLetters
 from support import wait_for
 
 pytestmark = pytest.mark.emulator

@@ -18,9 +18,10 @@ from collections import Counter
 import pytest
 
 from aiprod import topology
+from aiprod.domain.effects import PublishTask, task_for
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import JobRequest, RenderTask
-from aiprod.services import dispatch
+from aiprod.services.outbox import Outbox
 from support import EventTap, job_docs, jobs_terminal, statuses, wait_for
 from support.ledger import (
     assert_allotments_conserved,
@@ -80,7 +81,7 @@ def warm_up_renderers(stack) -> None:
         task = RenderTask(
             job_id="warm-up", attempt=1, backend=backend, model="-", request=request, hold_micros=0
         )
-        dispatch.publish_task(stack.bus, task)
+        Outbox(stack.bus, stack.store).send([PublishTask(task)])
     for function in RENDERERS:
         wait_for(
             lambda f=function: count_logged(stack, f, "render task not run: stale"), timeout=30
@@ -160,7 +161,7 @@ def test_duplicated_messages_render_once_per_attempt_and_charge_once(make_stack)
         extra["route_job"] += 1
         job = Job.model_validate(before_docs[request["job_id"]], strict=False)
         for attempt in job.attempts:
-            dispatch.publish_task(stack.bus, dispatch.task_for(job, attempt))
+            Outbox(stack.bus, stack.store).send([PublishTask(task_for(job, attempt))])
             extra[f"render_{attempt.backend}"] += 1
             outcome = attempt.outcome
             attrs = {"job_id": job.job_id, "attempt": str(attempt.number)}

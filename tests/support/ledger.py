@@ -1,7 +1,7 @@
-"""Budget checks on what the store recorded: the books balance, allotments are conserved, and
-a watcher samples the ledger while a scenario runs to catch any moment with spent + held over
-the limit. The ledger is sharded (``aiprod.services.ledger``): a scope's day is a pool plus
-shards, each shard with its own held and spent, so totals are sums over shards.
+"""Budget checks on what the store recorded, with the production audit (``aiprod budget
+audit``, ``services.budget_audit``) as the oracle, and a watcher that samples the ledger while
+a scenario runs to catch any moment with spent + held over the limit. The ledger is sharded:
+a scope's day is a pool plus shards, so totals are sums over shards.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from aiprod.config import Settings
 from aiprod.ports import Document, DocumentStore
-from aiprod.services.ledger import POOLS, SHARDS
+from aiprod.repositories.ledger import SHARDS
+from aiprod.services.budget_admin import read_books
+from aiprod.services.budget_audit import audit, check_structure
 
 
 def totals_by_scope(store: DocumentStore) -> dict[str, dict[str, int]]:
@@ -35,8 +38,13 @@ def expected_spend(jobs: Iterable[Document]) -> dict[str, int]:
     return dict(spend)
 
 
+def ledger_days(store: DocumentStore) -> list[str]:
+    return sorted({shard["day"] for shard in store.list(SHARDS)})
+
+
 def assert_books_balanced(store: DocumentStore, jobs: Iterable[Document]) -> None:
-    """Nothing is held, and every scope spent exactly what its jobs cost (no double charge)."""
+    """Nothing is held, every scope spent exactly what its jobs cost (no double charge), and
+    the audit finds each shard in line with the attempts that name it."""
     jobs = list(jobs)
     for job in jobs:
         assert job["cost_micros"] == sum(a["cost_micros"] for a in job["attempts"]), job["job_id"]
@@ -46,19 +54,19 @@ def assert_books_balanced(store: DocumentStore, jobs: Iterable[Document]) -> Non
     spent = {scope: t["spent_micros"] for scope, t in totals.items() if t["spent_micros"]}
     wanted = {scope: amount for scope, amount in expected_spend(jobs).items() if amount}
     assert spent == wanted, f"ledger spent {spent}, jobs cost {wanted}"
+    for day in ledger_days(store):
+        report = audit(store, Settings(), day)
+        assert report.ok, f"audit of {day}: {report.discrepancies}"
 
 
 def assert_allotments_conserved(store: DocumentStore) -> None:
-    """Each scope's day: what its pool has not allotted plus its shards' allotments is its limit
-    (the sharded ledger's conservation rule; read when nothing is in flight)."""
-    allotted: dict[str, int] = defaultdict(int)
-    for shard in store.list(SHARDS):
-        allotted[f"{shard['scope']}@{shard['day']}"] += shard["allot_micros"]
-    pools = {f"{p['scope']}@{p['day']}": p for p in store.list(POOLS)}
-    assert set(allotted) <= set(pools), f"shards without a pool: {set(allotted) - set(pools)}"
-    for key, pool in pools.items():
-        total = pool["unallotted_micros"] + allotted[key]
-        assert total == pool["limit_micros"], f"{key}: allotments add up to {total}, not the limit"
+    """Each scope's day: what its pool has not allotted plus its shards' allotments is its
+    limit, and no shard commits past its allotment (the audit's structural checks)."""
+    for day in ledger_days(store):
+        books = read_books(store, day)
+        assert set(books.shards) <= set(books.pools), f"shards without a pool on {day}"
+        found = check_structure(books, Settings())
+        assert found == [], f"{day}: {found}"
 
 
 @dataclass

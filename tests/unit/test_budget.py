@@ -1,77 +1,60 @@
-"""Budget arithmetic in integer micro-USD: holds, settlement, thresholds, days and scopes."""
+"""The budget as admission sees it: totals over shards, thresholds, days and scopes.
+
+Holds and settlements are the sharded ledger's: tests/unit/test_ledger_shards.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from aiprod.domain.budget import (
     BudgetState,
-    LedgerEntry,
+    BudgetTotals,
     Thresholds,
     budget_day,
     headroom,
     scopes_for,
     tightest,
+    totals,
 )
+from aiprod.domain.ledger import Shard
 
 LIMIT = 1_000_000
 
 
-def entry(spent: int = 0, held: int = 0, limit: int = LIMIT, scope: str = "global") -> LedgerEntry:
-    return LedgerEntry(scope, "2027-01-15", limit, held_micros=held, spent_micros=spent)
+def entry(spent: int = 0, held: int = 0, limit: int = LIMIT, scope: str = "global") -> BudgetTotals:
+    return BudgetTotals(scope, "2027-01-15", limit, held_micros=held, spent_micros=spent)
 
 
-def test_hold_reserves_and_settle_replaces_it_with_the_actual_cost():
-    # GIVEN a hold of 600k against a 1M limit
-    held = entry().hold(600_000)
-    assert (held.held_micros, held.spent_micros, held.headroom) == (600_000, 0, 400_000)
+def test_totals_sum_the_shards_that_exist():
+    # GIVEN two of a scope's shards written, the others never touched
+    shards = [
+        Shard("global", "2027-01-15", 0, allot_micros=500_000, held_micros=100_000),
+        Shard(
+            "global",
+            "2027-01-15",
+            3,
+            allot_micros=400_000,
+            spent_micros=300_000,
+            overrun_micros=20_000,
+        ),
+    ]
 
-    # WHEN it settles at 450k
-    settled = held.settle(600_000, 450_000)
+    # WHEN admission sums them
+    day = totals("global", "2027-01-15", LIMIT, shards)
 
-    # THEN the hold is gone and only the actual cost is spent
-    assert (settled.held_micros, settled.spent_micros, settled.overrun_micros) == (0, 450_000, 0)
-    assert settled.headroom == 550_000
-
-
-def test_settle_with_zero_releases_the_hold():
-    released = entry(spent=100_000).hold(300_000).settle(300_000, 0)
-    assert (released.held_micros, released.spent_micros) == (0, 100_000)
-
-
-def test_settle_above_the_hold_charges_the_overrun_and_notes_it():
-    # GIVEN a provider that reports more than the worst case we held
-    settled = entry().hold(200_000).settle(200_000, 260_000)
-
-    # THEN the real cost is spent and the excess is recorded as an overrun
-    assert (settled.spent_micros, settled.overrun_micros, settled.held_micros) == (
-        260_000,
-        60_000,
-        0,
-    )
+    # THEN held, spent and overrun are the shards' sums, and the headroom follows
+    assert (day.held_micros, day.spent_micros, day.overrun_micros) == (100_000, 300_000, 20_000)
+    assert (day.committed, day.headroom) == (400_000, 600_000)
 
 
-@pytest.mark.parametrize(("held", "actual"), [(-1, 0), (10, -1), (500_001, 0)])
-def test_settle_refuses_impossible_amounts(held, actual):
-    with pytest.raises(ValueError):
-        entry().hold(500_000).settle(held, actual)
-
-
-def test_hold_that_does_not_fit_raises_and_changes_nothing():
+def test_exactly_the_headroom_fits():
     # GIVEN 700k spent and 200k held of 1M
     base = entry(spent=700_000, held=200_000)
 
-    # THEN exactly the headroom fits, one micro more does not, and negative holds are refused
+    # THEN exactly the headroom fits, one micro more does not
     assert base.fits(100_000) and not base.fits(100_001)
-    assert base.hold(100_000).committed == LIMIT
-    with pytest.raises(ValueError):
-        base.hold(100_001)
-    with pytest.raises(ValueError):
-        base.hold(-1)
     assert base.committed == 900_000
 
 
@@ -142,53 +125,5 @@ def test_scopes_for_global_and_tenant():
     assert scopes_for("acme") == ("global", "tenant:acme")
 
 
-def test_ledger_key_names_scope_and_day():
+def test_the_key_names_scope_and_day():
     assert entry(scope="tenant:acme").key == "tenant:acme@2027-01-15"
-
-
-@settings(max_examples=200, deadline=None)
-@given(data=st.data(), limit=st.integers(0, 5_000_000))
-def test_holds_never_overcommit_and_settlement_accounts_for_every_micro(data, limit):
-    # GIVEN an empty day and a random run of holds, settlements (below and above the hold)
-    # and releases
-    ledger = LedgerEntry("global", "2027-01-15", limit)
-    open_holds: list[int] = []
-    settled_actuals: list[int] = []
-    overruns = 0
-
-    def settle(index: int, actual: int) -> None:
-        nonlocal ledger, overruns
-        amount = open_holds.pop(index)
-        ledger = ledger.settle(amount, actual)
-        settled_actuals.append(actual)
-        overruns += max(0, actual - amount)
-
-    steps = data.draw(st.lists(st.sampled_from(["hold", "settle", "release"]), max_size=40))
-    for step in steps:
-        if step == "hold":
-            amount = data.draw(st.integers(0, limit + 500_000), label="hold")
-            before = ledger
-            try:
-                ledger = ledger.hold(amount)
-            except ValueError:
-                # WHEN a hold would pass the limit THEN it is refused and nothing changed
-                assert before.committed + amount > limit
-            else:
-                open_holds.append(amount)
-            # THEN a hold never takes spent + held past the limit
-            assert ledger is before or ledger.committed <= limit
-        elif open_holds:
-            index = data.draw(st.integers(0, len(open_holds) - 1), label="which")
-            held = open_holds[index]
-            actual = 0 if step == "release" else data.draw(st.integers(0, 2 * held + 1))
-            settle(index, actual)
-        assert ledger.held_micros == sum(open_holds)
-
-    # WHEN everything still held is settled
-    while open_holds:
-        settle(0, data.draw(st.integers(0, 2 * open_holds[0] + 1), label="final"))
-
-    # THEN spend is exactly the sum of actual costs, nothing is held, overruns are all noted
-    assert ledger.held_micros == 0
-    assert ledger.spent_micros == sum(settled_actuals)
-    assert ledger.overrun_micros == overruns

@@ -19,11 +19,13 @@ from aiprod.config import Settings
 from aiprod.domain.budget import BudgetState, scopes_for
 from aiprod.domain.jobs import AttemptState, ChainStep, JobStatus, add_attempt, new_job
 from aiprod.exceptions import OperatorInputError
+from aiprod.repositories.jobs import load as load_job
+from aiprod.repositories.jobs import save as save_job
+from aiprod.repositories.ledger import LIMITS, POOLS, SHARDS
 from aiprod.services import budget_admin
-from aiprod.services.budget_admin import change_limit, day_view, parse_scope, parse_usd
+from aiprod.services.budget_admin import change_limit, day_view, parse_limit, parse_scope
 from aiprod.services.budget_audit import audit
-from aiprod.services.ledger import LIMITS, POOLS, SHARDS, Ledger
-from aiprod.services.records import load_job, save_job
+from aiprod.services.ledger import Ledger
 
 T0 = 1_800_000_000.0  # the unit tier's clock start (tests/unit/conftest.py)
 DAY = "2027-01-15"  # its budget day in UTC
@@ -250,10 +252,10 @@ def test_set_resizes_shards_beyond_this_shells_configuration(store):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["global", "-5"], "cannot be negative"),
-        (["global", "ten"], "not a decimal amount"),
-        (["global", "NaN"], "not a decimal amount"),
-        (["global", "0.0000001"], "finer than a micro-USD"),
+        (["global", "-5"], "limit '-5' cannot be negative"),
+        (["global", "ten"], "not a finite decimal amount"),
+        (["global", "NaN"], "not a finite decimal amount"),
+        (["global", "0.0000001"], "more precision than one micro-USD"),
         (["team:x", "5"], "neither 'global' nor 'tenant:<name>'"),
         (["tenant:", "5"], "neither"),
         (["tenant:Big Co", "5"], "neither"),
@@ -267,12 +269,12 @@ def test_set_refuses_bad_input_and_writes_nothing(aiprod, store, argv, message):
 
 
 def test_amounts_and_scopes_parse_exactly():
-    assert parse_usd("12.5") == 12_500_000
-    assert parse_usd("0.000001") == 1
-    assert parse_usd("0") == 0
+    assert parse_limit("12.5") == 12_500_000
+    assert parse_limit("0.000001") == 1
+    assert parse_limit("0") == 0
     assert parse_scope("tenant:social-2") == "tenant:social-2"
     with pytest.raises(OperatorInputError):
-        parse_usd("Infinity")
+        parse_limit("Infinity")
     with pytest.raises(OperatorInputError):
         parse_scope("Global")
 

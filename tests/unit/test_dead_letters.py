@@ -23,7 +23,8 @@ from aiprod.exceptions import (
     StoreUnavailableError,
 )
 from aiprod.ports import ReceivedMessage
-from aiprod.services.dead_letters import DEAD_LETTERS, INBOX, DeadLetters
+from aiprod.repositories.dead_letters import COLLECTION as DEAD_LETTERS
+from aiprod.services.dead_letters import INBOX, DeadLetters
 
 JOB = {"job_id": "late-1", "prompt": "a red kite over green hills"}
 PUBSUB_DEAD = {

@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from aiprod.domain.messages import MAX_METADATA_KEYS, JobRequest, Priority, usd
+from aiprod.domain.messages import MAX_METADATA_KEYS, JobRequest, Priority
+from aiprod.domain.money import usd
 
 
 def parse(body: dict) -> JobRequest:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiprod.domain.budget import BudgetState, LedgerEntry, Thresholds
+from aiprod.domain.budget import BudgetState, BudgetTotals, Thresholds
 from aiprod.domain.catalog import default_catalog, parse_catalog
 from aiprod.domain.health import Circuit
 from aiprod.domain.jobs import ChainStep
@@ -26,8 +26,8 @@ def request(**fields) -> JobRequest:
     return JobRequest.model_validate_json(json.dumps({"job_id": "j", "prompt": "p", **fields}))
 
 
-def ledger(spent: int = 0, limit: int = LIMIT, scope: str = "global") -> LedgerEntry:
-    return LedgerEntry(scope, "2027-01-15", limit, spent_micros=spent)
+def ledger(spent: int = 0, limit: int = LIMIT, scope: str = "global") -> BudgetTotals:
+    return BudgetTotals(scope, "2027-01-15", limit, spent_micros=spent)
 
 
 def plan(req: JobRequest, circuits=None, entries=None, catalog=CATALOG):

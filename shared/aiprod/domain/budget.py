@@ -1,15 +1,20 @@
-"""Budget arithmetic in integer micro-USD: holds, settlement, thresholds. No I/O.
+"""The budget as admission sees it: a scope's day in totals, its state against the thresholds,
+which scopes a job's hold must fit, and which day a moment belongs to. Pure.
 
-A hold reserves the worst case before a provider is called; settlement replaces it with the
-provider-reported cost. ``spent + held <= limit`` is the invariant every hold preserves.
+The holds and settlements themselves are the sharded ledger's (``domain.ledger``): a hold
+reserves the worst case before a provider is called, settlement replaces it with the
+provider-reported cost, and ``spent + held <= limit`` holds on every shard.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from aiprod.domain.ledger import Shard, day_key
 
 
 class BudgetState(StrEnum):
@@ -21,13 +26,19 @@ class BudgetState(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Shares of a day's limit: from ``warning`` new jobs go cheapest-first, from ``critical``
+    none are admitted. The defaults are the product's policy (``AIPROD_BUDGET_WARNING`` /
+    ``AIPROD_BUDGET_CRITICAL`` override them)."""
+
     warning: float = 0.70
     critical: float = 0.90
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    """One scope's day: its limit and what is held and spent against it."""
+class BudgetTotals:
+    """One scope's budget day summed over its shards: the limit and what is held, spent and
+    overrun against it. What admission reads (``Ledger.snapshot``) and operators see; the
+    holds and settlements themselves are the shards' (``domain.ledger``)."""
 
     scope: str
     day: str
@@ -38,7 +49,7 @@ class LedgerEntry:
 
     @property
     def key(self) -> str:
-        return ledger_key(self.scope, self.day)
+        return day_key(self.scope, self.day)
 
     @property
     def committed(self) -> int:
@@ -64,25 +75,18 @@ class LedgerEntry:
     def fits(self, amount: int) -> bool:
         return self.committed + amount <= self.limit_micros
 
-    def hold(self, amount: int) -> LedgerEntry:
-        if amount < 0 or not self.fits(amount):
-            raise ValueError(f"hold of {amount} does not fit {self.key} (headroom {self.headroom})")
-        return replace(self, held_micros=self.held_micros + amount)
 
-    def settle(self, held: int, actual: int) -> LedgerEntry:
-        """Replace a hold by the actual cost (0 releases it); an overrun is charged and noted."""
-        if held < 0 or actual < 0 or held > self.held_micros:
-            raise ValueError(f"cannot settle hold {held} (actual {actual}) on {self.key}")
-        return replace(
-            self,
-            held_micros=self.held_micros - held,
-            spent_micros=self.spent_micros + actual,
-            overrun_micros=self.overrun_micros + max(0, actual - held),
-        )
-
-
-def ledger_key(scope: str, day: str) -> str:
-    return f"{scope}@{day}"
+def totals(scope: str, day: str, limit_micros: int, shards: Iterable[Shard]) -> BudgetTotals:
+    """A scope's day from its shards (any subset that exists; a missing shard holds nothing)."""
+    shards = list(shards)
+    return BudgetTotals(
+        scope=scope,
+        day=day,
+        limit_micros=limit_micros,
+        held_micros=sum(s.held_micros for s in shards),
+        spent_micros=sum(s.spent_micros for s in shards),
+        overrun_micros=sum(s.overrun_micros for s in shards),
+    )
 
 
 def budget_day(now: float, timezone: str) -> str:
@@ -95,10 +99,10 @@ def scopes_for(tenant: str | None) -> tuple[str, ...]:
     return ("global",) if tenant is None else ("global", f"tenant:{tenant}")
 
 
-def tightest(entries: list[LedgerEntry], thresholds: Thresholds) -> BudgetState:
+def tightest(entries: list[BudgetTotals], thresholds: Thresholds) -> BudgetState:
     order = list(BudgetState)
     return max((e.state(thresholds) for e in entries), key=order.index, default=BudgetState.NORMAL)
 
 
-def headroom(entries: list[LedgerEntry]) -> int:
+def headroom(entries: list[BudgetTotals]) -> int:
     return min((e.headroom for e in entries), default=0)

@@ -43,19 +43,6 @@ class Claim(StrEnum):
     STALE = "stale"  # attempt finished, superseded or unknown: acknowledge, do nothing
 
 
-class FollowUp(StrEnum):
-    """What a redelivered, already applied outcome should publish again.
-
-    handle_outcome publishes after its commit; when that publish fails the invocation raises
-    and Pub/Sub redelivers the outcome, which then finds the attempt closed. Publishing what
-    the committed state implies again is what keeps the event or the next task from being lost.
-    """
-
-    NOTHING = "nothing"
-    FINAL_EVENT = "final_event"  # the outcome ended the job: job.completed / job.failed
-    NEXT_TASK = "next_task"  # the outcome dispatched the next attempt, still unclaimed
-
-
 class ChainStep(BaseModel):
     backend: str
     model: str
@@ -105,7 +92,7 @@ class Job(BaseModel):
     created_at: float
     updated_at: float
     finished_at: float | None = None
-    announced: bool = False  # job.completed / job.failed published (see FollowUp)
+    announced: bool = False  # job.completed / job.failed is out (see effects.after_outcome)
 
     @property
     def is_terminal(self) -> bool:
@@ -276,24 +263,6 @@ def is_outcome_pending(job: Job, outcome: RenderOutcome) -> bool:
         and outcome.attempt == len(job.attempts)
         and attempt.state in (AttemptState.RUNNING, AttemptState.REPORTED)
     )
-
-
-def follow_up_owed(job: Job, outcome: RenderOutcome) -> FollowUp:
-    """For an outcome that is no longer pending: what its application published, if it was
-    this outcome that ended the job (and the event is not known to be out) or dispatched the
-    attempt now waiting to be claimed."""
-    last = len(job.attempts)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and outcome.attempt == last:
-        return FollowUp.NOTHING if job.announced else FollowUp.FINAL_EVENT
-    current = job.current
-    if (
-        job.status is JobStatus.RUNNING
-        and current is not None
-        and outcome.attempt == last - 1
-        and current.state is AttemptState.DISPATCHED
-    ):
-        return FollowUp.NEXT_TASK
-    return FollowUp.NOTHING
 
 
 def announce(job: Job) -> Job:

@@ -32,7 +32,7 @@ class Pool:
 
     @property
     def key(self) -> str:
-        return f"{self.scope}@{self.day}"
+        return day_key(self.scope, self.day)
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,13 @@ class Shard:
         return max(0, self.allot_micros - self.held_micros - self.spent_micros)
 
 
+def day_key(scope: str, day: str) -> str:
+    """A scope's budget day, ``global@2026-11-23``: its pool's id and its shards' prefix."""
+    return f"{scope}@{day}"
+
+
 def shard_key(scope: str, day: str, index: int) -> str:
-    return f"{scope}@{day}#{index:03d}"
+    return f"{day_key(scope, day)}#{index:03d}"
 
 
 def parse_shard_key(key: str) -> tuple[str, str, int]:

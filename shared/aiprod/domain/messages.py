@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aiprod.domain.money import micros_of, money, usd  # noqa: F401  (TEMP re-export until tooling merge)
+
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
@@ -103,7 +105,7 @@ class JobRequest(_Strict):
 
     @property
     def max_cost_micros(self) -> int | None:
-        return None if self.max_cost_usd is None else round(self.max_cost_usd * 1_000_000)
+        return None if self.max_cost_usd is None else micros_of(self.max_cost_usd)
 
     def payload_hash(self) -> str:
         """Stable fingerprint of the request, to tell a redelivery from a reused job_id."""
@@ -180,18 +182,3 @@ class JobEvent(_Strict):
         if self.tenant:
             attrs["tenant"] = self.tenant
         return attrs
-
-
-def usd(micros: int) -> str:
-    """Integer micro-USD as a decimal string, for people and event payloads (never floats)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), 1_000_000)
-    return f"{sign}{whole}.{frac:06d}"
-
-
-def money(micros: int) -> str:
-    """Micro-USD for a person: ``$0.60``, ``$0.045``, ``$12.00`` (exact, no float rounding)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), 1_000_000)
-    digits = f"{frac:06d}".rstrip("0").ljust(2, "0")
-    return f"{sign}${whole:,}.{digits}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aiprod.domain.budget import BudgetState, LedgerEntry, Thresholds, headroom, tightest
+from aiprod.domain.budget import BudgetState, BudgetTotals, Thresholds, headroom, tightest
 from aiprod.domain.catalog import Catalog, ModelSpec
 from aiprod.domain.health import Circuit
 from aiprod.domain.jobs import ChainStep
@@ -86,7 +86,7 @@ def plan_route(
     request: JobRequest,
     catalog: Catalog,
     circuits: Mapping[str, Circuit],
-    entries: list[LedgerEntry],
+    entries: list[BudgetTotals],
     thresholds: Thresholds,
     now: float,
 ) -> Plan:

@@ -21,7 +21,7 @@ from aiprod.domain.messages import money
 from aiprod.local.embedded import embedded_app
 from aiprod.local.report import run_report
 from aiprod.local.summary import budget_table, jobs_table
-from aiprod.services import records
+from aiprod.repositories import jobs as job_records
 
 DEMO_SETTINGS = Settings(
     project="aiprod-demo",
@@ -57,7 +57,7 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     app.bus.drain(timeout_s=120)
     stop.set()
     progress.join()
-    jobs = [records.load_job(app.store, _job_id(line)) for line in lines]
+    jobs = [job_records.load(app.store, _job_id(line)) for line in lines]
     known = [job for job in jobs if job is not None]
     invalid = len(lines) - len(known)
     out.write("\n" + jobs_table(known) + "\n\n")

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
 
 from aiprod.config import Settings
 from aiprod.domain import ledger
-from aiprod.domain.budget import BudgetState, LedgerEntry
+from aiprod.domain.budget import BudgetState, BudgetTotals, totals
 from aiprod.domain.ledger import Pool, Shard
 from aiprod.domain.messages import TENANT_PATTERN
+from aiprod.domain.money import MoneyFormatError, parse_usd
 from aiprod.exceptions import OperatorInputError
 from aiprod.ports import DocumentStore
-from aiprod.services.ledger import LIMITS, POOLS, SHARDS, set_limit
+from aiprod.repositories import ledger as books
+from aiprod.services.ledger import set_limit
 
 SCOPE = re.compile(rf"^(global|tenant:{TENANT_PATTERN.strip('^$')})$")
 MAX_DOCS = 100_000
@@ -58,24 +59,17 @@ class DayBooks:
 
 def read_books(store: DocumentStore, day: str) -> DayBooks:
     shards: dict[str, list[Shard]] = {}
-    for doc in store.query(SHARDS, "day", "==", day, limit=MAX_DOCS):
-        shard = Shard(**{k: doc[k] for k in Shard.__dataclass_fields__})
+    for shard in sorted(books.shards_of_day(store, day, MAX_DOCS), key=lambda s: s.index):
         shards.setdefault(shard.scope, []).append(shard)
-    pools = {
-        doc["scope"]: Pool(**{k: doc[k] for k in Pool.__dataclass_fields__})
-        for doc in store.query(POOLS, "day", "==", day, limit=MAX_DOCS)
-    }
-    limits = {d["scope"]: d["limit_micros"] for d in store.list(LIMITS, limit=MAX_DOCS)}
-    for scope_shards in shards.values():
-        scope_shards.sort(key=lambda s: s.index)
-    return DayBooks(day, shards, pools, limits)
+    pools = {pool.scope: pool for pool in books.pools_of_day(store, day, MAX_DOCS)}
+    return DayBooks(day, shards, pools, books.runtime_limits(store, MAX_DOCS))
 
 
 @dataclass(frozen=True)
 class ScopeView:
     """One scope's day for an operator: the summed entry, its state, and where it stands."""
 
-    entry: LedgerEntry
+    entry: BudgetTotals
     state: BudgetState
     shards_used: int
     unallotted_micros: int  # the pool's; negative once the limit was lowered below commitments
@@ -103,30 +97,23 @@ class ScopeView:
         }
 
 
-def scope_view(books: DayBooks, scope: str, settings: Settings) -> ScopeView:
-    shards = books.shards.get(scope, [])
-    entry = LedgerEntry(
-        scope=scope,
-        day=books.day,
-        limit_micros=books.limit(scope, settings),
-        held_micros=sum(s.held_micros for s in shards),
-        spent_micros=sum(s.spent_micros for s in shards),
-        overrun_micros=sum(s.overrun_micros for s in shards),
-    )
-    pool = books.pool_or_new(scope, settings)
+def scope_view(found: DayBooks, scope: str, settings: Settings) -> ScopeView:
+    shards = found.shards.get(scope, [])
+    entry = totals(scope, found.day, found.limit(scope, settings), shards)
+    pool = found.pool_or_new(scope, settings)
     return ScopeView(
         entry,
         entry.state(settings.thresholds),
         len(shards),
         pool.unallotted_micros,
-        books.limit_source(scope),
+        found.limit_source(scope),
     )
 
 
 def day_view(store: DocumentStore, settings: Settings, day: str) -> list[ScopeView]:
     """Every scope with shards, a pool or a run-time limit, global first."""
-    books = read_books(store, day)
-    return [scope_view(books, scope, settings) for scope in books.scopes]
+    found = read_books(store, day)
+    return [scope_view(found, scope, settings) for scope in found.scopes]
 
 
 @dataclass(frozen=True)
@@ -139,9 +126,9 @@ def change_limit(
     store: DocumentStore, settings: Settings, scope: str, day: str, limit: int
 ) -> LimitChange:
     """Store a run-time limit and resize ``day``'s allotments to it (``services.ledger``)."""
-    books = read_books(store, day)
-    before = scope_view(books, scope, settings)
-    used = max((s.index + 1 for s in books.shards.get(scope, [])), default=0)
+    found = read_books(store, day)
+    before = scope_view(found, scope, settings)
+    used = max((s.index + 1 for s in found.shards.get(scope, [])), default=0)
     # Resize every shard that exists, even past this shell's AIPROD_LEDGER_SHARDS.
     wide = replace(settings, ledger_shards=max(settings.ledger_shards, used))
     set_limit(store, wide, scope, day, limit)
@@ -154,17 +141,9 @@ def parse_scope(text: str) -> str:
     return text
 
 
-def parse_usd(text: str) -> int:
-    """A decimal USD amount as integer micro-USD: not negative, at most 6 decimal places."""
+def parse_limit(text: str) -> int:
+    """An operator's limit in USD as integer micro-USD (``aiprod budget set``)."""
     try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
-        raise OperatorInputError(f"{text!r} is not a decimal amount of USD")
-    if value < 0:
-        raise OperatorInputError(f"a limit cannot be negative ({text})")
-    micros = value * 1_000_000
-    if micros != micros.to_integral_value():
-        raise OperatorInputError(f"{text} USD is finer than a micro-USD (6 decimal places)")
-    return int(micros)
+        return parse_usd(text)
+    except MoneyFormatError as exc:
+        raise OperatorInputError(f"limit {text!r} {exc}") from exc

@@ -22,8 +22,8 @@ from aiprod.config import Settings
 from aiprod.domain import ledger
 from aiprod.domain.jobs import Job
 from aiprod.ports import DocumentStore
+from aiprod.repositories import jobs
 from aiprod.services.budget_admin import MAX_DOCS, DayBooks, read_books
-from aiprod.services.records import JOBS
 
 MARGIN_S = 86_400.0
 
@@ -67,28 +67,28 @@ def audit(
     since = day_start(day, settings.timezone) - MARGIN_S
     books = read_books(store, day)
     for attempt in range(1, tries + 1):
-        jobs = store.query(JOBS, "updated_at", ">=", since, limit=max_jobs)
+        scanned = jobs.updated_since(store, since, max_jobs)
         after = read_books(store, day)
         steady = after == books
         if steady or attempt == tries:
             break
         books = after
-    expected = expected_from(jobs, day)
+    expected = expected_from(scanned, day)
     shards = sum(len(s) for s in after.shards.values())
     found = check(after, expected, settings)
     return AuditReport(
-        day, shards, len(jobs), expected.attempts, found, steady, len(jobs) >= max_jobs
+        day, shards, len(scanned), expected.attempts, found, steady, len(scanned) >= max_jobs
     )
 
 
-def expected_from(job_docs: list[dict], day: str) -> Expected:
+def expected_from(scanned: list[Job], day: str) -> Expected:
     """What each shard of ``day`` should show, from the attempts that name it."""
     held: dict[str, int] = defaultdict(int)
     spent: dict[str, int] = defaultdict(int)
     overrun: dict[str, int] = defaultdict(int)
     attempts = 0
-    for doc in job_docs:
-        for attempt in Job.model_validate(doc, strict=False).attempts:
+    for job in scanned:
+        for attempt in job.attempts:
             keys = [k for k in attempt.ledger_keys if ledger.parse_shard_key(k)[1] == day]
             attempts += bool(keys)
             for key in keys:
@@ -101,20 +101,33 @@ def expected_from(job_docs: list[dict], day: str) -> Expected:
 
 
 def check(books: DayBooks, expected: Expected, settings: Settings) -> list[Discrepancy]:
+    """Every discrepancy: the shards against the attempts, and the books' own invariants."""
+    return check_against(books, expected) + check_structure(books, settings)
+
+
+def check_against(books: DayBooks, expected: Expected) -> list[Discrepancy]:
+    """Each shard's held, spent and overrun against what the attempts naming it say."""
     found: list[Discrepancy] = []
-    shards = {s.key: s for scope in books.shards.values() for s in scope}
+    shards = _shards_by_key(books)
     named = set(expected.held) | set(expected.spent) | set(expected.overrun)
     for key in sorted(set(shards) | named):
-        scope, day, index = ledger.parse_shard_key(key)
-        shard = shards.get(key) or ledger.Shard(scope, day, index)
+        shard = shards.get(key) or ledger.Shard(*ledger.parse_shard_key(key))
         pairs = (
             ("held", shard.held_micros, expected.held.get(key, 0)),
             ("spent", shard.spent_micros, expected.spent.get(key, 0)),
             ("overrun", shard.overrun_micros, expected.overrun.get(key, 0)),
         )
         found += [Discrepancy(key, name, a, b) for name, a, b in pairs if a != b]
-        if shard.held_micros + shard.spent_micros > shard.allot_micros:
-            committed = shard.held_micros + shard.spent_micros
+    return found
+
+
+def check_structure(books: DayBooks, settings: Settings) -> list[Discrepancy]:
+    """The sharded ledger's own invariants, true at every commit whatever is in flight: no
+    shard commits past its allotment, and a scope's pool plus allotments is its limit."""
+    found: list[Discrepancy] = []
+    for key, shard in sorted(_shards_by_key(books).items()):
+        committed = shard.held_micros + shard.spent_micros
+        if committed > shard.allot_micros:
             found.append(Discrepancy(key, "allotment", committed, shard.allot_micros))
     for scope in sorted(set(books.shards) | set(books.pools)):
         pool = books.pool_or_new(scope, settings)
@@ -123,6 +136,10 @@ def check(books: DayBooks, expected: Expected, settings: Settings) -> list[Discr
         if total != pool.limit_micros:
             found.append(Discrepancy(pool.key, "conservation", total, pool.limit_micros))
     return found
+
+
+def _shards_by_key(books: DayBooks) -> dict[str, ledger.Shard]:
+    return {s.key: s for scope in books.shards.values() for s in scope}
 
 
 def day_start(day: str, timezone: str) -> float:

@@ -1,7 +1,7 @@
 """The dead-letter inbox (``aiprod dlq``): keep what was pulled, list it, replay it.
 
-``Bus.pull`` acknowledges what it returns, so every pulled message is stored at once in
-``dead_letters/{message_id}`` (created if absent: a message pulled twice keeps its first-seen
+``Bus.pull`` acknowledges what it returns, so every pulled message is kept at once
+(``repositories.dead_letters``, created if absent: a message pulled twice keeps its first-seen
 time and its replayed flag). Should storing fail, the messages not yet stored are published
 back to the dead-letter topic before the error propagates, so a pull never loses one.
 
@@ -20,8 +20,8 @@ from aiprod import topology
 from aiprod.domain.dead_letters import DeadLetter
 from aiprod.exceptions import DeadLetterNotFoundError, DeadLetterReplayError
 from aiprod.ports import Bus, DocumentStore, ReceivedMessage
+from aiprod.repositories import dead_letters as letters_kept
 
-DEAD_LETTERS = "dead_letters"
 INBOX = f"{topology.DEAD_LETTER}--inbox"
 PULL_BATCH = 100
 EMPTY_PULLS = 2  # a pull that returns at once may come back empty while messages wait
@@ -47,17 +47,16 @@ class DeadLetters:
 
     def pending(self, source: str | None = None) -> list[DeadLetter]:
         """Stored letters not yet replayed (of one source topic, when given), oldest first."""
-        docs = self._store.query(DEAD_LETTERS, "replayed", "==", False, limit=MAX_LIST)
-        letters = sorted((DeadLetter.from_doc(d) for d in docs), key=lambda x: x.first_seen_at)
+        letters = letters_kept.not_replayed(self._store, MAX_LIST)
         return [x for x in letters if source is None or x.source == source]
 
     def replay(self, ids: list[str]) -> list[tuple[DeadLetter, str]]:
         """Republish the named letters to their source topics; all are checked first."""
-        found = self._store.get_many(DEAD_LETTERS, list(dict.fromkeys(ids)))
+        found = letters_kept.load_many(self._store, ids)
         missing = [i for i in ids if i not in found]
         if missing:
             raise DeadLetterNotFoundError(f"no stored dead letter with id {', '.join(missing)}")
-        letters = [DeadLetter.from_doc(found[i]) for i in dict.fromkeys(ids)]
+        letters = [found[i] for i in dict.fromkeys(ids)]
         for letter in letters:
             _check_replayable(letter)
         return [(letter, self._replay_one(letter)) for letter in letters]
@@ -74,7 +73,7 @@ class DeadLetters:
         for position, message in enumerate(batch):
             letter = DeadLetter.received(message, self._prefix, self._clock())
             try:
-                if self._create(letter):
+                if letters_kept.create(self._store, letter):
                     kept.append(letter)
             except BaseException:  # an outage, or Ctrl-C: what was pulled goes back
                 for unkept in batch[position:]:
@@ -82,25 +81,9 @@ class DeadLetters:
                 raise
         return kept
 
-    def _create(self, letter: DeadLetter) -> bool:
-        def body(tx) -> bool:
-            if tx.get(DEAD_LETTERS, letter.id) is not None:
-                return False
-            tx.set(DEAD_LETTERS, letter.id, letter.to_doc())
-            return True
-
-        return self._store.run_transaction(body)
-
     def _replay_one(self, letter: DeadLetter) -> str:
         message_id = self._bus.publish(letter.source, letter.data, letter.original_attributes())
-        now = self._clock()
-
-        def body(tx) -> None:
-            doc = tx.get(DEAD_LETTERS, letter.id) or letter.to_doc()
-            update = {"replayed": True, "replayed_at": now, "replay_message_id": message_id}
-            tx.set(DEAD_LETTERS, letter.id, {**doc, **update})
-
-        self._store.run_transaction(body)
+        letters_kept.mark_replayed(self._store, letter, message_id, self._clock())
         return message_id
 
 

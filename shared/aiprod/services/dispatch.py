@@ -1,12 +1,13 @@
-"""Reserve an attempt (hold + DISPATCHED, in the caller's transaction) and send its task."""
+"""Reserve an attempt: its hold and the DISPATCHED attempt, in the caller's transaction.
+
+Its task is owed by the committed job (``effects.dispatched``) and sent by the outbox.
+"""
 
 from __future__ import annotations
 
-from aiprod import topology
 from aiprod.domain.budget import scopes_for
-from aiprod.domain.jobs import Attempt, ChainStep, Job, add_attempt
-from aiprod.domain.messages import JobRequest, RenderTask
-from aiprod.ports import Bus, Transaction
+from aiprod.domain.jobs import ChainStep, Job, add_attempt
+from aiprod.ports import Transaction
 from aiprod.services.ledger import Ledger
 
 
@@ -31,20 +32,3 @@ def reserve_attempt(
         job = add_attempt(job, step, keys, now, not_before=not_before, lease_expires_at=lease_until)
         return job, index
     return None
-
-
-def task_for(job: Job, attempt: Attempt) -> RenderTask:
-    return RenderTask(
-        job_id=job.job_id,
-        attempt=attempt.number,
-        backend=attempt.backend,
-        model=attempt.model,
-        request=JobRequest.model_validate(job.request, strict=False),
-        hold_micros=attempt.hold_micros,
-        not_before=attempt.not_before,
-    )
-
-
-def publish_task(bus: Bus, task: RenderTask) -> None:
-    attrs = {"job_id": task.job_id, "attempt": str(task.attempt), "backend": task.backend}
-    bus.publish(topology.render_topic(task.backend), task.model_dump_json().encode(), attrs)

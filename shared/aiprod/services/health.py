@@ -14,7 +14,7 @@ from aiprod.domain.health import Circuit
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import counts_against_provider
 from aiprod.ports import DocumentStore, Transaction
-from aiprod.services.records import load_circuit, save_circuit
+from aiprod.repositories import circuits as circuit_records
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class HealthBook:
     def snapshot(self) -> dict[str, Circuit]:
         """Current circuits; if the store cannot be read, assume healthy (fail open)."""
         try:
-            circuits = {b: load_circuit(self._store, b) for b in self._backends}
+            circuits = {b: circuit_records.load(self._store, b) for b in self._backends}
         except Exception as exc:
             log.warning("circuit states unreadable, assuming closed: %s", type(exc).__name__)
             return {}
@@ -49,12 +49,12 @@ class HealthBook:
         """Inside a transaction, re-read circuits that would let a probe through now."""
         for backend, circuit in list(circuits.items()):
             if circuit.needs_probe(now):
-                circuits[backend] = load_circuit(tx, backend)
+                circuits[backend] = circuit_records.load(tx, backend)
 
     def claim_probe(self, tx: Transaction, circuit: Circuit | None, now: float) -> None:
         """If the chosen backend is half-open, this attempt becomes its one probe."""
         if circuit is not None and circuit.needs_probe(now):
-            save_circuit(tx, circuit.elect_probe(now))
+            circuit_records.save(tx, circuit.elect_probe(now))
 
     def record(
         self, outcome: RenderOutcome, now: float, seen: Circuit | None = None
@@ -71,13 +71,13 @@ class HealthBook:
             return None
 
         def body(tx: Transaction) -> tuple[Circuit, Circuit]:
-            before = load_circuit(tx, outcome.backend)
+            before = circuit_records.load(tx, outcome.backend)
             if outcome.succeeded:
                 after = before.record_success()
             else:
                 after = before.record_failure(now, outcome.error_code or "error")
             if after != before:
-                save_circuit(tx, after)
+                circuit_records.save(tx, after)
             return before, after
 
         try:

@@ -10,27 +10,20 @@ from pydantic import ValidationError
 
 from aiprod import topology
 from aiprod.config import Settings
+from aiprod.domain import effects
 from aiprod.domain.budget import budget_day
+from aiprod.domain.effects import Effect
 from aiprod.domain.health import Circuit
-from aiprod.domain.jobs import (
-    FollowUp,
-    Job,
-    JobStatus,
-    announce,
-    close_attempt,
-    fail,
-    follow_up_owed,
-    is_outcome_pending,
-    succeed,
-)
-from aiprod.domain.messages import EventType, RenderOutcome
+from aiprod.domain.jobs import Job, close_attempt, fail, is_outcome_pending, succeed
+from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
-from aiprod.exceptions import TransientError
 from aiprod.faults import checkpoint
-from aiprod.ports import Bus, DocumentStore, Transaction
-from aiprod.services import dispatch, events, records
+from aiprod.ports import DocumentStore, Transaction
+from aiprod.repositories import jobs
+from aiprod.services import dispatch
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
+from aiprod.services.outbox import Outbox
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -41,20 +34,26 @@ class Settlement:
     job: Job | None
     decision: Next | None = None  # None: a duplicate or stale outcome, nothing changed
     applied: bool = False
+    owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_outcome``)
+
+
+def _settled(job: Job | None, outcome: RenderOutcome, decision=None, applied=False) -> Settlement:
+    owed = () if job is None else tuple(effects.after_outcome(job, outcome))
+    return Settlement(job, decision, applied, owed)
 
 
 class OutcomeHandler:
     def __init__(
         self,
         store: DocumentStore,
-        bus: Bus,
+        outbox: Outbox,
         settings: Settings,
         health: HealthBook,
         ledger: Ledger,
         clock: Callable[[], float],
         telemetry: Telemetry | None = None,
     ):
-        self._store, self._bus, self._settings = store, bus, settings
+        self._store, self._outbox, self._settings = store, outbox, settings
         self._health, self._ledger, self._clock = health, ledger, clock
         self._telemetry = telemetry or null_telemetry()
 
@@ -63,8 +62,7 @@ class OutcomeHandler:
             outcome = RenderOutcome.model_validate_json(data)
         except ValidationError as exc:
             log.error("malformed render outcome sent to dead-letter: %s", exc.errors()[:1])
-            attrs = {"reason": "invalid", "source": topology.RENDER_OUTCOMES}
-            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            self._outbox.send([effects.DeadLetter(data, topology.RENDER_OUTCOMES, "invalid")])
             return
         checkpoint("outcome.before_settle", f"{outcome.job_id}#{outcome.attempt}")  # crash tests
         circuits = self._health.snapshot()
@@ -80,8 +78,9 @@ class OutcomeHandler:
             return
         if not result.applied or result.job is None:
             log.info("duplicate or stale outcome acknowledged", extra=context)
-            if result.job is not None:
-                self._publish_again(result.job, outcome, context)
+            if result.owed:
+                log.info("what its first handling owed is published again", extra=context)
+            self._outbox.send(result.owed)
             return
         _note_overrun(result.job, outcome, context)
         settled = result.job.attempt(outcome.attempt)
@@ -101,9 +100,9 @@ class OutcomeHandler:
     def _apply(
         self, tx: Transaction, outcome: RenderOutcome, circuits: dict[str, Circuit], now: float
     ) -> Settlement:
-        job = records.load_job(tx, outcome.job_id)
+        job = jobs.load(tx, outcome.job_id)
         if job is None or not is_outcome_pending(job, outcome):
-            return Settlement(job)
+            return _settled(job, outcome)
         circuits = dict(circuits)
         self._health.refresh_for_probe(tx, circuits, now)
         plan = None
@@ -118,8 +117,8 @@ class OutcomeHandler:
             job, decision = succeed(job, outcome.output_uri, now), None
         else:
             job, decision = self._continue(tx, job, outcome, plan, circuits, now)
-        records.save_job(tx, job)
-        return Settlement(job, decision, applied=True)
+        jobs.save(tx, job)
+        return _settled(job, outcome, decision, applied=True)
 
     def _continue(self, tx, job: Job, outcome: RenderOutcome, plan, circuits, now: float):
         """Dispatch the first option whose hold fits, or fail the job with the reason."""
@@ -139,11 +138,12 @@ class OutcomeHandler:
         return job, decision
 
     def _follow_up(self, result: Settlement, outcome: RenderOutcome, context: dict) -> None:
+        """Publish what the settlement owes, then log and count the decision."""
+        self._outbox.send(result.owed)
         job = result.job
         if outcome.succeeded:
             log.info("job completed on %s", outcome.backend, extra=context)
             self._telemetry.job_finished(job)
-            self._announce(job, EventType.COMPLETED, context)
         elif result.decision in (Next.RETRY_SAME, Next.FALLBACK):
             nxt = job.current
             log.warning(
@@ -154,42 +154,11 @@ class OutcomeHandler:
                 nxt.backend,
                 extra={**context, "reason": outcome.error_code, "event": result.decision.value},
             )
-            dispatch.publish_task(self._bus, dispatch.task_for(job, nxt))
             if result.decision is Next.FALLBACK:
                 self._telemetry.fallback(outcome.backend, nxt.backend)
         elif result.decision is Next.FAIL:
             log.warning("job failed: %s", job.message, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_finished(job)
-            self._announce(job, EventType.FAILED, context)
-
-    def _publish_again(self, job: Job, outcome: RenderOutcome, context: dict) -> None:
-        """A redelivered outcome whose first handling committed but may not have published:
-        publish again what the commit implies (events are at least once; the render claim
-        turns a repeated task into a no-op)."""
-        owed = follow_up_owed(job, outcome)
-        if owed is FollowUp.FINAL_EVENT:
-            kind = EventType.COMPLETED if job.status is JobStatus.SUCCEEDED else EventType.FAILED
-            log.info("%s published again", kind.value, extra=context)
-            self._announce(job, kind, context)
-        elif owed is FollowUp.NEXT_TASK:
-            log.info("task for attempt %d published again", job.current.number, extra=context)
-            dispatch.publish_task(self._bus, dispatch.task_for(job, job.current))
-
-    def _announce(self, job: Job, kind: EventType, context: dict) -> None:
-        """Publish the final event, then note on the job that it is out. Without the note a
-        redelivered outcome publishes it again (at least once, never lost); a failed note
-        only risks that repeat, so it is logged and the invocation still succeeds."""
-        events.publish_event(self._bus, events.event_for(job, kind))
-
-        def note(tx: Transaction) -> None:
-            stored = records.load_job(tx, job.job_id)
-            if stored is not None and not stored.announced:
-                records.save_job(tx, announce(stored))
-
-        try:
-            self._store.run_transaction(note)
-        except TransientError as exc:
-            log.warning("could not note %s as published: %s", kind.value, exc, extra=context)
 
 
 def _note_overrun(job: Job, outcome: RenderOutcome, context: dict) -> None:

@@ -22,17 +22,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from aiprod.config import Settings
-from aiprod.domain import leases
+from aiprod.domain import effects, leases
+from aiprod.domain.effects import Effect
 from aiprod.domain.jobs import Job, record_report
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.exceptions import ProviderError
-from aiprod.ports import Bus, DocumentStore, VideoBackend
-from aiprod.services import dispatch, records
+from aiprod.ports import DocumentStore, VideoBackend
+from aiprod.repositories import jobs
 from aiprod.services.health import HealthBook
-from aiprod.services.render import outcome_for, publish_outcome, result_of
+from aiprod.services.outbox import Outbox
+from aiprod.services.render import outcome_for, result_of
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class Reconciler:
     def __init__(
         self,
         store: DocumentStore,
-        bus: Bus,
+        outbox: Outbox,
         settings: Settings,
         backend: Callable[[str], VideoBackend],
         clock: Callable[[], float],
@@ -71,7 +74,7 @@ class Reconciler:
         telemetry: Telemetry | None = None,
         health: HealthBook | None = None,
     ):
-        self._store, self._bus, self._backend = store, bus, backend
+        self._store, self._outbox, self._backend = store, outbox, backend
         self._telemetry = telemetry or null_telemetry()
         self._health = health
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
@@ -115,23 +118,16 @@ class Reconciler:
         return report
 
     def _candidates(self, now: float) -> list[Job]:
-        found: dict[str, dict] = {}
-        for field in ("lease_expires_at", "wall_deadline_at"):
-            for doc in self._store.query(records.JOBS, field, "<=", now, self._batch):
-                found.setdefault(doc["job_id"], doc)
-        return [records.to_job(doc) for doc in found.values()]
+        return jobs.due(self._store, now, self._batch)
 
     def _redispatch(self, job: Job, now: float) -> str:
-        changed = self._change(job, lambda j: leases.redispatch(j, now, self._lease_s))
-        if changed is None:
-            return SKIPPED
-        dispatch.publish_task(self._bus, dispatch.task_for(changed, changed.current))
-        return "redispatched"
+        redispatch = partial(leases.redispatch, now=now, lease_s=self._lease_s)
+        return self._change(job, redispatch, effects.dispatched, "redispatched")
 
     def _poll(self, job: Job, now: float) -> str:
         """Look at the stored provider task once; never submit again."""
         attempt = job.current
-        task = dispatch.task_for(job, attempt)
+        task = effects.task_for(job, attempt)
         try:
             result = self._backend(attempt.backend).poll(attempt.provider_task_id, task)
         except ProviderError as exc:
@@ -142,8 +138,8 @@ class Reconciler:
             return self._close(job, outcome, now, "reported")
         if leases.overdue(job, now):
             return self._overdue(job, now)
-        changed = self._change(job, lambda j: leases.extend(j, now, self._lease_s))
-        return SKIPPED if changed is None else "extended"
+        extend = partial(leases.extend, now=now, lease_s=self._lease_s)
+        return self._change(job, extend, _nothing, "extended")
 
     def _time_out(self, job: Job, now: float) -> str:
         return self._close(job, leases.timeout_outcome(job, now), now, "timed_out")
@@ -157,27 +153,37 @@ class Reconciler:
         def report(current: Job) -> Job:
             return record_report(current, outcome, now, self._lease_s, leases.CLOSABLE)
 
-        if self._change(job, report) is None:
-            return SKIPPED
-        publish_outcome(self._bus, outcome)
-        return action
+        return self._change(job, report, effects.reported, action)
 
     def _republish(self, job: Job, now: float) -> str:
-        changed = self._change(job, lambda j: leases.extend(j, now, self._lease_s))
-        if changed is None:
-            return SKIPPED
-        publish_outcome(self._bus, changed.current.outcome)
-        return "republished"
+        extend = partial(leases.extend, now=now, lease_s=self._lease_s)
+        return self._change(job, extend, effects.reported, "republished")
 
-    def _change(self, seen: Job, change: Callable[[Job], Job]) -> Job | None:
-        """Apply ``change`` only if the current attempt is still exactly as read."""
+    def _change(
+        self,
+        seen: Job,
+        change: Callable[[Job], Job],
+        owed: Callable[[Job], list[Effect]],
+        action: str,
+    ) -> str:
+        """Apply ``change`` only if the current attempt is still exactly as read, then publish
+        what the changed job owes; ``skipped`` when someone else changed it first."""
 
-        def body(tx) -> Job | None:
-            job = records.load_job(tx, seen.job_id)
+        def body(tx) -> list[Effect] | None:
+            job = jobs.load(tx, seen.job_id)
             if job is None or job.is_terminal or job.current != seen.current:
                 return None
             changed = change(job)
-            records.save_job(tx, changed)
-            return changed
+            jobs.save(tx, changed)
+            return owed(changed)
 
-        return self._store.run_transaction(body)
+        sent = self._store.run_transaction(body)
+        if sent is None:
+            return SKIPPED
+        self._outbox.send(sent)
+        return action
+
+
+def _nothing(job: Job) -> list[Effect]:
+    """A lease extended: the job owes no message."""
+    return []

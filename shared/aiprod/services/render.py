@@ -14,12 +14,15 @@ from pydantic import ValidationError
 
 from aiprod import topology
 from aiprod.config import Settings
+from aiprod.domain import effects
+from aiprod.domain.effects import Effect
 from aiprod.domain.jobs import Claim, Job, claim, record_report, record_submission
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
 from aiprod.exceptions import ProviderError, TransientError
 from aiprod.faults import checkpoint
-from aiprod.ports import Bus, DocumentStore, ProviderResult, VideoBackend
-from aiprod.services import records
+from aiprod.ports import DocumentStore, ProviderResult, VideoBackend
+from aiprod.repositories import jobs
+from aiprod.services.outbox import Outbox
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -31,13 +34,13 @@ class Renderer:
         self,
         backend: VideoBackend,
         store: DocumentStore,
-        bus: Bus,
+        outbox: Outbox,
         settings: Settings,
         clock: Callable[[], float],
         sleep: Callable[[float], None] = time.sleep,
         telemetry: Telemetry | None = None,
     ):
-        self._backend, self._store, self._bus = backend, store, bus
+        self._backend, self._store, self._outbox = backend, store, outbox
         self._settings, self._clock, self._sleep = settings, clock, sleep
         self._telemetry = telemetry or null_telemetry()
 
@@ -46,19 +49,17 @@ class Renderer:
             task = RenderTask.model_validate_json(data)
         except ValidationError as exc:
             log.error("malformed render task sent to dead-letter: %s", exc.errors()[:1])
-            attrs = {"reason": "invalid", "source": topology.render_topic(self._backend.name)}
-            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            self._outbox.send([self._dead_letter(data, "invalid")])
             return
         context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
         if task.backend != self._backend.name:
             log.error("render task for another backend sent to dead-letter", extra=context)
-            attrs = {"reason": "wrong_backend", "source": topology.render_topic(self._backend.name)}
-            self._bus.publish(topology.DEAD_LETTER, data, attrs)
+            self._outbox.send([self._dead_letter(data, "wrong_backend")])
             return
         self._wait_for_backoff(task)
         job, decision = self._claim(task)
         if decision is Claim.REPUBLISH and job is not None:
-            self._publish(job.attempt(task.attempt).outcome)
+            self._publish(effects.reported(job))
             return
         if decision not in (Claim.START, Claim.RESUME) or job is None:
             log.info("render task not run: %s", decision.value, extra=context)
@@ -69,19 +70,18 @@ class Renderer:
         outcome = self._render(task, task_id)
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
         self._telemetry.render_finished(outcome)
-        self._store.run_transaction(lambda tx: self._report(tx, outcome))
-        self._publish(outcome)
+        self._publish(self._store.run_transaction(lambda tx: self._report(tx, outcome)))
 
     def _claim(self, task: RenderTask) -> tuple[Job | None, Claim]:
         now = self._clock()
 
         def body(tx):
-            job = records.load_job(tx, task.job_id)
+            job = jobs.load(tx, task.job_id)
             if job is None:
                 return None, Claim.STALE
             claimed, decision = claim(job, task.attempt, now, self._settings.lease_s)
             if claimed is not job:
-                records.save_job(tx, claimed)
+                jobs.save(tx, claimed)
             return claimed, decision
 
         return self._store.run_transaction(body)
@@ -135,44 +135,45 @@ class Renderer:
                 self._sleep(0.2 * attempt)
 
     def _remember(self, tx, task: RenderTask, task_id: str) -> None:
-        job = records.load_job(tx, task.job_id)
+        job = jobs.load(tx, task.job_id)
         if job is not None:
             now = self._clock()
-            records.save_job(
+            jobs.save(
                 tx, record_submission(job, task.attempt, task_id, now, self._settings.lease_s)
             )
 
-    def _report(self, tx, outcome: RenderOutcome) -> None:
-        job = records.load_job(tx, outcome.job_id)
+    def _report(self, tx, outcome: RenderOutcome) -> list[Effect]:
+        """Store the outcome on its attempt, then owe its publication. An UNKNOWN outcome
+        leaves the attempt RUNNING (its stored task is polled again) and is still sent, so
+        handle_outcome logs the wait."""
+        job = jobs.load(tx, outcome.job_id)
         if job is not None:
             reported = record_report(job, outcome, self._clock(), self._settings.lease_s)
             if reported is not job:
-                records.save_job(tx, reported)
+                jobs.save(tx, reported)
+        return [effects.PublishOutcome(outcome)]
 
-    def _publish(self, outcome: RenderOutcome | None) -> None:
-        if outcome is None:
-            return
-        publish_outcome(self._bus, outcome)
-        log.info(
-            "render %s",
-            "succeeded" if outcome.succeeded else f"failed ({outcome.error_class})",
-            extra={
-                "job_id": outcome.job_id,
-                "attempt": outcome.attempt,
-                "backend": outcome.backend,
-            },
-        )
+    def _publish(self, owed: list[Effect]) -> None:
+        self._outbox.send(owed)
+        for effect in owed:
+            outcome = effect.outcome
+            log.info(
+                "render %s",
+                "succeeded" if outcome.succeeded else f"failed ({outcome.error_class})",
+                extra={
+                    "job_id": outcome.job_id,
+                    "attempt": outcome.attempt,
+                    "backend": outcome.backend,
+                },
+            )
+
+    def _dead_letter(self, data: bytes, reason: str) -> Effect:
+        return effects.DeadLetter(data, topology.render_topic(self._backend.name), reason)
 
     def _wait_for_backoff(self, task: RenderTask) -> None:
         delay = task.not_before - self._clock()
         if delay > 0:
             self._sleep(min(delay, self._settings.max_backoff_wait_s))
-
-
-def publish_outcome(bus: Bus, outcome: RenderOutcome) -> None:
-    """Send an outcome to handle_outcome (the render function's and the reconciler's way)."""
-    attrs = {"job_id": outcome.job_id, "attempt": str(outcome.attempt)}
-    bus.publish(topology.RENDER_OUTCOMES, outcome.model_dump_json().encode(), attrs)
 
 
 def result_of(exc: ProviderError) -> ProviderResult:

@@ -12,16 +12,21 @@ from pydantic import ValidationError
 
 from aiprod import topology
 from aiprod.config import Settings
+from aiprod.domain import effects
 from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.catalog import Catalog
-from aiprod.domain.jobs import AttemptState, Job, JobStatus, new_job
-from aiprod.domain.messages import JOB_ID_PATTERN, EventType, JobRequest, RejectReason
+from aiprod.domain.effects import CONFLICT_MESSAGE, Effect
+from aiprod.domain.job_events import rejection
+from aiprod.domain.jobs import Job, JobStatus, new_job
+from aiprod.domain.messages import JOB_ID_PATTERN, JobRequest, RejectReason
 from aiprod.domain.selection import plan_route
 from aiprod.faults import checkpoint
-from aiprod.ports import Bus, DocumentStore
-from aiprod.services import dispatch, events, records
+from aiprod.ports import DocumentStore
+from aiprod.repositories import jobs
+from aiprod.services import dispatch
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
+from aiprod.services.outbox import Outbox
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -32,13 +37,18 @@ class Admission:
     job: Job
     created: bool  # False: the job existed already (a redelivery or a reused job_id)
     conflict: bool = False
+    owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_admission``)
+
+
+def _admitted(job: Job, created: bool, conflict: bool, tenant: str | None) -> Admission:
+    return Admission(job, created, conflict, tuple(effects.after_admission(job, conflict, tenant)))
 
 
 class Router:
     def __init__(
         self,
         store: DocumentStore,
-        bus: Bus,
+        outbox: Outbox,
         catalog: Catalog,
         settings: Settings,
         health: HealthBook,
@@ -46,7 +56,7 @@ class Router:
         clock: Callable[[], float],
         telemetry: Telemetry | None = None,
     ):
-        self._store, self._bus, self._catalog = store, bus, catalog
+        self._store, self._outbox, self._catalog = store, outbox, catalog
         self._settings, self._health, self._clock = settings, health, clock
         self._ledger = ledger
         self._telemetry = telemetry or null_telemetry()
@@ -55,7 +65,7 @@ class Router:
         try:
             request = JobRequest.model_validate_json(data)
         except ValidationError as exc:
-            self._reject_invalid(data, exc)
+            self._outbox.send(self._reject_invalid(data, exc))
             return
         circuits = self._health.snapshot()
         now = self._clock()
@@ -65,22 +75,23 @@ class Router:
             lambda tx: self._admit(tx, request, circuits, budget, day, now)
         )
         checkpoint("router.after_commit", request.job_id)  # crash tests: hold taken, no task yet
-        self._announce(request, admission)
+        self._outbox.send(admission.owed)
+        self._record(admission)
 
     def _admit(self, tx, request: JobRequest, circuits, budget, day: str, now: float) -> Admission:
         payload_hash = request.payload_hash()
-        existing = records.load_job(tx, request.job_id)
+        existing = jobs.load(tx, request.job_id)
         if existing is not None:
             conflict = existing.payload_hash != payload_hash
-            return Admission(existing, created=False, conflict=conflict)
+            return _admitted(existing, False, conflict, request.tenant)
         circuits = dict(circuits)
         self._health.refresh_for_probe(tx, circuits, now)
         plan = plan_route(request, self._catalog, circuits, budget, self._settings.thresholds, now)
         body = request.model_dump(mode="json")
         if plan.first is None:
             job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)
-            records.save_job(tx, job)
-            return Admission(job, created=True)
+            jobs.save(tx, job)
+            return _admitted(job, True, False, request.tenant)
         chain = [c.step() for c in plan.chain]
         job = new_job(
             body,
@@ -101,37 +112,29 @@ class Router:
         else:
             job, _ = reserved
             self._health.claim_probe(tx, circuits.get(job.current.backend), now)
-        records.save_job(tx, job)
-        return Admission(job, created=True)
+        jobs.save(tx, job)
+        return _admitted(job, True, False, request.tenant)
 
-    def _announce(self, request: JobRequest, admission: Admission) -> None:
-        """After the commit: publish what the committed state implies (safe to repeat)."""
+    def _record(self, admission: Admission) -> None:
+        """Log and count what the admission decided (its messages are out already)."""
         job = admission.job
         context = {"job_id": job.job_id, "tenant": job.tenant}
         if admission.conflict:
-            message = "job_id was already used for a different request"
-            log.warning(message, extra={**context, "reason": RejectReason.CONFLICT.value})
+            log.warning(CONFLICT_MESSAGE, extra={**context, "reason": RejectReason.CONFLICT.value})
             self._telemetry.job_rejected(RejectReason.CONFLICT)
-            event = events.rejection(job.job_id, RejectReason.CONFLICT, message, request.tenant)
-            events.publish_event(self._bus, event)
-            return
-        if job.status is JobStatus.REJECTED:
-            if admission.created:
-                log.warning(
-                    "job rejected: %s", job.message, extra={**context, "reason": str(job.reason)}
-                )
-                self._telemetry.job_rejected(job.reason)
-            events.publish_event(self._bus, events.event_for(job, EventType.REJECTED))
-            return
-        attempt = job.current
-        if attempt is None or attempt.number != 1 or attempt.state is not AttemptState.DISPATCHED:
+        elif job.status is JobStatus.REJECTED and admission.created:
+            log.warning(
+                "job rejected: %s", job.message, extra={**context, "reason": str(job.reason)}
+            )
+            self._telemetry.job_rejected(job.reason)
+        elif job.status is JobStatus.REJECTED:
+            pass  # a redelivered rejected job: its event is published again, nothing counted
+        elif not admission.owed:
             log.info("duplicate job message: already under way", extra=context)
-            return
-        if not admission.created:
+        elif not admission.created:
             log.info("duplicate job message: publishing attempt 1 again", extra=context)
-        dispatch.publish_task(self._bus, dispatch.task_for(job, attempt))
-        events.publish_event(self._bus, events.event_for(job, EventType.ACCEPTED))
-        if admission.created:
+        else:
+            attempt = job.current
             self._telemetry.job_accepted(job)
             log.info(
                 "job accepted: %s/%s, hold %d micro-USD",
@@ -141,27 +144,25 @@ class Router:
                 extra={**context, "backend": attempt.backend, "attempt": 1},
             )
 
-    def _reject_invalid(self, data: bytes, exc: ValidationError) -> None:
+    def _reject_invalid(self, data: bytes, exc: ValidationError) -> list[Effect]:
+        """An invalid request is answered with ``job.rejected`` when it names a usable job_id,
+        else it goes to the dead-letter topic (there is nobody to answer)."""
         message = _describe(exc)
         job_id = _salvage_job_id(data)
+        self._telemetry.job_rejected(RejectReason.INVALID)
         if job_id is None:
             log.error(
                 "undecodable job message sent to dead-letter: %s",
                 message,
                 extra={"reason": RejectReason.INVALID.value},
             )
-            attrs = {"reason": RejectReason.INVALID.value, "source": topology.JOBS}
-            self._bus.publish(topology.DEAD_LETTER, data, attrs)
-            self._telemetry.job_rejected(RejectReason.INVALID)
-            return
-        self._telemetry.job_rejected(RejectReason.INVALID)
+            return [effects.DeadLetter(data, topology.JOBS, RejectReason.INVALID.value)]
         log.warning(
             "job rejected as invalid: %s",
             message,
             extra={"job_id": job_id, "reason": RejectReason.INVALID.value},
         )
-        event = events.rejection(job_id, RejectReason.INVALID, message)
-        events.publish_event(self._bus, event)
+        return [effects.PublishEvent(rejection(job_id, RejectReason.INVALID, message))]
 
 
 def _rejected(body: dict, payload_hash: str, request: JobRequest, reason, message, now) -> Job:

@@ -8,14 +8,13 @@ change without touching a handler. Nothing here raises: the sink drops what it c
 from __future__ import annotations
 
 from aiprod.domain import metric_set as m
-from aiprod.domain.budget import LedgerEntry
+from aiprod.domain.budget import BudgetTotals
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.health import Circuit, CircuitState
 from aiprod.domain.jobs import Job, JobStatus
 from aiprod.domain.messages import RenderOutcome
+from aiprod.domain.money import as_usd
 from aiprod.ports import MetricSink, NullSink
-
-MICROS = 1_000_000
 
 
 class Telemetry:
@@ -49,7 +48,7 @@ class Telemetry:
         self.sink.observe(m.PIPELINE_DURATION, duration, {"status": status})
         if not completed:
             return
-        cost = job.cost_micros / MICROS
+        cost = as_usd(job.cost_micros)
         self.sink.observe(m.JOB_COST, cost, {"backend": backend})
         minutes = float(job.request.get("duration_s") or 0) / 60
         if minutes > 0:
@@ -71,7 +70,7 @@ class Telemetry:
         """An attempt's hold was settled to its reported cost (which may overrun the hold)."""
         backend = {"backend": outcome.backend}
         if outcome.cost_micros:
-            self.sink.count(m.BACKEND_COST, backend, by=outcome.cost_micros / MICROS)
+            self.sink.count(m.BACKEND_COST, backend, by=as_usd(outcome.cost_micros))
         if outcome.cost_micros > hold_micros:
             self.sink.count(m.OVERRUNS, backend)
 
@@ -81,10 +80,10 @@ class Telemetry:
     def circuit(self, circuit: Circuit, now: float) -> None:
         self.sink.gauge(m.CIRCUIT_STATE, circuit_level(circuit, now), {"backend": circuit.backend})
 
-    def budget(self, entry: LedgerEntry) -> None:
+    def budget(self, entry: BudgetTotals) -> None:
         scope = {"scope": entry.scope}
-        self.sink.gauge(m.BUDGET_SPENT, entry.spent_micros / MICROS, scope)
-        self.sink.gauge(m.BUDGET_HELD, entry.held_micros / MICROS, scope)
+        self.sink.gauge(m.BUDGET_SPENT, as_usd(entry.spent_micros), scope)
+        self.sink.gauge(m.BUDGET_HELD, as_usd(entry.held_micros), scope)
         self.sink.gauge(m.BUDGET_UTILIZATION, round(entry.utilization(), 6), scope)
 
     def reconciler_action(self, action: str) -> None:

@@ -1,4 +1,4 @@
-"""Job events for users, built from the job document and published after each commit.
+"""The job events users subscribe to, built from the job document. Pure.
 
 Events are at least once (a redelivered message may publish one again): consumers key on
 ``job_id`` and ``type``.
@@ -6,12 +6,11 @@ Events are at least once (a redelivered message may publish one again): consumer
 
 from __future__ import annotations
 
-from aiprod import topology
 from aiprod.domain.jobs import Job
-from aiprod.domain.messages import AttemptSummary, EventType, JobEvent, usd
-from aiprod.ports import Bus
+from aiprod.domain.messages import AttemptSummary, EventType, JobEvent
+from aiprod.domain.money import usd
 
-_STATUS = {
+STATUS_OF = {
     EventType.ACCEPTED: "ACCEPTED",
     EventType.REJECTED: "REJECTED",
     EventType.COMPLETED: "SUCCEEDED",
@@ -26,7 +25,7 @@ def event_for(job: Job, kind: EventType) -> JobEvent:
         type=kind,
         job_id=job.job_id,
         tenant=job.tenant,
-        status=_STATUS[kind],
+        status=STATUS_OF[kind],
         reason=None if job.reason is None else str(job.reason),
         message=job.message,
         backends_tried=job.backends_tried(),
@@ -55,9 +54,7 @@ def event_for(job: Job, kind: EventType) -> JobEvent:
     )
 
 
-def rejection(
-    job_id: str, reason: str, message: str, tenant: str | None = None, metadata=None
-) -> JobEvent:
+def rejection(job_id: str, reason: str, message: str, tenant: str | None = None) -> JobEvent:
     """A rejection for a message that never became a job (invalid input, conflict)."""
     return JobEvent(
         type=EventType.REJECTED,
@@ -66,9 +63,4 @@ def rejection(
         status="REJECTED",
         reason=reason,
         message=message,
-        metadata=metadata or {},
     )
-
-
-def publish_event(bus: Bus, event: JobEvent) -> None:
-    bus.publish(topology.JOB_EVENTS, event.model_dump_json().encode(), event.attributes())

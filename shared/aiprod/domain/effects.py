@@ -1,0 +1,119 @@
+"""Side effects as data: what a committed change owes the bus. Pure.
+
+A transaction body decides, from the state it is about to commit, which messages that state
+implies (the next attempt's task, a job event, a stored outcome, a dead letter) and returns
+them as values; the outbox (``services.outbox``) publishes them after the commit. The same
+functions answer a redelivered message whose first handling committed but may not have
+published: what the committed state still owes is published again. So a lost publish is
+repeated from the stored state, never reconstructed by hand in a handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiprod.domain.job_events import event_for, rejection
+from aiprod.domain.jobs import Attempt, AttemptState, Job, JobStatus
+from aiprod.domain.messages import (
+    EventType,
+    JobEvent,
+    JobRequest,
+    RejectReason,
+    RenderOutcome,
+    RenderTask,
+)
+
+CONFLICT_MESSAGE = "job_id was already used for a different request"
+
+
+@dataclass(frozen=True)
+class PublishTask:
+    """An attempt's task, to its backend's render topic."""
+
+    task: RenderTask
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """A render's outcome, to handle_outcome."""
+
+    outcome: RenderOutcome
+
+
+@dataclass(frozen=True)
+class PublishEvent:
+    """A job event, to the public events topic. ``final``: it ends the job
+    (``job.completed`` / ``job.failed``), and the job notes once it is out."""
+
+    event: JobEvent
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message no handler can use, to the dead-letter topic, saying where it came from."""
+
+    data: bytes
+    source: str
+    reason: str
+
+
+Effect = PublishTask | PublishOutcome | PublishEvent | DeadLetter
+
+
+def task_for(job: Job, attempt: Attempt) -> RenderTask:
+    return RenderTask(
+        job_id=job.job_id,
+        attempt=attempt.number,
+        backend=attempt.backend,
+        model=attempt.model,
+        request=JobRequest.model_validate(job.request, strict=False),
+        hold_micros=attempt.hold_micros,
+        not_before=attempt.not_before,
+    )
+
+
+def dispatched(job: Job) -> list[Effect]:
+    """The current attempt's task while nobody has claimed it."""
+    attempt = job.current
+    if job.is_terminal or attempt is None or attempt.state is not AttemptState.DISPATCHED:
+        return []
+    return [PublishTask(task_for(job, attempt))]
+
+
+def reported(job: Job) -> list[Effect]:
+    """The current attempt's stored outcome while handle_outcome has not applied it."""
+    attempt = job.current
+    if attempt is None or attempt.state is not AttemptState.REPORTED or attempt.outcome is None:
+        return []
+    return [PublishOutcome(attempt.outcome)]
+
+
+def after_admission(job: Job, conflict: bool, tenant: str | None) -> list[Effect]:
+    """What route_job owes for a job message: a conflicting reuse of the job_id is refused;
+    a rejected job is announced; attempt 1, while unclaimed, is sent with ``job.accepted``."""
+    if conflict:
+        event = rejection(job.job_id, RejectReason.CONFLICT, CONFLICT_MESSAGE, tenant)
+        return [PublishEvent(event)]
+    if job.status is JobStatus.REJECTED:
+        return [PublishEvent(event_for(job, EventType.REJECTED))]
+    attempt = job.current
+    if attempt is None or attempt.number != 1:
+        return []
+    owed = dispatched(job)
+    return [*owed, PublishEvent(event_for(job, EventType.ACCEPTED))] if owed else []
+
+
+def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:
+    """What applying ``outcome`` owes, the first time and on every redelivery: the final event
+    when this outcome ended the job (until the job notes it out), or the next attempt's task
+    when this outcome dispatched it and nobody has claimed it yet."""
+    last = len(job.attempts)
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and outcome.attempt == last:
+        if job.announced:
+            return []
+        kind = EventType.COMPLETED if job.status is JobStatus.SUCCEEDED else EventType.FAILED
+        return [PublishEvent(event_for(job, kind), final=True)]
+    if job.status is JobStatus.RUNNING and outcome.attempt == last - 1:
+        return dispatched(job)
+    return []

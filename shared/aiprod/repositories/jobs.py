@@ -1,0 +1,58 @@
+"""Jobs: ``jobs/{job_id}``, the whole job (request, chain, attempts) as one document.
+
+Every save also writes the job's computed ``lease_expires_at`` and ``wall_deadline_at`` at
+the top level (None once the job is over, which a range query never matches), so the
+reconciler finds stuck jobs with two single-field range queries and no composite index.
+"""
+
+from __future__ import annotations
+
+from aiprod.domain.jobs import Job, announce
+from aiprod.ports import DocumentStore, Transaction
+
+COLLECTION = "jobs"
+# The top-level fields whose ``<= now`` finds a job the reconciler must look at.
+DUE_FIELDS = ("lease_expires_at", "wall_deadline_at")
+
+
+def decode(doc: dict) -> Job:
+    return Job.model_validate(doc, strict=False)
+
+
+def encode(job: Job) -> dict:
+    return job.model_dump(mode="json")
+
+
+def load(reader: Transaction | DocumentStore, job_id: str) -> Job | None:
+    doc = reader.get(COLLECTION, job_id)
+    return None if doc is None else decode(doc)
+
+
+def save(tx: Transaction, job: Job) -> None:
+    tx.set(COLLECTION, job.job_id, encode(job))
+
+
+def due(store: DocumentStore, now: float, batch: int) -> list[Job]:
+    """Jobs whose lease or wall time ran out by ``now``: at most ``batch`` per field, each
+    once (a plain read: the reconciler re-reads each in its own conditioned transaction)."""
+    found: dict[str, dict] = {}
+    for field in DUE_FIELDS:
+        for doc in store.query(COLLECTION, field, "<=", now, batch):
+            found.setdefault(doc["job_id"], doc)
+    return [decode(doc) for doc in found.values()]
+
+
+def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
+    """Jobs changed at or after ``since`` (the budget audit's scan)."""
+    return [decode(doc) for doc in store.query(COLLECTION, "updated_at", ">=", since, limit)]
+
+
+def note_announced(store: DocumentStore, job_id: str) -> None:
+    """Mark the job's final event as published, in its own small transaction."""
+
+    def body(tx: Transaction) -> None:
+        stored = load(tx, job_id)
+        if stored is not None and not stored.announced:
+            save(tx, announce(stored))
+
+    store.run_transaction(body)
