@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from aiprod.domain.jobs import (
-    AttemptState,
-    ChainStep,
+from aiprod.domain.jobs import AttemptState, ChainStep, Job, JobStatus, add_attempt, new_job
+from aiprod.domain.messages import ErrorClass, RenderOutcome
+from aiprod.domain.policy import Next, RetryPolicy, after_failure, counts_against_provider
+from aiprod.domain.transitions import (
     Claim,
-    Job,
-    JobStatus,
-    add_attempt,
     claim,
     close_attempt,
     fail,
     is_outcome_pending,
-    new_job,
     record_report,
     record_submission,
     succeed,
 )
-from aiprod.domain.messages import ErrorClass, RenderOutcome
-from aiprod.domain.policy import Next, RetryPolicy, after_failure, counts_against_provider
 
 T = 5_000.0
 LEASE = 600.0

@@ -5,22 +5,11 @@ from __future__ import annotations
 import pytest
 
 from aiprod.domain import leases
-from aiprod.domain.jobs import (
-    AttemptState,
-    ChainStep,
-    Claim,
-    Job,
-    JobStatus,
-    add_attempt,
-    claim,
-    close_attempt,
-    new_job,
-    record_report,
-    record_submission,
-)
+from aiprod.domain.jobs import AttemptState, ChainStep, Job, JobStatus, add_attempt, new_job
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.policy import counts_against_provider
+from aiprod.domain.transitions import Claim, claim, close_attempt, record_report, record_submission
 
 T = 5_000.0
 LEASE = 600.0

@@ -1,7 +1,7 @@
-"""A job and its attempts, with every state change as a pure transition.
+"""A job and its attempts: the document's shape, its states, and how attempts are added.
 
-Services load a Job inside a transaction, call one of these, and write the result back, so
-the rules (which attempt may run, what a duplicate is) live here and are unit-tested alone.
+The state changes a message makes (claim, report, close, finish) are pure functions in
+``domain.transitions``; services load a Job in a transaction, apply one, and save the result.
 """
 
 from __future__ import annotations
@@ -30,17 +30,6 @@ class AttemptState(StrEnum):
     REPORTED = "REPORTED"  # outcome stored and published, not yet applied
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
-
-
-class Claim(StrEnum):
-    """What a render function should do with a delivered task."""
-
-    START = "start"  # first claim: submit to the provider
-    RESUME = "resume"  # lease expired after a submit: poll the stored task, never resubmit
-    REPUBLISH = "republish"  # outcome already known: publish it again (it may have been lost)
-    BUSY = "busy"  # another delivery holds a live lease: acknowledge, do nothing
-    ORPHANED = "orphaned"  # lease expired before a task id was stored: the reconciler decides
-    STALE = "stale"  # attempt finished, superseded or unknown: acknowledge, do nothing
 
 
 class ChainStep(BaseModel):
@@ -148,140 +137,6 @@ def add_attempt(job: Job, step: ChainStep, ledger_keys: list[str], now: float, *
         **extra,
     )
     return job.model_copy(update={"attempts": [*job.attempts, attempt], "updated_at": now})
-
-
-def claim(job: Job, number: int, now: float, lease_s: float) -> tuple[Job, Claim]:
-    """Decide what a delivered task may do, and take the lease when it may run."""
-    attempt = job.attempt(number)
-    if attempt is None or job.is_terminal or number != len(job.attempts):
-        return job, Claim.STALE
-    if attempt.state is AttemptState.REPORTED:
-        return job, Claim.REPUBLISH
-    if attempt.state is AttemptState.DISPATCHED:
-        return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.START
-    if attempt.state is not AttemptState.RUNNING:
-        return job, Claim.STALE
-    if attempt.lease_expires_at is not None and now < attempt.lease_expires_at:
-        return job, Claim.BUSY
-    if attempt.provider_task_id is None:
-        return job, Claim.ORPHANED
-    return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.RESUME
-
-
-def record_submission(job: Job, number: int, task_id: str, now: float, lease_s: float) -> Job:
-    attempt = _require(job, number).model_copy(
-        update={"provider_task_id": task_id, "lease_expires_at": now + lease_s}
-    )
-    return replace_attempt(job, attempt, now)
-
-
-def record_report(
-    job: Job,
-    outcome: RenderOutcome,
-    now: float,
-    lease_s: float,
-    from_states: frozenset[AttemptState] = frozenset({AttemptState.RUNNING}),
-) -> Job:
-    """Store the outcome on the attempt before publishing it, so a lost publish is repeated.
-
-    A REPORTED attempt gets a fresh lease: if the outcome is never applied, the reconciler
-    publishes it again when the lease runs out. An UNKNOWN outcome keeps the attempt RUNNING
-    and its lease as it was, so the stored task is polled once the lease expires.
-    ``from_states``: the reconciler also reports a DISPATCHED attempt (a timeout).
-    """
-    attempt = _require(job, outcome.attempt)
-    if attempt.state not in from_states:
-        return job
-    if outcome.error_class is ErrorClass.UNKNOWN:
-        update = {"reason": outcome.message, "error_code": outcome.error_code}
-    else:
-        update = {
-            "state": AttemptState.REPORTED,
-            "outcome": outcome,
-            "lease_expires_at": now + lease_s,
-        }
-    return replace_attempt(job, attempt.model_copy(update=update), now)
-
-
-def close_attempt(job: Job, outcome: RenderOutcome, now: float) -> Job:
-    """Mark the attempt finished as the outcome says (the hold is settled alongside).
-
-    A cost above the hold is charged in full; the excess is kept as ``overrun_micros`` on the
-    attempt and the job, so an overrun is visible where the money was spent."""
-    held = _require(job, outcome.attempt)
-    attempt = held.model_copy(
-        update={
-            "state": AttemptState.SUCCEEDED if outcome.succeeded else AttemptState.FAILED,
-            "outcome": outcome,
-            "error_class": outcome.error_class,
-            "error_code": outcome.error_code,
-            "reason": None if outcome.succeeded else outcome.message,
-            "cost_micros": outcome.cost_micros,
-            "overrun_micros": max(0, outcome.cost_micros - held.hold_micros),
-            "provider_task_id": outcome.provider_task_id or None,
-            "finished_at": now,
-            "lease_expires_at": None,
-        }
-    )
-    closed = replace_attempt(job, attempt, now)
-    totals = {
-        "cost_micros": sum(a.cost_micros for a in closed.attempts),
-        "overrun_micros": sum(a.overrun_micros for a in closed.attempts),
-    }
-    return closed.model_copy(update=totals)
-
-
-def succeed(job: Job, output_uri: str | None, now: float) -> Job:
-    return job.model_copy(
-        update={
-            "status": JobStatus.SUCCEEDED,
-            "output_uri": output_uri,
-            "finished_at": now,
-            "updated_at": now,
-        }
-    )
-
-
-def fail(job: Job, reason: str, message: str, now: float) -> Job:
-    return job.model_copy(
-        update={
-            "status": JobStatus.FAILED,
-            "reason": reason,
-            "message": message,
-            "finished_at": now,
-            "updated_at": now,
-        }
-    )
-
-
-def is_outcome_pending(job: Job, outcome: RenderOutcome) -> bool:
-    """True when this outcome is for the attempt that is still open (not a duplicate)."""
-    attempt = job.attempt(outcome.attempt)
-    return (
-        attempt is not None
-        and not job.is_terminal
-        and outcome.attempt == len(job.attempts)
-        and attempt.state in (AttemptState.RUNNING, AttemptState.REPORTED)
-    )
-
-
-def announce(job: Job) -> Job:
-    """The final event is out: a redelivered outcome need not publish it again."""
-    return job.model_copy(update={"announced": True})
-
-
-def _lease(job: Job, attempt: Attempt, now: float, lease_s: float, state: AttemptState) -> Job:
-    leased = attempt.model_copy(
-        update={"state": state, "lease_expires_at": now + lease_s, "claimed_at": now}
-    )
-    return replace_attempt(job, leased, now)
-
-
-def _require(job: Job, number: int) -> Attempt:
-    attempt = job.attempt(number)
-    if attempt is None:
-        raise ValueError(f"job {job.job_id} has no attempt {number}")
-    return attempt
 
 
 def replace_attempt(job: Job, attempt: Attempt, now: float) -> Job:

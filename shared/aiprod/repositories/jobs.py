@@ -7,7 +7,8 @@ reconciler finds stuck jobs with two single-field range queries and no composite
 
 from __future__ import annotations
 
-from aiprod.domain.jobs import Job, announce
+from aiprod.domain.jobs import Job
+from aiprod.domain.transitions import announce
 from aiprod.ports import DocumentStore, Transaction
 
 COLLECTION = "jobs"

@@ -14,9 +14,10 @@ from aiprod.domain import effects
 from aiprod.domain.budget import budget_day
 from aiprod.domain.effects import Effect
 from aiprod.domain.health import Circuit
-from aiprod.domain.jobs import Job, close_attempt, fail, is_outcome_pending, succeed
+from aiprod.domain.jobs import Job
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
+from aiprod.domain.transitions import close_attempt, fail, is_outcome_pending, succeed
 from aiprod.faults import checkpoint
 from aiprod.ports import DocumentStore, Transaction
 from aiprod.repositories import jobs

@@ -27,9 +27,10 @@ from functools import partial
 from aiprod.config import Settings
 from aiprod.domain import effects, leases
 from aiprod.domain.effects import Effect
-from aiprod.domain.jobs import Job, record_report
+from aiprod.domain.jobs import Job
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
+from aiprod.domain.transitions import record_report
 from aiprod.exceptions import ProviderError
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs

@@ -16,8 +16,9 @@ from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.effects import Effect
-from aiprod.domain.jobs import Claim, Job, claim, record_report, record_submission
+from aiprod.domain.jobs import Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
+from aiprod.domain.transitions import Claim, claim, record_report, record_submission
 from aiprod.exceptions import ProviderError, TransientError
 from aiprod.faults import checkpoint
 from aiprod.ports import DocumentStore, ProviderResult, VideoBackend
