@@ -74,7 +74,9 @@ def test_message_a_function_keeps_failing_on_is_dead_lettered_after_the_retries(
     # THEN Pub/Sub retries it, then moves it to the dead-letter topic unchanged, saying where
     # it came from
     def failures() -> int:
-        return log_text(stack, "route_job").count(f"ConfigError: {SETTING} is not a finite decimal amount")
+        return log_text(stack, "route_job").count(
+            f"ConfigError: {SETTING} is not a finite decimal amount"
+        )
 
     [dead] = wait_for(
         inbox.poll, timeout=90, interval=0.5, describe=lambda: f"{failures()} failed deliveries"
