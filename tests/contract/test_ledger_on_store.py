@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 from aiprod.config import Settings
+from aiprod.domain.ledger import day_key
 from aiprod.ports import DocumentStore
 from aiprod.services.ledger import Ledger
 from support.ledger_workload import DAY, Op, books, invariant_violations, run_workload
@@ -45,6 +46,6 @@ def test_concurrent_workers_leave_exact_books(store: DocumentStore):
     assert invariant_violations(store) == []
     final = books(store)
     for scope in ("global", "tenant:t"):
-        entry = final[f"{scope}@{DAY}"]
+        entry = final[day_key(scope, DAY)]
         assert entry["held_micros"] == 0
         assert entry["spent_micros"] == outcome.charged[scope]

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiprod.config import Settings
+from aiprod.domain.ledger import day_key
 from aiprod.ports import Document, DocumentStore
 from aiprod.repositories.ledger import SHARDS
 from aiprod.services.budget_admin import read_books
@@ -112,7 +113,7 @@ class LedgerWatch:
                 self.breaches.append((shard["scope"], shard["held_micros"]))
             committed[shard["scope"], shard["day"]] += shard["spent_micros"] + shard["held_micros"]
         for (scope, day), amount in committed.items():
-            key = f"{scope}@{day}"
+            key = day_key(scope, day)
             self.peak[key] = max(self.peak[key], amount)
             if amount > self.limits.get(scope, self.limits["global"]):
                 self.breaches.append((key, amount))

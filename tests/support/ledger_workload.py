@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from aiprod.config import Settings
-from aiprod.domain.ledger import day_key
+from aiprod.domain.ledger import day_key, parse_shard_key
 from aiprod.ports import DocumentStore
 from aiprod.repositories.ledger import POOLS, SHARDS
 from aiprod.services.budget_admin import read_books
@@ -84,7 +84,7 @@ def _settle(store, book: Ledger, item, outcome: Outcome, lock) -> None:
     store.run_transaction(lambda tx: book.settle(tx, keys, op.amount, actual))
     with lock:
         for key in keys:
-            outcome.charged[key.rsplit("@", 1)[0]] += actual
+            outcome.charged[parse_shard_key(key)[0]] += actual
 
 
 def books(store: DocumentStore) -> dict[str, dict[str, int]]:

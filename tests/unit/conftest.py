@@ -123,9 +123,13 @@ class Pipeline:
     def submitted(self, backend: str) -> list[str]:
         return list(self.app.backend(backend).submitted)
 
+    def day(self, day: str | None = None) -> str:
+        """``day``, or the budget day it is now."""
+        return day or budget_day(self.app.clock(), self.app.settings.timezone)
+
     def key(self, scope: str = "global", day: str | None = None) -> str:
-        """A ledger key; the day defaults to the budget day it is now."""
-        return day_key(scope, day or budget_day(self.app.clock(), self.app.settings.timezone))
+        """A scope's budget day key; the day defaults to the budget day it is now."""
+        return day_key(scope, self.day(day))
 
     def peak_committed(self, scope: str = "global") -> int:
         """The most this scope ever had spent + held today, across every commit."""
@@ -133,7 +137,7 @@ class Pipeline:
 
     def ledger(self, scope: str = "global", day: str | None = None) -> dict:
         """A scope's day summed over its shards (what the budget CLI shows)."""
-        scope_, day_ = self.key(scope, day).rsplit("@", 1)
+        scope_, day_ = scope, self.day(day)
         shards = [d for d in self.store.list(SHARDS) if (d["scope"], d["day"]) == (scope_, day_)]
         if not shards:
             return {}
@@ -142,7 +146,7 @@ class Pipeline:
 
     def seed_ledger(self, scope: str, spent_micros: int) -> None:
         """Spend already on the books today: allotted to shard 0 from the pool, and spent."""
-        scope_, day = self.key(scope).rsplit("@", 1)
+        scope_, day = scope, self.day()
         limit = self.app.settings.limit_for(scope)
         pool = {"scope": scope_, "day": day, "limit_micros": limit}
         self.store.set(POOLS, self.key(scope), {**pool, "unallotted_micros": limit - spent_micros})
@@ -155,8 +159,7 @@ class Pipeline:
         ones' costs, no shard commits past its allotment, allotments and pool add up to the
         limit. The only difference allowed is the spend a test seeded with no job behind it."""
         seeded_spend = {
-            shard_key(*self.key(scope).rsplit("@", 1), 0): spent
-            for scope, spent in (seeded or {}).items()
+            shard_key(scope, self.day(), 0): spent for scope, spent in (seeded or {}).items()
         }
         for day in sorted({doc["day"] for doc in self.store.list(SHARDS)}):
             report = audit(self.store, self.app.settings, day)

@@ -18,6 +18,7 @@ from aiprod.bootstrap import App
 from aiprod.config import Settings
 from aiprod.domain.budget import BudgetState, scopes_for
 from aiprod.domain.jobs import AttemptState, ChainStep, JobStatus, add_attempt, new_job
+from aiprod.domain.ledger import day_key
 from aiprod.exceptions import OperatorInputError
 from aiprod.repositories.jobs import load as load_job
 from aiprod.repositories.jobs import save as save_job
@@ -245,7 +246,7 @@ def test_set_resizes_shards_beyond_this_shells_configuration(store):
 
     # THEN every shard gave back its free allotment: nothing more fits anywhere
     assert all(d["allot_micros"] == d["held_micros"] for d in store.list(SHARDS))
-    assert store.get(POOLS, f"global@{DAY}")["unallotted_micros"] == 0
+    assert store.get(POOLS, day_key("global", DAY))["unallotted_micros"] == 0
     assert hold(store, wide, ("global",), 1) is None
 
 
@@ -315,8 +316,10 @@ def test_audit_reports_each_discrepancy_and_exits_1(aiprod, store, book):
     finish(store, book, "b", 300_000)
     shard = store.get(SHARDS, key)
     store.set(SHARDS, key, {**shard, "held_micros": 0})  # a hold vanished
-    pool = store.get(POOLS, f"global@{DAY}")
-    store.set(POOLS, f"global@{DAY}", {**pool, "unallotted_micros": pool["unallotted_micros"] + 5})
+    pool = store.get(POOLS, day_key("global", DAY))
+    store.set(
+        POOLS, day_key("global", DAY), {**pool, "unallotted_micros": pool["unallotted_micros"] + 5}
+    )
     job = store.get("jobs", "b")
     job["attempts"][0]["ledger_keys"] = [key.replace("#", "#9")]  # names a shard with nothing
     store.set("jobs", "b", job)
@@ -328,7 +331,7 @@ def test_audit_reports_each_discrepancy_and_exits_1(aiprod, store, book):
     assert code == 1
     found = {(d.key, d.check) for d in audit(store, SETTINGS, DAY).discrepancies}
     assert (key, "held") in found
-    assert (f"global@{DAY}", "conservation") in found
+    assert (day_key("global", DAY), "conservation") in found
     assert (key.replace("#", "#9"), "spent") in found
     assert "discrepancies" in out and "conservation" in out
 

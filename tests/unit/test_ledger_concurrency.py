@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.config import Settings
+from aiprod.domain.ledger import day_key
 from aiprod.services.ledger import Ledger
 from support.ledger_workload import DAY, Op, books, invariant_violations, run_workload
 
@@ -66,7 +67,7 @@ def test_concurrent_holds_and_settles_keep_the_books_exact(scripts, shards, seed
     assert store.violations == []
     final = books(store)
     for scope in ("global", "tenant:t"):
-        entry = final.get(f"{scope}@{DAY}", {})
+        entry = final.get(day_key(scope, DAY), {})
         assert entry.get("held_micros", 0) == 0
         assert entry.get("spent_micros", 0) == outcome.charged.get(scope, 0)
     assert outcome.held_ok + outcome.refused == sum(len(s) for s in scripts)
