@@ -156,17 +156,17 @@ def test_undecodable_job_is_counted_once_when_its_dead_letter_publish_failed_onc
 # -- finding: max_cost_usd is no longer read as before -----------------------------------------
 
 
-def test_max_cost_with_a_half_micro_is_read_as_before_regression():
-    """Before: ``round(max_cost_usd * 1_000_000)``. Now the float's shortest decimal form is
-    rounded half-even, which differs for every cap ending in half a micro-USD whose float
-    product lands below the half (about 1 cap in 50 with 7 decimal places)."""
+def test_a_cap_finer_than_a_micro_is_rounded_down():
+    """Before: ``round(max_cost_usd * 1_000_000)``, whose float product decided a half micro
+    either way. Now the cap's decimal form is rounded down: a hold is an integer, so it fits
+    the rounded cap exactly when it fits the caller's own."""
     # GIVEN caps of 7 decimal places, valid JobRequests (0 < max_cost_usd <= 10 000)
     before = {
         "0.1299995": 129_999,
         "0.5199995": 519_999,
         "129.2678575": 129_267_857,
         "0.0001255": 125,
-        "8558.1431305": 8_558_143_131,
+        "8558.1431305": 8_558_143_130,  # round() of the float product gave 131: over the cap
     }
 
     # WHEN they are read as micro-USD
@@ -175,7 +175,7 @@ def test_max_cost_with_a_half_micro_is_read_as_before_regression():
         for text in before
     }
 
-    # THEN each is the integer it was before the refactor
+    # THEN each is the whole micro-USD at or below it
     assert read == before
 
 
@@ -309,11 +309,12 @@ def test_first_task_lost_at_admission_is_sent_with_the_accepted_event_by_the_red
     # WHEN a job arrives (route_job raises, Pub/Sub redelivers the job message)
     p.run(TEXT)
 
-    # THEN the redelivery sent the task and job.accepted (the failed try sent neither):
+    # THEN the redelivery sent job.accepted again (events are at least once) and the task:
     # rendered once, completed, charged once
     assert len(failed) == 1
     assert len(p.bus.published["render-runway"]) == 1
-    assert [e["type"] for e in p.events(job_id="t1")] == ["job.accepted", "job.completed"]
+    kinds = [e["type"] for e in p.events(job_id="t1")]
+    assert kinds == ["job.accepted", "job.accepted", "job.completed"]
     assert len(p.submitted("runway")) == 1
     p.assert_books_balanced()
 
@@ -327,20 +328,20 @@ def test_accepted_event_lost_while_the_task_is_unclaimed_is_sent_again(pipeline)
     # WHEN a job arrives (the redelivery finds attempt 1 still unclaimed)
     p.run(TEXT)
 
-    # THEN the redelivery sent job.accepted and the task once more (the render claim makes
-    # the repeat a no-op), and nothing else changed
+    # THEN the failed try sent nothing (job.accepted goes first), the redelivery sent
+    # job.accepted and the task, and nothing else changed
     assert len(failed) == 1
     assert len(p.events("job.accepted", "t1")) == 1
-    assert len(lost) == 2
+    assert len(lost) == 1
     assert attempts(p.job("t1")) == [("runway", "DISPATCHED")]
     p.assert_ledger_matches_attempts()
 
 
 def test_accepted_event_lost_after_the_task_was_claimed_is_still_published(pipeline):
-    """Finding, PRE-EXISTING (fails on 99ba4f7 too): route_job publishes the task, then
-    job.accepted. When only job.accepted fails, the task may be claimed before the job message
-    is redelivered; the redelivery then finds attempt 1 no longer DISPATCHED and owes nothing,
-    so job.accepted is never published (``effects.after_admission`` keeps the old rule)."""
+    """Found in review, older than the outbox: route_job published the task, then
+    job.accepted; when only job.accepted failed, the task could be claimed before the job
+    message was redelivered, which then owed nothing, so job.accepted was never published.
+    ``effects.after_admission`` now owes job.accepted first."""
     # GIVEN one worker (the task is handled before the redelivered job message), and
     # job.accepted failing to publish once
     p = pipeline(workers=1)

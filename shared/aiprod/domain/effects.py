@@ -91,7 +91,8 @@ def reported(job: Job) -> list[Effect]:
 
 def after_admission(job: Job, conflict: bool, tenant: str | None) -> list[Effect]:
     """What route_job owes for a job message: a conflicting reuse of the job_id is refused;
-    a rejected job is announced; attempt 1, while unclaimed, is sent with ``job.accepted``."""
+    a rejected job is announced; while attempt 1 is unclaimed, ``job.accepted`` and then its
+    task (in that order: once the task is out it may be claimed, and nothing is owed after)."""
     if conflict:
         event = rejection(job.job_id, RejectReason.CONFLICT, CONFLICT_MESSAGE, tenant)
         return [PublishEvent(event)]
@@ -101,7 +102,7 @@ def after_admission(job: Job, conflict: bool, tenant: str | None) -> list[Effect
     if attempt is None or attempt.number != 1:
         return []
     owed = dispatched(job)
-    return [*owed, PublishEvent(event_for(job, EventType.ACCEPTED))] if owed else []
+    return [PublishEvent(event_for(job, EventType.ACCEPTED)), *owed] if owed else []
 
 
 def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:

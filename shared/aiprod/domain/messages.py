@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aiprod.domain.money import micros_of, money, usd  # noqa: F401  (TEMP re-export until tooling merge)
+from aiprod.domain.money import cap_micros, money, usd  # noqa: F401  (TEMP re-export until tooling merge)
 
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
@@ -105,7 +105,7 @@ class JobRequest(_Strict):
 
     @property
     def max_cost_micros(self) -> int | None:
-        return None if self.max_cost_usd is None else micros_of(self.max_cost_usd)
+        return None if self.max_cost_usd is None else cap_micros(self.max_cost_usd)
 
     def payload_hash(self) -> str:
         """Stable fingerprint of the request, to tell a redelivery from a reused job_id."""

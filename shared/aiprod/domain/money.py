@@ -7,7 +7,7 @@ goes through binary floating point: a float from JSON is read by its shortest de
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 MICROS_PER_USD = 1_000_000
 
@@ -35,11 +35,13 @@ def parse_usd(text: str) -> int:
     return int(micros)
 
 
-def micros_of(amount_usd: float) -> int:
-    """A USD number from a JSON message, to the nearest micro-USD, read by its decimal form
-    (``0.1`` is exactly 100 000, which ``round(0.1 * 1e6)`` only happens to get right)."""
+def cap_micros(amount_usd: float) -> int:
+    """A USD cap from a JSON message (``max_cost_usd``) in whole micro-USD, read by the
+    number's decimal form and rounded down: an integer hold fits the cap exactly when it fits
+    this, so no hold above what the caller allowed is ever offered (``0.1299995`` is
+    129 999, ``0.1`` is exactly 100 000; no binary float product in between)."""
     micros = Decimal(repr(float(amount_usd))) * MICROS_PER_USD
-    return int(micros.to_integral_value(rounding=ROUND_HALF_EVEN))
+    return int(micros.to_integral_value(rounding=ROUND_FLOOR))
 
 
 def usd(micros: int) -> str:

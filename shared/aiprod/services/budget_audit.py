@@ -101,8 +101,12 @@ def expected_from(scanned: list[Job], day: str) -> Expected:
 
 
 def check(books: DayBooks, expected: Expected, settings: Settings) -> list[Discrepancy]:
-    """Every discrepancy: the shards against the attempts, and the books' own invariants."""
-    return check_against(books, expected) + check_structure(books, settings)
+    """Every discrepancy, shard by shard (against the attempts, then its allotment), then
+    each scope's conservation: the order ``aiprod budget audit`` prints them in."""
+    structure = check_structure(books, settings)
+    per_shard = check_against(books, expected) + [d for d in structure if d.check == "allotment"]
+    scopes = [d for d in structure if d.check != "allotment"]
+    return sorted(per_shard, key=lambda d: d.key) + scopes
 
 
 def check_against(books: DayBooks, expected: Expected) -> list[Discrepancy]:

@@ -139,8 +139,8 @@ class OutcomeHandler:
         return job, decision
 
     def _follow_up(self, result: Settlement, outcome: RenderOutcome, context: dict) -> None:
-        """Publish what the settlement owes, then log and count the decision."""
-        self._outbox.send(result.owed)
+        """Log and count the decision (once: a redelivery finds it applied), then publish what
+        the settlement owes (a failed publish is owed again on redelivery)."""
         job = result.job
         if outcome.succeeded:
             log.info("job completed on %s", outcome.backend, extra=context)
@@ -160,6 +160,7 @@ class OutcomeHandler:
         elif result.decision is Next.FAIL:
             log.warning("job failed: %s", job.message, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_finished(job)
+        self._outbox.send(result.owed)
 
 
 def _note_overrun(job: Job, outcome: RenderOutcome, context: dict) -> None:

@@ -66,6 +66,7 @@ class Router:
             request = JobRequest.model_validate_json(data)
         except ValidationError as exc:
             self._outbox.send(self._reject_invalid(data, exc))
+            self._telemetry.job_rejected(RejectReason.INVALID)  # once sent: no job records it
             return
         circuits = self._health.snapshot()
         now = self._clock()
@@ -75,8 +76,8 @@ class Router:
             lambda tx: self._admit(tx, request, circuits, budget, day, now)
         )
         checkpoint("router.after_commit", request.job_id)  # crash tests: hold taken, no task yet
+        self._record(admission)  # once: a redelivery finds the job created already
         self._outbox.send(admission.owed)
-        self._record(admission)
 
     def _admit(self, tx, request: JobRequest, circuits, budget, day: str, now: float) -> Admission:
         payload_hash = request.payload_hash()
@@ -116,7 +117,7 @@ class Router:
         return _admitted(job, True, False, request.tenant)
 
     def _record(self, admission: Admission) -> None:
-        """Log and count what the admission decided (its messages are out already)."""
+        """Log and count what the admission decided, before its messages go out."""
         job = admission.job
         context = {"job_id": job.job_id, "tenant": job.tenant}
         if admission.conflict:
@@ -149,7 +150,6 @@ class Router:
         else it goes to the dead-letter topic (there is nobody to answer)."""
         message = _describe(exc)
         job_id = _salvage_job_id(data)
-        self._telemetry.job_rejected(RejectReason.INVALID)
         if job_id is None:
             log.error(
                 "undecodable job message sent to dead-letter: %s",
