@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "jobs.jsonl"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from aiprod.local.demo import run_demo
+    from aiprod_tools.demo import run_demo
 
     return run_demo(Path(args.batch), Path(args.log))
 
@@ -47,8 +47,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from aiprod.bootstrap import App
     from aiprod.config import Settings
-    from aiprod.local.status import describe_job
     from aiprod.services import records
+    from aiprod_tools.views.jobs import describe_job
 
     app = App(Settings.from_env())
     job = records.load_job(app.store, args.job_id)
@@ -62,7 +62,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from aiprod.bootstrap import App
     from aiprod.config import Settings
-    from aiprod.local.tables import render_table
+    from aiprod_tools.views.tables import render_table
 
     app = App(Settings.from_env())
     report = app.reconciler.run().to_json()
@@ -74,7 +74,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from aiprod.local.dev import run_dev
+    from aiprod_tools.stack.dev import run_dev
 
     return run_dev(simulation=args.simulation)
 

@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from aiprod.exceptions import PackagingError
+from aiprod_tools.exceptions import PackagingError
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from aiprod import packaging
+    from aiprod_tools import packaging
 
     try:
         written = packaging.write_packages(

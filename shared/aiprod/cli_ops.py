@@ -31,8 +31,8 @@ def _today(app) -> str:
 
 
 def cmd_budget_show(args: argparse.Namespace) -> int:
-    from aiprod.local.ops_views import budget_table
     from aiprod.services.budget_admin import day_view
+    from aiprod_tools.views.budget import budget_day_table as budget_table
 
     app = make_app()
     day = args.day or _today(app)
@@ -45,8 +45,8 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
 
 
 def cmd_budget_set(args: argparse.Namespace) -> int:
-    from aiprod.local.ops_views import limit_change_text
     from aiprod.services.budget_admin import change_limit, parse_scope, parse_usd
+    from aiprod_tools.views.budget import limit_change_text
 
     scope, limit = parse_scope(args.scope), parse_usd(args.usd)
     app = make_app()
@@ -56,8 +56,8 @@ def cmd_budget_set(args: argparse.Namespace) -> int:
 
 
 def cmd_budget_audit(args: argparse.Namespace) -> int:
-    from aiprod.local.ops_views import audit_text
     from aiprod.services.budget_audit import audit
+    from aiprod_tools.views.budget import audit_text
 
     app = make_app()
     report = audit(app.store, app.settings, args.day or _today(app))
@@ -72,7 +72,7 @@ def _dead_letters(app):
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
-    from aiprod.local.ops_views import dead_letters_table
+    from aiprod_tools.views.dead_letters import dead_letters_table
 
     if args.max < 1:
         raise OperatorInputError("--max must be at least 1")
@@ -90,7 +90,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
-    from aiprod.local.ops_views import replayed_text
+    from aiprod_tools.views.dead_letters import replayed_text
 
     if bool(args.ids) == args.all:
         raise OperatorInputError("name the dead letters to replay, or pass --all (not both)")

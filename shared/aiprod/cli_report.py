@@ -10,7 +10,7 @@ DEFAULT_HTML = ".aiprod/report.html"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from aiprod.local.report import run_report
+    from aiprod_tools.views.report import run_report
 
     return run_report(Path(args.metrics), None if args.no_html else Path(args.html))
 

@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from aiprod import cli, packaging, topology
-from aiprod.packaging import REPO_ROOT
+from aiprod import cli, topology
+from aiprod_tools import packaging
+from aiprod_tools.packaging import REPO_ROOT
 
 # The SDK each backend's render function installs, as the design names them.
 PROVIDER_SDKS = {"runway": "runwayml", "veo": "google-genai", "replicate": "replicate"}

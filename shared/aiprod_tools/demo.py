@@ -18,10 +18,11 @@ from aiprod.adapters.local_metrics import JsonLinesSink
 from aiprod.config import Settings
 from aiprod.domain.jobs import TERMINAL_STATUSES, Job
 from aiprod.domain.messages import money
-from aiprod.local.embedded import embedded_app
-from aiprod.local.report import run_report
-from aiprod.local.summary import budget_table, jobs_table
 from aiprod.services import records
+from aiprod_tools.embedded import embedded_app
+from aiprod_tools.views.budget import ledger_days_table
+from aiprod_tools.views.jobs import jobs_table
+from aiprod_tools.views.report import run_report
 
 DEMO_SETTINGS = Settings(
     project="aiprod-demo",
@@ -61,7 +62,7 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     known = [job for job in jobs if job is not None]
     invalid = len(lines) - len(known)
     out.write("\n" + jobs_table(known) + "\n\n")
-    out.write(budget_table(app.store, DEMO_SETTINGS) + "\n\n")
+    out.write(ledger_days_table(app.store, DEMO_SETTINGS) + "\n\n")
     done = [j for j in known if j.is_terminal]
     spent = sum(j.cost_micros for j in known)
     out.write(

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from aiprod.adapters.local_metrics import read_points
 from aiprod.domain import metric_set as m
-from aiprod.local.tables import render_table
+from aiprod_tools.views.tables import render_table
 
 
 @dataclass
@@ -139,7 +139,7 @@ def run_report(metrics: Path, html: Path | None, out: TextIO | None = None) -> i
     summary = summarize(read_points(metrics))
     out.write(overview(summary) + "\n\n" + backend_table(summary) + "\n")
     if html is not None:
-        from aiprod.local.report_html import render_html
+        from aiprod_tools.views.report_html import render_html
 
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(summary, f"aiprod report: {metrics}"))
