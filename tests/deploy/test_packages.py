@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from aiprod import cli, topology
-from aiprod_tools import packaging
+from aiprod import topology
+from aiprod_tools import cli, packaging
 from aiprod_tools.packaging import REPO_ROOT
 
 # The SDK each backend's render function installs, as the design names them.

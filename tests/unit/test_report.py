@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from aiprod.adapters.local_metrics import JsonLinesSink, read_points
-from aiprod.cli import main
 from aiprod.domain import metric_set as m
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.services.telemetry import Telemetry
+from aiprod_tools.cli import main
 from aiprod_tools.views.report import percentile, run_report, summarize
 
 

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from aiprod import bootstrap, cli, logs, topology
+from aiprod import bootstrap, logs, topology
 from aiprod.config import Settings
+from aiprod_tools import cli
 from aiprod_tools.embedded import embedded_app
 from aiprod_tools.stack.provision import create_topology
 
