@@ -28,10 +28,10 @@ import uuid
 
 from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.config import Settings
-from aiprod.local.emulators import start_emulators
-from aiprod.local.provision import emulator_store
 from aiprod.ports import DocumentStore
 from aiprod.services.ledger import Ledger
+from aiprod_tools.stack.emulators import start_emulators
+from aiprod_tools.stack.provision import emulator_store
 
 DAY = "2027-01-15"
 HOLD, COST = 100_000, 50_000

@@ -29,8 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aiprod import packaging, topology
-from aiprod.local import venvs
+from aiprod import topology
+from aiprod_tools import packaging, venvs
 
 TARGET = 1.2
 FLOOR_MODULES = (

@@ -22,9 +22,9 @@ import time
 
 from aiprod import topology
 from aiprod.config import Settings
-from aiprod.local.embedded import embedded_app
-from aiprod.local.emulators import start_emulators
-from aiprod.local.stack import EmulatorStack
+from aiprod_tools.embedded import embedded_app
+from aiprod_tools.stack.emulators import start_emulators
+from aiprod_tools.stack.stack import EmulatorStack
 
 BUDGET_USD = "1000000"  # large: this measures the pipeline, not the budget policy
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from aiprod.exceptions import EmulatorNotFoundError, EmulatorStartError
+from aiprod_tools.exceptions import EmulatorNotFoundError, EmulatorStartError
 from fakes.fixtures import fakes, live_env, storage_emulator  # noqa: F401  (provider fakes)
 
 if TYPE_CHECKING:
-    from aiprod.local.emulators import Emulators
+    from aiprod_tools.stack.emulators import Emulators
 
 _started: dict[str, float] = {}
 
@@ -40,8 +40,8 @@ def emulators() -> Iterator[Emulators]:
     """The Pub/Sub and Firestore emulators, started once, stopped at the end of the run."""
     running, reason = None, ""
     try:
-        import aiprod.local.provision  # noqa: F401  (the Google Cloud SDKs the tier needs)
-        from aiprod.local.emulators import start_emulators
+        import aiprod_tools.stack.provision  # noqa: F401  (the Google Cloud SDKs the tier needs)
+        from aiprod_tools.stack.emulators import start_emulators
 
         running = start_emulators()
     except ImportError as exc:

@@ -29,14 +29,6 @@ class BusUnavailableError(TransientError):
     """A publish did not complete within its deadline."""
 
 
-class EmulatorNotFoundError(AiprodError):
-    """A Cloud SDK emulator binary (or the java it needs) is not installed here."""
-
-
-class EmulatorStartError(AiprodError):
-    """An emulator or a local function process did not come up in time (see its log)."""
-
-
 class ProviderError(AiprodError):
     """A provider refused or failed a call; carries the taxonomy class and a short code."""
 
@@ -68,14 +60,3 @@ class DeadLetterNotFoundError(OperatorInputError):
 
 class DeadLetterReplayError(OperatorInputError):
     """A stored dead letter cannot be replayed (already replayed, or no source topic known)."""
-
-
-# -- deployment (aiprod package) ----------------------------------------------------------------
-
-
-class PackagingError(AiprodError):
-    """A function cannot be packaged: a group, a source file or a pinned distribution is missing."""
-
-
-class VenvBuildError(AiprodError):
-    """A packaged function's virtual environment could not be built (wheels, pip, python)."""

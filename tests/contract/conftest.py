@@ -21,7 +21,7 @@ EMULATED = pytest.mark.emulator
 def store(request, project_id: str) -> DocumentStore:
     if request.param == "embedded":
         return EmbeddedStore()
-    from aiprod.local.provision import emulator_store
+    from aiprod_tools.stack.provision import emulator_store
 
     emulators = request.getfixturevalue("emulators")
     return emulator_store(emulators.env(project_id))
@@ -34,7 +34,7 @@ def bus(request, project_id: str) -> Iterator[Bus]:
         yield embedded
         embedded.close()
         return
-    from aiprod.local.provision import create_topology, emulator_bus
+    from aiprod_tools.stack.provision import create_topology, emulator_bus
 
     emulators = request.getfixturevalue("emulators")
     pubsub = emulator_bus(emulators.env(project_id), prefix="contract-")

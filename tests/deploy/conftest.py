@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from aiprod import packaging
-from aiprod.exceptions import VenvBuildError
-from aiprod.local import venvs
+from aiprod_tools import packaging, venvs
+from aiprod_tools.exceptions import VenvBuildError
 
 
 def _in_ci() -> bool:

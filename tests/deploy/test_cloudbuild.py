@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiprod import config, topology
-from aiprod.packaging import deployed_name
+from aiprod_tools.packaging import deployed_name
 from support import terraform
 
 CLOUDBUILD = Path(__file__).resolve().parents[2] / "cloudbuild.yaml"

@@ -19,7 +19,7 @@ import pytest
 
 from aiprod import topology
 from aiprod.domain.catalog import default_catalog
-from aiprod.local.venvs import clean_env
+from aiprod_tools.venvs import clean_env
 from support import wait_for
 
 INVOKER = Path(__file__).with_name("invoke_packaged.py")
@@ -125,7 +125,7 @@ def test_each_venv_imports_its_entry_point_adapters_and_only_its_sdks(packages, 
 def test_packaged_functions_carry_a_job_per_backend_on_the_emulators(
     emulators, project_id, packages, function_venvs
 ):
-    from aiprod.local.provision import create_topology, emulator_bus, emulator_store
+    from aiprod_tools.stack.provision import create_topology, emulator_bus, emulator_store
 
     env = {
         **emulators.env(project_id),

@@ -5,13 +5,15 @@ These read the written folders; ``test_packaged_functions.py`` installs and runs
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import re
 
 import pytest
 
-from aiprod import cli, packaging, topology
-from aiprod.packaging import REPO_ROOT
+from aiprod import topology
+from aiprod_tools import cli, packaging
+from aiprod_tools.packaging import REPO_ROOT
 
 # The SDK each backend's render function installs, as the design names them.
 PROVIDER_SDKS = {"runway": "runwayml", "veo": "google-genai", "replicate": "replicate"}
@@ -19,6 +21,29 @@ STORAGE_SDK = "google-cloud-storage"
 NEVER = "google-cloud-aiplatform"  # 1.7 s to import, and it does not expose the Veo calls
 FLOOR = ("functions-framework", "google-cloud-pubsub", "google-cloud-firestore", "pydantic")
 PIN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.!+_-]+$")
+# What a function folder holds at its top: the entry point, its pins, its upload rules, the runtime.
+FOLDER_TOP = {"main.py", "requirements.txt", ".gcloudignore", "aiprod"}
+TOOLING = "aiprod_tools"
+# Tooling modules by file name (the CLI is any cli*.py), as they were named when they lived
+# in aiprod, and as they are named in aiprod_tools; none of these names is a runtime module.
+TOOLING_FILES = {
+    "packaging.py",
+    "venvs.py",
+    "pyvenv.cfg",
+    "embedded.py",
+    "demo.py",
+    "dev.py",
+    "emulators.py",
+    "processes.py",
+    "provision.py",
+    "stack.py",
+    "tables.py",
+    "status.py",
+    "summary.py",
+    "ops_views.py",
+    "report.py",
+    "report_html.py",
+}
 
 
 def _names(package: packaging.Package) -> set[str]:
@@ -53,6 +78,52 @@ def test_the_aiprod_copy_has_no_caches_or_tests(packages):
         assert sources == {
             p.relative_to(package.path).as_posix() for p in copied if p.suffix == ".py"
         }
+
+
+def _tooling(path: str) -> bool:
+    *folders, name = path.split("/")
+    return (
+        TOOLING in folders
+        or "local" in folders
+        or "cli" in folders
+        or name.startswith("cli")
+        or name in TOOLING_FILES
+    )
+
+
+def test_a_packaged_folder_holds_no_tooling(packages):
+    # GIVEN every folder aiprod package wrote, file by file
+    for package in packages.values():
+        written = [
+            p.relative_to(package.path).as_posix() for p in package.path.rglob("*") if p.is_file()
+        ]
+
+        # THEN it holds the entry point, its pins, its upload rules and the runtime package only
+        assert {path.split("/")[0] for path in written} == FOLDER_TOP, package.function
+        # AND no tooling module: not aiprod_tools, the CLI, the local stack, the views,
+        # packaging or venv building (nor a venv)
+        assert not [path for path in written if _tooling(path)], package.function
+
+
+def test_the_runtime_never_imports_the_tooling():
+    # GIVEN every module of the runtime package, parsed
+    found = []
+    for path in sorted((REPO_ROOT / "shared" / "aiprod").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value]  # importlib.import_module("aiprod_tools...") and the like
+            else:
+                continue
+            if any(name == TOOLING or name.startswith(f"{TOOLING}.") for name in names):
+                found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+
+    # THEN none of them imports the tooling (the tooling imports the runtime, never the reverse)
+    assert not found
 
 
 def test_requirements_are_exact_pins_only(packages):

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from aiprod import config, topology
-from aiprod.packaging import deployed_name
+from aiprod_tools.packaging import deployed_name
 from support import terraform
 from support.terraform import only_expression, render
 

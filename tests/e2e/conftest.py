@@ -15,7 +15,7 @@ STACKS = pytest.StashKey[list]()
 @pytest.fixture
 def make_stack(request, emulators) -> Iterator[Callable[..., object]]:
     """``make_stack({"AIPROD_SIMULATION": "..."}, min_backoff_s=1)`` → a started stack."""
-    from aiprod.local.stack import EmulatorStack
+    from aiprod_tools.stack.stack import EmulatorStack
 
     stacks: list[EmulatorStack] = []
     request.node.stash[STACKS] = stacks

@@ -25,7 +25,7 @@ JOB = {"job_id": "late-1", "prompt": "a red kite over green hills"}
 
 @pytest.fixture
 def ports(emulators, project_id):
-    from aiprod.local.provision import create_topology, emulator_bus, emulator_store
+    from aiprod_tools.stack.provision import create_topology, emulator_bus, emulator_store
 
     env = emulators.env(project_id)
     bus = emulator_bus(env, PREFIX)

@@ -10,7 +10,7 @@ import pytest
 
 from aiprod import topology
 from aiprod.adapters.local_metrics import read_points
-from aiprod.local.report import summarize
+from aiprod_tools.views.metrics import summarize
 from support import jobs_terminal, statuses, wait_for
 
 pytestmark = pytest.mark.emulator

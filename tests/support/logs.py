@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiprod.local.stack import EmulatorStack
+    from aiprod_tools.stack.stack import EmulatorStack
 
 
 def log_text(stack: EmulatorStack, function: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiprod import topology
 
 if TYPE_CHECKING:
-    from aiprod.local.stack import EmulatorStack
+    from aiprod_tools.stack.stack import EmulatorStack
 
 
 def _subscription_path(stack: EmulatorStack, function: str) -> str:

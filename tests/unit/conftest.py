@@ -18,11 +18,11 @@ from aiprod.config import Settings
 from aiprod.domain.budget import budget_day
 from aiprod.domain.ledger import Shard, day_key, shard_key
 from aiprod.exceptions import StoreUnavailableError
-from aiprod.local import embedded
-from aiprod.local.embedded import embedded_app
 from aiprod.ports import Transaction
 from aiprod.repositories.ledger import POOLS, SHARDS
 from aiprod.services.budget_audit import audit
+from aiprod_tools import embedded
+from aiprod_tools.embedded import embedded_app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -11,7 +11,6 @@ import random
 
 import pytest
 
-from aiprod import cli, cli_ops
 from aiprod.adapters.embedded_bus import EmbeddedBus
 from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.bootstrap import App
@@ -27,6 +26,8 @@ from aiprod.services import budget_admin
 from aiprod.services.budget_admin import change_limit, day_view, parse_limit, parse_scope
 from aiprod.services.budget_audit import audit
 from aiprod.services.ledger import Ledger
+from aiprod_tools import cli
+from aiprod_tools.cli import context
 
 T0 = 1_800_000_000.0  # the unit tier's clock start (tests/unit/conftest.py)
 DAY = "2027-01-15"  # its budget day in UTC
@@ -49,7 +50,7 @@ def aiprod(store, clock, monkeypatch, capsys):
     """Run ``aiprod <argv>`` against ``store``; returns (exit code, stdout, stderr)."""
     bus = EmbeddedBus(workers=1)
     app = App(SETTINGS, store=store, bus=bus, clock=clock)
-    monkeypatch.setattr(cli_ops, "make_app", lambda: app)
+    monkeypatch.setattr(context, "make_app", lambda: app)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))
@@ -290,7 +291,7 @@ def test_audit_of_a_real_run_balances(pipeline, aiprod, monkeypatch):
         {"job_id": "a", "prompt": "a kite", "tenant": "social"},
         {"job_id": "b", "prompt": "a boat"},
     )
-    monkeypatch.setattr(cli_ops, "make_app", lambda: p.app)
+    monkeypatch.setattr(context, "make_app", lambda: p.app)
 
     # WHEN the day is audited
     code, out, _ = aiprod("budget", "audit")

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from aiprod import cli, cli_ops, topology
+from aiprod import topology
 from aiprod.adapters.embedded_bus import EmbeddedBus
 from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.bootstrap import App
@@ -25,6 +25,8 @@ from aiprod.exceptions import (
 from aiprod.ports import ReceivedMessage
 from aiprod.repositories.dead_letters import COLLECTION as DEAD_LETTERS
 from aiprod.services.dead_letters import INBOX, DeadLetters
+from aiprod_tools import cli
+from aiprod_tools.cli import context
 
 JOB = {"job_id": "late-1", "prompt": "a red kite over green hills"}
 PUBSUB_DEAD = {
@@ -56,7 +58,7 @@ def inbox(store, bus, clock) -> DeadLetters:
 @pytest.fixture
 def aiprod(store, bus, clock, monkeypatch, capsys):
     app = App(Settings(), store=store, bus=bus, clock=clock)
-    monkeypatch.setattr(cli_ops, "make_app", lambda: app)
+    monkeypatch.setattr(context, "make_app", lambda: app)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))

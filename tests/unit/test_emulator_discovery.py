@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aiprod.exceptions import EmulatorNotFoundError
-from aiprod.local import emulators
+from aiprod_tools.exceptions import EmulatorNotFoundError
+from aiprod_tools.stack import emulators
 
 
 def fake_sdk(root: Path) -> Path:

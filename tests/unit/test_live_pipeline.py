@@ -15,7 +15,7 @@ import pytest
 
 from aiprod.config import ProviderSettings
 from aiprod.domain.policy import RetryPolicy
-from aiprod.local.embedded import run_schedules
+from aiprod_tools.embedded import run_schedules
 from fakes.base import VIDEO, Reply
 from fakes.veo import error_body as veo_error
 

@@ -19,7 +19,7 @@ import pytest
 from aiprod.adapters.cloud_monitoring import CloudMonitoringSink, TaskResource
 from aiprod.config import Settings
 from aiprod.domain import metric_set as m
-from aiprod.local.processes import free_port
+from aiprod_tools.stack.processes import free_port
 from support.instances import Instances
 from support.monitoring_server import RecordingMetricServer, client_for, latest_values
 

@@ -16,8 +16,8 @@ import pytest
 
 from aiprod.bootstrap import HANDLERS
 from aiprod.domain.policy import RetryPolicy
-from aiprod.local.embedded import run_schedules
 from aiprod.services.reconcile import ReconcileReport
+from aiprod_tools.embedded import run_schedules
 
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain"}
 LEASE = 60.0

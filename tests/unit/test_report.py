@@ -8,11 +8,12 @@ import threading
 import pytest
 
 from aiprod.adapters.local_metrics import JsonLinesSink, read_points
-from aiprod.cli import main
 from aiprod.domain import metric_set as m
 from aiprod.domain.messages import ErrorClass, RenderOutcome
-from aiprod.local.report import percentile, run_report, summarize
 from aiprod.services.telemetry import Telemetry
+from aiprod_tools.cli import main
+from aiprod_tools.views.metrics import percentile, summarize
+from aiprod_tools.views.report import run_report
 
 
 def render(backend: str, seconds: float, ok: bool = True, cost: int = 0) -> RenderOutcome:

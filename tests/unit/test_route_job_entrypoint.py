@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from aiprod.config import Settings
 from aiprod.domain.messages import JobRequest
-from aiprod.local.embedded import embedded_app
+from aiprod_tools.embedded import embedded_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

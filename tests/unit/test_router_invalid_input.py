@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from aiprod.config import Settings
 from aiprod.domain.messages import JOB_ID_PATTERN, JobRequest
-from aiprod.local.embedded import embedded_app
+from aiprod_tools.embedded import embedded_app
 
 VALID = {"job_id": "job-1", "prompt": "a cat"}
 GOOD_IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}\Z")

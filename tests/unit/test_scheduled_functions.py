@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from aiprod import bootstrap, cli, logs, topology
+from aiprod import bootstrap, logs, topology
 from aiprod.config import Settings
-from aiprod.local.embedded import embedded_app
-from aiprod.local.provision import create_topology
+from aiprod_tools import cli
+from aiprod_tools.embedded import embedded_app
+from aiprod_tools.stack.provision import create_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain"}

@@ -10,7 +10,7 @@ import pytest
 
 from aiprod.adapters.local_metrics import MemorySink
 from aiprod.domain import metric_set as m
-from aiprod.local.embedded import run_schedules
+from aiprod_tools.embedded import run_schedules
 
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain"}
 

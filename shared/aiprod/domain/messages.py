@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aiprod.domain.money import cap_micros, money, usd  # noqa: F401  (TEMP re-export until tooling merge)
+from aiprod.domain.money import cap_micros
 
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"

@@ -43,6 +43,11 @@ def due(store: DocumentStore, now: float, batch: int) -> list[Job]:
     return [decode(doc) for doc in found.values()]
 
 
+def every(store: DocumentStore, limit: int) -> list[Job]:
+    """Every job, up to ``limit`` (for local runs and small projects; no order promised)."""
+    return [decode(doc) for doc in store.list(COLLECTION, limit)]
+
+
 def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
     """Jobs changed at or after ``since`` (the budget audit's scan)."""
     return [decode(doc) for doc in store.query(COLLECTION, "updated_at", ">=", since, limit)]

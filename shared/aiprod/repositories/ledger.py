@@ -74,6 +74,11 @@ def shards_of_day(store: DocumentStore, day: str, limit: int) -> list[Shard]:
     return [shard_from(doc) for doc in store.query(SHARDS, "day", "==", day, limit=limit)]
 
 
+def scope_days(store: DocumentStore, limit: int) -> list[tuple[str, str]]:
+    """Every (day, scope) that has a shard, sorted."""
+    return sorted({(doc["day"], doc["scope"]) for doc in store.list(SHARDS, limit=limit)})
+
+
 def pools_of_day(store: DocumentStore, day: str, limit: int) -> list[Pool]:
     return [pool_from(doc) for doc in store.query(POOLS, "day", "==", day, limit=limit)]
 

@@ -13,15 +13,16 @@ import threading
 import time
 from pathlib import Path
 
-from aiprod import logs
+from aiprod import logs, topology
 from aiprod.adapters.local_metrics import JsonLinesSink
 from aiprod.config import Settings
-from aiprod.domain.jobs import TERMINAL_STATUSES, Job
-from aiprod.domain.messages import money
-from aiprod.local.embedded import embedded_app
-from aiprod.local.report import run_report
-from aiprod.local.summary import budget_table, jobs_table
+from aiprod.domain.jobs import TERMINAL_STATUSES
+from aiprod.domain.money import money
 from aiprod.repositories import jobs as job_records
+from aiprod_tools.embedded import embedded_app
+from aiprod_tools.views.budget import ledger_days_table
+from aiprod_tools.views.jobs import jobs_table
+from aiprod_tools.views.report import run_report
 
 DEMO_SETTINGS = Settings(
     project="aiprod-demo",
@@ -52,7 +53,7 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     progress = threading.Thread(target=_show_progress, args=(app, len(lines), stop, out))
     progress.start()
     for line in lines:
-        app.bus.publish("jobs", line.encode())
+        app.bus.publish(topology.JOBS, line.encode())
         time.sleep(spacing_s)
     app.bus.drain(timeout_s=120)
     stop.set()
@@ -61,7 +62,7 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     known = [job for job in jobs if job is not None]
     invalid = len(lines) - len(known)
     out.write("\n" + jobs_table(known) + "\n\n")
-    out.write(budget_table(app.store, DEMO_SETTINGS) + "\n\n")
+    out.write(ledger_days_table(app.store, DEMO_SETTINGS) + "\n\n")
     done = [j for j in known if j.is_terminal]
     spent = sum(j.cost_micros for j in known)
     out.write(
@@ -81,7 +82,7 @@ def _show_progress(app, total: int, stop: threading.Event, out) -> None:
     last = ""
     while True:
         finished = stop.is_set()
-        jobs = [Job.model_validate(d, strict=False) for d in app.store.list("jobs")]
+        jobs = job_records.every(app.store, limit=100_000)
         done = sum(1 for j in jobs if j.status in TERMINAL_STATUSES)
         fallbacks = sum(max(0, len(j.attempts) - 1) for j in jobs)
         running = len(jobs) - done

@@ -1,12 +1,12 @@
-"""``aiprod status``: one job, readable at a glance."""
+"""Jobs for people: one in detail (``aiprod status``), many as a table (the demo)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from aiprod.domain.jobs import Job
-from aiprod.domain.messages import money
-from aiprod.local.tables import render_table
+from aiprod.domain.money import money
+from aiprod_tools.views.tables import render_table
 
 
 def describe_job(job: Job) -> str:
@@ -37,6 +37,25 @@ def describe_job(job: Job) -> str:
         ["#", "backend", "model", "state", "hold", "cost", "class", "reason"], rows
     )
     return "\n".join(head) + ("\n\n" + table if rows else "")
+
+
+def jobs_table(jobs: list[Job]) -> str:
+    rows = []
+    for job in jobs:
+        last = job.current
+        used = last.backend if last and job.status.value == "SUCCEEDED" else None
+        duration = None if job.finished_at is None else job.finished_at - job.created_at
+        rows.append(
+            [
+                job.job_id,
+                " > ".join(job.backends_tried()) or "-",
+                used,
+                job.status.value if job.reason is None else f"{job.status.value} ({job.reason})",
+                money(job.cost_micros),
+                None if duration is None else f"{duration:.2f}s",
+            ]
+        )
+    return render_table(["job", "backends tried", "used", "status", "cost", "duration"], rows)
 
 
 def _when(ts: float | None) -> str:

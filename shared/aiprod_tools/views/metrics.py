@@ -1,23 +1,19 @@
-"""``aiprod report``: what the metrics say, for a person — a table per backend and a chart.
+"""What the metrics say, for a person: per-backend stats, exact percentiles, the table.
 
-It reads the raw points a local sink kept (the demo's file, or the one the emulator stack's
-function processes append to), so its percentiles are exact rather than read off buckets,
-and it shows the same metrics Cloud Monitoring gets in deployment.
+Built from the raw points a local sink kept (``aiprod report``, ``views/report.py``), so the
+percentiles are exact rather than read off buckets, and they are the same metrics Cloud
+Monitoring gets in deployment.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TextIO
 
-from aiprod.adapters.local_metrics import read_points
 from aiprod.domain import metric_set as m
-from aiprod.local.tables import render_table
+from aiprod_tools.views.tables import render_table
 
 
 @dataclass
@@ -128,20 +124,3 @@ def overview(summary: Summary) -> str:
 
 def _seconds(value: float | None) -> str | None:
     return None if value is None else f"{value:.2f}s"
-
-
-def run_report(metrics: Path, html: Path | None, out: TextIO | None = None) -> int:
-    """Print the overview and the backend table; write the HTML page when asked."""
-    out = out or sys.stdout
-    if not metrics.is_file():
-        out.write(f"no metrics at {metrics}: run `aiprod demo` or `aiprod dev` first\n")
-        return 1
-    summary = summarize(read_points(metrics))
-    out.write(overview(summary) + "\n\n" + backend_table(summary) + "\n")
-    if html is not None:
-        from aiprod.local.report_html import render_html
-
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(summary, f"aiprod report: {metrics}"))
-        out.write(f"\nchart: {html}\n")
-    return 0

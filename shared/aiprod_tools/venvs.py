@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aiprod.exceptions import VenvBuildError
+from aiprod_tools.exceptions import VenvBuildError
+from aiprod_tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WHEELHOUSE = REPO_ROOT / ".aiprod" / "wheelhouse"
 PYTHON_CANDIDATES = (
     "python{v}",

@@ -1,26 +1,36 @@
-"""What ``aiprod budget`` and ``aiprod dlq`` print for people (``--json`` prints the data)."""
+"""Budget views for people (``aiprod budget``, the demo; ``--json`` prints the data instead).
+
+Two tables, from two readings of the ledger:
+- ``budget_day_table``: one day as ``aiprod budget show`` reads it (``budget_admin.day_view``:
+  every shard found by query, the pool, run-time limits), with overrun, shards used and a note
+  for each over-committed scope.
+- ``ledger_days_table``: every scope and day that has shards, each summed as admission reads it
+  (``Ledger.snapshot``): the demo's closing summary.
+"""
 
 from __future__ import annotations
 
-from aiprod.domain.dead_letters import DeadLetter
-from aiprod.domain.messages import money
-from aiprod.local.tables import render_table
+from aiprod.config import Settings
+from aiprod.domain.budget import BudgetTotals
+from aiprod.domain.money import money
+from aiprod.ports import DocumentStore
+from aiprod.repositories import ledger as books
 from aiprod.services.budget_admin import LimitChange, ScopeView
 from aiprod.services.budget_audit import AuditReport
+from aiprod.services.ledger import Ledger
+from aiprod_tools.views.tables import render_table
 
 BUDGET_HEADERS = ["scope", "limit", "held", "spent", "headroom", "used", "state", "overrun"]
 
 
-def budget_table(day: str, views: list[ScopeView]) -> str:
+def budget_day_table(day: str, views: list[ScopeView]) -> str:
+    """One budget day: each scope's pool and shards, its overrun, a note when over-committed."""
     if not views:
         return f"budget day {day}: no scope has shards or a run-time limit"
     rows = [
         [
             v.entry.scope,
-            money(v.entry.limit_micros),
-            money(v.entry.held_micros),
-            money(v.entry.spent_micros),
-            money(v.entry.headroom),
+            *_amounts(v.entry),
             f"{100 * v.entry.utilization():.1f}%",
             v.state.value,
             money(v.entry.overrun_micros),
@@ -31,6 +41,26 @@ def budget_table(day: str, views: list[ScopeView]) -> str:
     notes = [_over_note(v) for v in views if v.over_committed]
     table = render_table([*BUDGET_HEADERS, "shards"], rows)
     return "\n".join([f"budget day {day}", "", table, *(["", *notes] if notes else [])])
+
+
+def ledger_days_table(store: DocumentStore, settings: Settings) -> str:
+    """Every scope and day the ledger has shards for, summed, with its threshold state."""
+    book = Ledger(settings)
+    days = books.scope_days(store, limit=100_000)
+    rows = []
+    for day, scope in days:
+        entry = book.snapshot(store, scope, day)
+        rows.append(
+            [
+                entry.scope,
+                entry.day,
+                *_amounts(entry),
+                f"{100 * entry.utilization():.0f}%",
+                entry.state(settings.thresholds).value,
+            ]
+        )
+    headers = ["scope", "day", "limit", "held", "spent", "headroom", "used", "state"]
+    return render_table(headers, rows)
 
 
 def limit_change_text(change: LimitChange) -> str:
@@ -70,42 +100,14 @@ def audit_text(report: AuditReport) -> str:
     return "\n".join([seen, *warnings, f"{count} discrepancies", "", table])
 
 
-def dead_letters_table(letters: list[DeadLetter], now: float, collected: int) -> str:
-    head = f"pulled {collected} new from the inbox; {len(letters)} stored, not yet replayed"
-    if not letters:
-        return head
-    rows = [
-        [
-            x.id,
-            x.source or "?",
-            x.reason,
-            x.delivery_count,
-            age(now - x.first_seen_at),
-            x.size,
-            x.preview(),
-        ]
-        for x in letters
+def _amounts(entry: BudgetTotals) -> list[str]:
+    """Limit, held, spent and headroom: the columns both budget tables show."""
+    return [
+        money(entry.limit_micros),
+        money(entry.held_micros),
+        money(entry.spent_micros),
+        money(entry.headroom),
     ]
-    headers = ["id", "source", "reason", "deliveries", "age", "bytes", "preview"]
-    return "\n".join([head, "", render_table(headers, rows)])
-
-
-def replayed_text(replayed: list[tuple[DeadLetter, str]], prefix: str) -> str:
-    if not replayed:
-        return "nothing to replay"
-    lines = [
-        f"replayed {x.id} to {prefix}{x.source} as message {message_id}"
-        for x, message_id in replayed
-    ]
-    return "\n".join(lines)
-
-
-def age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _over_note(view: ScopeView) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiprod.exceptions import EmulatorStartError
+from aiprod_tools.exceptions import EmulatorStartError
 
 HOST = "127.0.0.1"
 

@@ -33,12 +33,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiprod import topology
-from aiprod.exceptions import EmulatorNotFoundError
-from aiprod.local.emulators import Emulators
-from aiprod.local.processes import Child, free_port, spawn, stop_all, wait_http
-from aiprod.local.provision import create_topology, emulator_bus, emulator_store
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from aiprod_tools.exceptions import EmulatorNotFoundError
+from aiprod_tools.paths import REPO_ROOT
+from aiprod_tools.stack.emulators import Emulators
+from aiprod_tools.stack.processes import Child, free_port, spawn, stop_all, wait_http
+from aiprod_tools.stack.provision import create_topology, emulator_bus, emulator_store
 
 
 class EmulatorStack:

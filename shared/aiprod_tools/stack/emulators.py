@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiprod.exceptions import EmulatorNotFoundError
-from aiprod.local.processes import HOST, Child, free_port, spawn, stop_all, wait_http
+from aiprod_tools.exceptions import EmulatorNotFoundError
+from aiprod_tools.stack.processes import HOST, Child, free_port, spawn, stop_all, wait_http
 
 PUBSUB_BIN = "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 FIRESTORE_BIN = "platform/cloud-firestore-emulator/cloud_firestore_emulator"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from aiprod.local.report import HEADERS, Summary, backend_rows, overview, percentile
+from aiprod_tools.views.metrics import HEADERS, Summary, backend_rows, overview, percentile
 
 WIDTH, LEFT, RIGHT, TOP, ROW = 760, 110, 110, 30, 48
 COLORS = {"runway": "#7b4fd6", "veo": "#1a73e8", "replicate": "#e8710a"}

@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 from aiprod import topology
-from aiprod.cli_report import DEFAULT_METRICS
-from aiprod.local.emulators import start_emulators
-from aiprod.local.stack import EmulatorStack
+from aiprod_tools.paths import DEFAULT_METRICS
+from aiprod_tools.stack.emulators import start_emulators
+from aiprod_tools.stack.stack import EmulatorStack
 
 SCHEDULE_EVERY_S = 60.0  # Cloud Scheduler's "* * * * *"
 

@@ -1,8 +1,9 @@
 """Deployable folders, one per function of the topology (``aiprod package --out DIR``).
 
 Each folder is what ``gcloud functions deploy --source`` uploads: the function's ``main.py``,
-a copy of ``shared/aiprod`` (no tests, no caches) and a ``requirements.txt`` with exactly the
-distributions that function needs, each pinned to the version installed here.
+a copy of ``shared/aiprod``, the runtime (no tests, no caches, and no tooling: this package,
+``aiprod_tools``, is never copied), and a ``requirements.txt`` with exactly the distributions
+that function needs, each pinned to the version installed here.
 
 How the pins are resolved (no index is asked, so packaging is offline and repeatable): the
 function's optional-dependency groups are read from ``pyproject.toml``; each requirement is
@@ -13,8 +14,7 @@ that is not installed, stops the packaging with the reason: ``pip install -e '.[
 installs every group. The packaging test then installs each folder's pins into a fresh
 virtual environment with ``--no-index``, which proves the set is closed.
 
-Only the development tooling imports this module (``packaging`` is a dev dependency); the
-deployed functions carry it but never import it.
+Only the development tooling imports this module (``packaging`` is a dev dependency).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from importlib import metadata
 from pathlib import Path
 
 from aiprod import topology
-from aiprod.exceptions import PackagingError
+from aiprod_tools.exceptions import PackagingError
+from aiprod_tools.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PYTHON = "3.12"  # gcloud functions deploy --runtime=python312
 BASE_GROUPS = ("gcp",)
 # A function that renders on a provider also copies the output to the bucket.

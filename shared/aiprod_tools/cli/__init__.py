@@ -1,0 +1,76 @@
+"""The ``aiprod`` command: one table of subcommands, each a ``(register, handler)`` pair.
+
+``register(subparsers, name)`` adds the command's parser (its help and arguments) and returns
+it; ``handler(args)`` runs it and returns the exit status. A name of two words is a verb of a
+group (``budget show``); the group's own help is in ``GROUPS``. Every handler builds the app
+the same way, with ``context.make_app()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from aiprod.exceptions import OperatorInputError
+from aiprod_tools.cli import budget, deploy, dlq, jobs, local, report
+from aiprod_tools.exceptions import UsageError
+
+Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) → its parser
+Handler = Callable[[argparse.Namespace], int]  # the parsed arguments → the exit status
+
+DESCRIPTION = (
+    "The ``aiprod`` command: demo, schema, submit, status, reconcile, dev. A table of subcommands."
+)
+GROUPS = {
+    "budget": "today's budget per scope; set limits; audit",
+    "dlq": "the dead-letter inbox: list and replay",
+}
+COMMANDS: dict[str, tuple[Register, Handler]] = {
+    "budget show": (budget.add_show, budget.show),
+    "budget set": (budget.add_set, budget.set_limit),
+    "budget audit": (budget.add_audit, budget.audit),
+    "dlq list": (dlq.add_list, dlq.list_pending),
+    "dlq replay": (dlq.add_replay, dlq.replay),
+    "package": (deploy.add_package, deploy.package),
+    "report": (report.add_report, report.report),
+    "demo": (local.add_demo, local.demo),
+    "schema": (jobs.add_schema, jobs.schema),
+    "submit": (jobs.add_submit, jobs.submit),
+    "status": (jobs.add_status, jobs.status),
+    "reconcile": (local.add_reconcile, local.reconcile),
+    "dev": (local.add_dev, local.dev),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="aiprod", description=DESCRIPTION)
+    sub = root.add_subparsers(dest="command", required=True)
+    verbs: dict[str, Any] = {}
+    for name, (register, handler) in COMMANDS.items():
+        *group, verb = name.split()
+        where = _group(sub, verbs, group[0]) if group else sub
+        register(where, verb).set_defaults(run=handler)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run the command; exit 1 on an argument its service refuses, 2 on bad usage."""
+    root = parser()
+    args = root.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        root.error(str(exc))  # exits 2 with the usage, as argparse does
+    except OperatorInputError as exc:
+        print(f"aiprod: {exc}", file=sys.stderr)
+        return 1
+
+
+def _group(sub, verbs: dict[str, Any], group: str):
+    """The subparsers of a group (``budget``), added the first time one of its verbs is."""
+    if group not in verbs:
+        parent = sub.add_parser(group, help=GROUPS[group])
+        verbs[group] = parent.add_subparsers(dest=f"{group}_command", required=True)
+    return verbs[group]

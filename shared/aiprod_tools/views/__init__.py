@@ -1,0 +1,1 @@
+"""What the tooling prints for people: plain-text tables and the HTML report (no dependency)."""
