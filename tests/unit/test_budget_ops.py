@@ -27,7 +27,7 @@ from aiprod.services.budget_admin import change_limit, day_view, parse_limit, pa
 from aiprod.services.budget_audit import audit
 from aiprod.services.ledger import Ledger
 
-T0 = 1_800_000_000.0  # the unit tier's clock start (tests/unit/conftest.py)
+T0 = 1_800_000_000.0  # the fake clock's start (tests/fakes/clock.py)
 DAY = "2027-01-15"  # its budget day in UTC
 USD = 1_000_000
 SETTINGS = Settings(global_limit_micros=10 * USD, tenant_limits={"social": 2 * USD})
