@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from aiprod_tools.exceptions import EmulatorNotFoundError, EmulatorStartError
-from fakes.fixtures import fakes, live_env, storage_emulator  # noqa: F401  (provider fakes)
 
 if TYPE_CHECKING:
     from aiprod_tools.stack.emulators import Emulators
+
+# Fixtures every tier may take: the fakes of external systems (provider servers, the storage
+# emulator) and the embedded-pipeline driver with its clock (tests/fakes, tests/support).
+pytest_plugins = ["fakes.fixtures", "support.pipeline"]
 
 _started: dict[str, float] = {}
 

@@ -1,6 +1,6 @@
 """The ``gcp-storage-emulator`` package in this process, on a free port, in memory.
 
-Pure Python and quick to start, so the unit tier uses it too; clients reach it through
+Pure Python and quick to start, so the integration tier uses it too; clients reach it via
 ``STORAGE_EMULATOR_HOST`` exactly as they would the real service's endpoint.
 """
 

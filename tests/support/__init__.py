@@ -1,4 +1,6 @@
-"""Helpers shared by the contract and e2e tiers (importable as ``support``)."""
+"""Helpers the tiers share (importable as ``support``): waiting and polling on the ports,
+driving the embedded pipeline, pausing pushes, reading logs, ledger checks, Terraform parsing.
+Nothing here stands in for an external system; the fakes are in ``tests/fakes``."""
 
 from support.waiting import (
     DEAD_LETTER_INBOX,

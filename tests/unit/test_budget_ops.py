@@ -29,7 +29,7 @@ from aiprod.services.ledger import Ledger
 from aiprod_tools import cli
 from aiprod_tools.cli import context
 
-T0 = 1_800_000_000.0  # the unit tier's clock start (tests/unit/conftest.py)
+T0 = 1_800_000_000.0  # the fake clock's start (tests/fakes/clock.py)
 DAY = "2027-01-15"  # its budget day in UTC
 USD = 1_000_000
 SETTINGS = Settings(global_limit_micros=10 * USD, tenant_limits={"social": 2 * USD})

@@ -1,12 +1,9 @@
 """Wiring the live providers: settings read from the environment and checked with errors
 that name the variable (never its value; keys are not settings at all, the adapter reads
-them at first use), prices as validated data, and each backend loading only its own SDK."""
+them at first use), and prices as validated data. That each backend loads only its own SDK
+is checked in a fresh interpreter: tests/integration/test_provider_sdk_imports.py."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
 
 import pytest
 from pydantic import ValidationError
@@ -14,8 +11,6 @@ from pydantic import ValidationError
 from aiprod.config import ProviderSettings, Settings, secret
 from aiprod.domain.catalog import ModelSpec, default_catalog
 from aiprod.exceptions import ConfigError
-
-SDKS = {"runway": "runwayml", "veo": "google.genai", "replicate": "replicate"}
 
 
 def test_live_settings_from_the_environment():
@@ -57,23 +52,3 @@ def test_a_compute_priced_model_needs_a_hardware_rate():
     spec = default_catalog().model("replicate", "wan-video/wan-2.2-t2v-fast").model_dump()
     with pytest.raises(ValidationError, match="hardware_micros_per_s"):
         ModelSpec.model_validate({**spec, "cost_basis": "predict_time"})
-
-
-@pytest.mark.parametrize("backend", sorted(SDKS))
-def test_a_live_backend_loads_its_own_sdk_only_and_never_aiplatform(backend):
-    # WHEN a fresh interpreter builds one live backend and polls nothing
-    code = f"""
-import json, sys
-from aiprod.bootstrap import make_backend
-from aiprod.config import Settings
-from aiprod.domain.catalog import default_catalog
-make_backend({backend!r}, Settings(provider_mode="live"), default_catalog(), None)
-print(json.dumps(sorted(set(sys.modules))))
-"""
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = set(json.loads(run.stdout))
-
-    # THEN its SDK (and Cloud Storage) are loaded, no other provider's, and no aiplatform
-    assert SDKS[backend] in loaded and "google.cloud.storage" in loaded
-    assert not {sdk for name, sdk in SDKS.items() if name != backend} & loaded
-    assert "google.cloud.aiplatform" not in loaded and "vertexai" not in loaded

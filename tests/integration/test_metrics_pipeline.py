@@ -20,8 +20,8 @@ from aiprod.adapters.cloud_monitoring import CloudMonitoringSink, TaskResource
 from aiprod.config import Settings
 from aiprod.domain import metric_set as m
 from aiprod_tools.stack.processes import free_port
+from fakes.monitoring import RecordingMetricServer, client_for, latest_values
 from support.instances import Instances
-from support.monitoring_server import RecordingMetricServer, client_for, latest_values
 
 BOUND_S = 0.3
 SETTINGS = Settings(

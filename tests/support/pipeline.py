@@ -1,90 +1,30 @@
-"""Fixtures for the unit tier: a controllable clock, payload fixtures on disk, and a driver
-for the embedded pipeline whose store remembers the highest budget commitment it ever held.
+"""Driving the embedded pipeline, and the fixtures the unit and integration tiers share: a
+controllable clock, payload fixtures on disk, and ``pipeline``, a driver for the embedded app
+whose store remembers the highest budget commitment it ever held.
+
+Registered for every tier by ``tests/conftest.py`` (``pytest_plugins``).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from aiprod import logs
-from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.config import Settings
 from aiprod.domain.budget import budget_day
 from aiprod.domain.ledger import Shard, day_key, shard_key
-from aiprod.exceptions import StoreUnavailableError
-from aiprod.ports import Transaction
 from aiprod.repositories.ledger import POOLS, SHARDS
 from aiprod.services.budget_audit import audit
 from aiprod_tools import embedded
 from aiprod_tools.embedded import embedded_app
+from fakes.clock import FakeClock
+from fakes.store import LedgerWatchingStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-
-
-class FakeClock:
-    """Time that moves only when a test (or a service's sleep) moves it."""
-
-    def __init__(self, start: float = T0):
-        self.start = self.now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(max(0.0, seconds))
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-
-class _FaultyTransaction(Transaction):
-    def __init__(self, tx: Transaction, unavailable: set[str]):
-        self._tx, self._unavailable = tx, unavailable
-
-    def get(self, collection: str, doc_id: str):
-        if collection in self._unavailable:
-            raise StoreUnavailableError(f"{collection} unreadable (injected)")
-        return self._tx.get(collection, doc_id)
-
-    def set(self, collection: str, doc_id: str, data) -> None:
-        self._tx.set(collection, doc_id, data)
-
-
-class LedgerWatchingStore(EmbeddedStore):
-    """The embedded store, noting after every commit the peak spent + held of each ledger
-    entry; reads of the collections named in ``unavailable`` fail as an outage would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.peak_committed: dict[str, int] = defaultdict(int)
-        self.unavailable: set[str] = set()
-
-    def run_transaction(self, body):
-        with self._lock:
-            result = super().run_transaction(
-                lambda tx: body(_FaultyTransaction(tx, self.unavailable))
-            )
-            committed: dict[str, int] = defaultdict(int)
-            for doc in self.list(SHARDS):
-                key = day_key(doc["scope"], doc["day"])
-                committed[key] += doc["spent_micros"] + doc["held_micros"]
-            for key, total in committed.items():
-                self.peak_committed[key] = max(self.peak_committed[key], total)
-            return result
-
-    def get(self, collection: str, doc_id: str):
-        if collection in self.unavailable:
-            raise StoreUnavailableError(f"{collection} unreadable (injected)")
-        return super().get(collection, doc_id)
 
 
 class Pipeline:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fakes.base import Reply
-from fakes.live import live_backend, render, render_task
 from fakes.veo import TOKEN, error_body
+from support.live import live_backend, render, render_task
 
 OPERATIONS = "/v1/projects/proj-veo/locations/us-central1/publishers/google/models/"
 

@@ -7,7 +7,7 @@ import pytest
 
 from aiprod.exceptions import ConfigError
 from fakes.base import VIDEO, Reply
-from fakes.live import live_backend, render, render_task
+from support.live import live_backend, render, render_task
 
 TASK_JSON = {"content-type": "application/json"}
 

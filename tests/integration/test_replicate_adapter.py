@@ -7,8 +7,8 @@ import pytest
 
 from aiprod.domain.catalog import default_catalog
 from fakes.base import VIDEO, Reply
-from fakes.live import live_backend, render, render_task
 from fakes.replicate import problem
+from support.live import live_backend, render, render_task
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from google.api import metric_pb2
 from aiprod.adapters.cloud_monitoring import CloudMonitoringSink, TaskResource
 from aiprod.domain import metric_set as m
 from aiprod_tools.stack.processes import free_port
-from support.monitoring_server import RecordingMetricServer, client_for, latest_values
+from fakes.monitoring import RecordingMetricServer, client_for, latest_values
 
 BOUND_S = 0.5
 

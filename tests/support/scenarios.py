@@ -1,0 +1,22 @@
+"""Requests and readers the embedded-pipeline scenarios share (tests/unit/test_pipeline_*.py,
+the reconciler's scenarios)."""
+
+from __future__ import annotations
+
+TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain", "metadata": {"campaign": "x"}}
+IMAGE = {"job_id": "i1", "prompt": "the bottle turns", "image_uri": "gs://assets/bottle.png"}
+
+
+CLOSED = {
+    "backend": "runway",
+    "state": "closed",
+    "consecutive_failures": 0,
+    "trips": 0,
+    "open_until": 0.0,
+    "probe_started_at": None,
+    "last_error": None,
+}
+
+
+def attempts(job: dict) -> list[tuple[str, str]]:
+    return [(a["backend"], a["state"]) for a in job["attempts"]]
