@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from aiprod import topology
 from aiprod.config import Settings
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.jobs import Claim, Job, claim, record_report, record_submission
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
 from aiprod.exceptions import ProviderError, TransientError
@@ -107,7 +108,7 @@ class Renderer:
                 return ProviderResult(
                     done=True,
                     error_class=ErrorClass.UNKNOWN,
-                    error_code="caller_timeout",
+                    error_code=ErrorCode.CALLER_TIMEOUT,
                     message=f"still running after {self._settings.render_deadline_s:.0f}s",
                 )
             self._sleep(self._settings.poll_interval_s)
