@@ -23,25 +23,16 @@ from aiprod.bootstrap import make_metric_sink
 from aiprod.config import Settings
 from aiprod.domain import metric_set as m
 from aiprod.ports import MetricSink
-from support.monitoring_server import RecordingMetricServer, latest_values
+from support.monitoring_server import RecordingMetricServer, latest_values, recording_servers
 
 BOUND_S = 0.5
 VEO = {"backend": "veo"}
 GLOBAL = {"scope": "global"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Subject:
     sink: MetricSink
-    clock: Clock
     # The value a reader sees for one series after a flush: counters summed, gauges the last.
     read: Callable[[m.Metric, Mapping[str, str]], float | None]
 
@@ -54,33 +45,30 @@ def local_value(points: list[dict], metric: m.Metric, labels: Mapping[str, str])
 
 
 def memory(tmp_path: Path, request) -> Subject:
-    clock = Clock()
-    sink = make_metric_sink(Settings(metrics="memory"), clock)
+    sink = make_metric_sink(Settings(metrics="memory"), request.getfixturevalue("clock"))
     assert type(sink) is MemorySink
-    return Subject(sink, clock, lambda metric, labels: local_value(sink.points, metric, labels))
+    return Subject(sink, lambda metric, labels: local_value(sink.points, metric, labels))
 
 
 def jsonl(tmp_path: Path, request) -> Subject:
-    clock, path = Clock(), tmp_path / "metrics" / "points.jsonl"
-    sink = make_metric_sink(Settings(metrics=f"jsonl:{path}"), clock)
+    path = tmp_path / "metrics" / "points.jsonl"
+    sink = make_metric_sink(Settings(metrics=f"jsonl:{path}"), request.getfixturevalue("clock"))
     assert type(sink) is JsonLinesSink and sink.path == path
 
     def read(metric: m.Metric, labels: Mapping[str, str]) -> float | None:
         return local_value(read_points(path) if path.exists() else [], metric, labels)
 
-    return Subject(sink, clock, read)
+    return Subject(sink, read)
 
 
 def null(tmp_path: Path, request) -> Subject:
-    clock = Clock()
-    sink = make_metric_sink(Settings(metrics="off"), clock)
+    sink = make_metric_sink(Settings(metrics="off"), request.getfixturevalue("clock"))
     assert type(sink) is NullSink
-    return Subject(sink, clock, lambda metric, labels: None)  # keeps nothing, by design
+    return Subject(sink, lambda metric, labels: None)  # keeps nothing, by design
 
 
 def cloud(tmp_path: Path, request) -> Subject:
-    server = request.getfixturevalue("monitoring")()
-    clock = Clock()
+    server, clock = request.getfixturevalue("monitoring")(), request.getfixturevalue("clock")
     resource = TaskResource("proj", "us-central1", "aiprod", "contract", "task-1")
     sink = CloudMonitoringSink(resource, client=server.client(), clock=clock, bound_s=BOUND_S)
 
@@ -89,7 +77,7 @@ def cloud(tmp_path: Path, request) -> Subject:
         found = {k[1]: v for k, v in latest_values(server).items() if k[0] == metric.type}
         return found.get(tuple(sorted(labels.items())))
 
-    return Subject(sink, clock, read)
+    return Subject(sink, read)
 
 
 SINKS = {"memory": memory, "jsonl": jsonl, "null": null, "cloud": cloud}
@@ -97,16 +85,9 @@ KEEPING = ("memory", "jsonl", "cloud")
 
 
 @pytest.fixture
-def monitoring() -> Iterator[Callable[[str], RecordingMetricServer]]:
-    servers: list[RecordingMetricServer] = []
-
-    def start(mode: str = "ok") -> RecordingMetricServer:
-        servers.append(RecordingMetricServer(mode).start())
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+def monitoring() -> Iterator[Callable[..., RecordingMetricServer]]:
+    with recording_servers() as start:
+        yield start
 
 
 @pytest.fixture(params=list(SINKS))
@@ -119,7 +100,7 @@ def keeping(request, tmp_path) -> Subject:
     return SINKS[request.param](tmp_path, request)
 
 
-def test_counters_add_within_and_across_flushes(keeping):
+def test_counters_add_within_and_across_flushes(keeping, clock):
     # GIVEN an invocation that counts 1 and 2
     keeping.sink.count(m.JOBS_ACCEPTED, VEO)
     keeping.sink.count(m.JOBS_ACCEPTED, VEO, by=2)
@@ -128,7 +109,7 @@ def test_counters_add_within_and_across_flushes(keeping):
     assert keeping.read(m.JOBS_ACCEPTED, VEO) == 3
 
     # WHEN a later invocation counts 4 more
-    keeping.clock.now += 6
+    clock.advance(6)
     keeping.sink.count(m.JOBS_ACCEPTED, VEO, by=4)
     keeping.sink.flush()
 
@@ -138,13 +119,13 @@ def test_counters_add_within_and_across_flushes(keeping):
     assert keeping.sink.misused == []
 
 
-def test_gauges_set_the_last_value(keeping):
+def test_gauges_set_the_last_value(keeping, clock):
     keeping.sink.gauge(m.BUDGET_UTILIZATION, 0.25, GLOBAL)
     keeping.sink.gauge(m.BUDGET_UTILIZATION, 0.5, GLOBAL)
     keeping.sink.flush()
     assert keeping.read(m.BUDGET_UTILIZATION, GLOBAL) == 0.5
 
-    keeping.clock.now += 6
+    clock.advance(6)
     keeping.sink.gauge(m.BUDGET_UTILIZATION, 0.125, GLOBAL)
     keeping.sink.flush()
 
@@ -191,7 +172,7 @@ class Broken:
 def broken_jsonl(tmp_path: Path, request) -> Broken:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the sink wants a folder")
-    sink = JsonLinesSink(blocker / "points.jsonl", Clock())
+    sink = JsonLinesSink(blocker / "points.jsonl", request.getfixturevalue("clock"))
     return Broken(sink, "aiprod.metrics")
 
 

@@ -56,14 +56,6 @@ FAILED_CODE = {"simulated": ErrorCode.RENDER_FAILED} | dict.fromkeys(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Subject:
     kind: str  # one of BACKENDS
@@ -76,12 +68,12 @@ class Subject:
 
 def simulated(scenario: str, request: pytest.FixtureRequest) -> Subject:
     """The simulated provider standing in for Runway; time passes only when told."""
-    clock = Clock()
+    clock = request.getfixturevalue("clock")
     settings = Settings(simulation={"runway": SIMULATION[scenario]})
     backend = make_backend("runway", settings, default_catalog(), clock)
 
     def advance() -> None:
-        clock.now += 10
+        clock.advance(10)
 
     def started() -> int:
         return len(backend.submitted)
