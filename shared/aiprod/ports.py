@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from aiprod.domain.messages import RenderTask
+from aiprod.domain.error_codes import ErrorCode
+from aiprod.domain.messages import ErrorClass, RenderTask
 from aiprod.domain.metric_set import Metric
 
 T = TypeVar("T")
@@ -90,14 +91,15 @@ class ProviderResult:
     done: bool
     output_uri: str | None = None
     cost_micros: int = 0
-    error_class: str | None = None
-    error_code: str | None = None
+    error_class: ErrorClass | None = None
+    error_code: ErrorCode | None = None
     message: str = ""
     retry_after_s: float | None = None  # the provider asked us to wait this long (429)
 
 
 class VideoBackend(ABC):
-    """One provider. Errors are raised as ``ProviderError`` with their taxonomy class."""
+    """One provider. Errors are raised as ``ProviderError`` with their taxonomy class and an
+    ``ErrorCode`` (live adapters: ``adapters/provider_base.LiveBackend``)."""
 
     name: str
 

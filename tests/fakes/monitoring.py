@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 
 import grpc
 from google.cloud import monitoring_v3
@@ -91,6 +93,22 @@ class RecordingMetricServer:
             if last is not None and end - last < MIN_GAP_S:
                 self.violations.append(f"{key} written {end - last:.2f} s after its last point")
             self._last_end[key] = end
+
+
+@contextmanager
+def recording_servers() -> Iterator[Callable[..., RecordingMetricServer]]:
+    """``start(mode="ok")`` starts one more server; all of them stop on exit."""
+    servers: list[RecordingMetricServer] = []
+
+    def start(mode: str = "ok") -> RecordingMetricServer:
+        servers.append(RecordingMetricServer(mode).start())
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def client_for(address: str) -> monitoring_v3.MetricServiceClient:

@@ -6,11 +6,16 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from fakes.live import render_task
 
 from aiprod.adapters.provider_common import retry_after
+from aiprod.adapters.simulated import SimulatedBackend
 from aiprod.domain import taxonomy
+from aiprod.domain.catalog import default_catalog
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass
 from aiprod.domain.policy import NOT_PROVIDER_HEALTH
+from aiprod.exceptions import ConfigError, ProviderError
 
 F, R, T, U = ErrorClass.FALLBACK, ErrorClass.RETRY_SAME, ErrorClass.TERMINAL, ErrorClass.UNKNOWN
 
@@ -105,3 +110,35 @@ NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 def test_retry_after_reads_seconds_or_an_http_date(header, seconds):
     assert retry_after(SimpleNamespace(headers=header), now=NOW) == seconds
     assert retry_after(None) is None  # an error with no response at all
+
+
+def test_every_verdict_carries_a_member_of_the_closed_error_codes():
+    verdicts = [value for value in vars(taxonomy).values() if _is_verdict(value)]
+    verdicts += list(taxonomy.HTTP_STATUS.values()) + list(taxonomy.GRPC_CODES.values())
+    verdicts += [v for _, v in taxonomy.RUNWAY_FAILURES if v is not None]
+    verdicts += [taxonomy.content_policy(p) for p in ("terminal", "fallback")]
+    assert len(verdicts) > 20
+    for error_class, code in verdicts:
+        assert isinstance(error_class, ErrorClass) and isinstance(code, ErrorCode), code
+    assert all(isinstance(code, ErrorCode) for code in NOT_PROVIDER_HEALTH)
+
+
+@pytest.mark.parametrize("script", [{"error_code": "oops"}, {"error_class": "MAYBE"}])
+def test_the_simulation_may_name_only_known_classes_and_codes(script):
+    with pytest.raises(ConfigError, match="AIPROD_SIMULATION"):
+        SimulatedBackend("runway", default_catalog(), script, lambda: 0.0)
+
+
+def test_a_scripted_outage_refuses_with_the_scripted_members():
+    script = {"down": True, "error_class": "TERMINAL", "error_code": "content_policy"}
+    backend = SimulatedBackend("runway", default_catalog(), script, lambda: 0.0)
+
+    with pytest.raises(ProviderError) as caught:
+        backend.submit(render_task("runway"))
+
+    assert caught.value.error_class is ErrorClass.TERMINAL
+    assert caught.value.code is ErrorCode.CONTENT_POLICY
+
+
+def _is_verdict(value: object) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], ErrorClass)

@@ -23,7 +23,8 @@ from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
 from urllib3 import exceptions as urllib3_errors
 
-from aiprod.adapters.provider_common import failed, misconfigured
+from aiprod.adapters.provider_base import LazyClient
+from aiprod.adapters.provider_common import NOT_DONE, failed, misconfigured
 from aiprod.config import ProviderSettings
 from aiprod.domain import taxonomy
 from aiprod.domain.messages import RenderTask
@@ -39,13 +40,13 @@ class OutputGoneError(Exception):
     """The provider's output URL no longer serves the video."""
 
 
-class KeptOutputs(VideoBackend):
-    """Wraps a provider adapter; only a finished output passes through differently."""
+class KeptOutputs(LazyClient, VideoBackend):
+    """Wraps a provider adapter (any ``VideoBackend``); only a finished output passes
+    through differently."""
 
     def __init__(self, inner: VideoBackend, settings: ProviderSettings, project: str):
         self.name = inner.name
         self._inner, self._settings, self._project = inner, settings, project
-        self._client: Any = None
 
     def submit(self, task: RenderTask) -> str:
         return self._inner.submit(task)
@@ -68,7 +69,7 @@ class KeptOutputs(VideoBackend):
         ) as exc:
             # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
-            return ProviderResult(done=False)
+            return NOT_DONE
         return dataclasses.replace(result, output_uri=uri)
 
     def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> str:
@@ -108,10 +109,8 @@ class KeptOutputs(VideoBackend):
         blob.patch()
         return uri
 
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = storage.Client(project=self._project)
-        return self._client
+    def _connect(self) -> Any:
+        return storage.Client(project=self._project)
 
 
 def object_name(task: RenderTask) -> str:

@@ -1,5 +1,6 @@
-"""What the three provider adapters share: refusing a request before it is sent, turning a
-verdict into a ``ProviderError`` or a finished ``ProviderResult``, and short messages.
+"""What the provider adapters share: refusing a request before it is sent, turning a verdict
+into a ``ProviderError`` or a finished ``ProviderResult``, and short messages (the template
+that uses them is ``provider_base.LiveBackend``).
 
 No vendor import here: each SDK stays in its own adapter module, so a render function loads
 only its provider's SDK.
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 500
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MICROS_PER_RUNWAY_CREDIT = 10_000  # 1 credit = $0.01
+NOT_DONE = ProviderResult(done=False)  # still running, or not answered: look again later
 
 
 def short(message: object) -> str:
@@ -54,6 +56,11 @@ def retry_after(response: object, now: float | None = None) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def rendered(output_uri: str, cost_micros: int) -> ProviderResult:
+    """A finished render: its output and what it cost."""
+    return ProviderResult(done=True, output_uri=output_uri, cost_micros=cost_micros)
 
 
 def failed(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderResult:

@@ -17,20 +17,19 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
+from aiprod.adapters.provider_base import LiveBackend
 from aiprod.adapters.provider_common import (
+    NOT_DONE,
     catalog_cost,
-    check_request,
-    error,
     failed,
-    misconfigured,
     refuse_unless,
+    rendered,
 )
-from aiprod.config import REPLICATE_KEY_ENV, ProviderSettings, secret
+from aiprod.config import REPLICATE_KEY_ENV, secret
 from aiprod.domain import taxonomy
-from aiprod.domain.catalog import Catalog, ModelSpec
+from aiprod.domain.catalog import ModelSpec
 from aiprod.domain.messages import RenderTask
-from aiprod.exceptions import ConfigError
-from aiprod.ports import ProviderResult, VideoBackend
+from aiprod.ports import ProviderResult
 
 log = logging.getLogger(__name__)
 RUNNING = frozenset({"starting", "processing"})
@@ -39,74 +38,67 @@ RUNNING = frozenset({"starting", "processing"})
 FINISHED = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
-class ReplicateBackend(VideoBackend):
+class ReplicateBackend(LiveBackend):
     name = "replicate"
+    task_kind, task_id_kind = "prediction", "prediction id"
+    unanswered = (
+        (httpx.ConnectError, taxonomy.UNREACHABLE),  # connection refused: nothing sent
+        (httpx.HTTPError, taxonomy.SUBMIT_UNCONFIRMED),  # sent, answer lost: it may exist
+    )
+    poll_retried = httpx.HTTPError
 
-    def __init__(self, settings: ProviderSettings, catalog: Catalog, client: Any = None):
-        self._settings, self._catalog, self._client = settings, catalog, client
+    def _prepare(self, task: RenderTask, spec: ModelSpec) -> dict[str, Any]:
+        """The model's input: prompt, resolution, then the image or the aspect ratio, then
+        the catalog's fixed fields (``num_frames`` for the Wan models)."""
+        request = task.request
+        refuse_unless(request.aspect_ratio in spec.aspect_ratios, f"replicate {task.model} ratio")
+        body: dict[str, Any] = {"prompt": request.prompt, "resolution": request.resolution}
+        if request.input_kind == "image":
+            image = request.image_uri or ""
+            refuse_unless(image.startswith("https://"), "replicate fetches images over https only")
+            body["image"] = image
+        else:
+            body["aspect_ratio"] = request.aspect_ratio
+        return {**body, **spec.params}
 
-    def submit(self, task: RenderTask) -> str:
-        spec = self._catalog.model(self.name, task.model)
-        check_request(task, spec, self.name)
-        model_input = _input(task, spec)
-        try:
-            # models.predictions, not predictions.create(model=...): that one drops ``wait``
-            prediction = self.client().models.predictions.create(
-                model=task.model, input=model_input, wait=_wait_s(self._settings.timeout_s)
-            )
-        except ConfigError as exc:
-            raise misconfigured(exc) from exc
-        except ReplicateError as exc:
-            status = exc.status or 500
-            raise error(taxonomy.http_status(status), _reason(exc)) from exc
-        except httpx.ConnectError as exc:
-            raise error(taxonomy.UNREACHABLE, "replicate create: connection refused") from exc
-        except httpx.HTTPError as exc:  # sent, answer lost: a prediction may exist
-            raise error(
-                taxonomy.SUBMIT_UNCONFIRMED, f"replicate create: {type(exc).__name__}"
-            ) from exc
-        except ValueError as exc:  # answered, but unreadable: a prediction may exist
-            raise error(taxonomy.MALFORMED, "replicate create answered unreadable JSON") from exc
-        if not getattr(prediction, "id", None):
-            raise error(taxonomy.MALFORMED, "replicate create answered no prediction id")
-        return str(prediction.id)
+    def _create(self, request: dict[str, Any], task: RenderTask) -> str | None:
+        # models.predictions, not predictions.create(model=...): that one drops ``wait``
+        prediction = self.client().models.predictions.create(
+            model=task.model, input=request, wait=_wait_s(self._settings.timeout_s)
+        )
+        prediction_id = getattr(prediction, "id", None)
+        return str(prediction_id) if prediction_id else None
 
-    def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
-        try:
-            response = self.client()._request("GET", f"/v1/predictions/{provider_task_id}")
-            data = response.json()
-        except ConfigError as exc:
-            raise misconfigured(exc, submitted=True) from exc
-        except ReplicateError as exc:
-            if exc.status == 404:
-                return failed(taxonomy.BAD_REQUEST, f"replicate prediction gone: {_reason(exc)}")
-            log.warning("replicate poll answered HTTP %s; will look again", exc.status)
-            return ProviderResult(done=False)
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("replicate poll not answered (%s); will look again", type(exc).__name__)
-            return ProviderResult(done=False)
-        status = data.get("status") if isinstance(data, dict) else None
+    def _fetch(self, provider_task_id: str) -> Any:
+        return self.client()._request("GET", f"/v1/predictions/{provider_task_id}").json()
+
+    def _read(self, raw: Any, task: RenderTask) -> ProviderResult:
+        status = raw.get("status") if isinstance(raw, dict) else None
         if status in FINISHED:
-            return self._finished(data, status, task)
+            return self._finished(raw, status, task)
         if status not in RUNNING:
             log.warning("replicate prediction in unknown status %r; will look again", status)
-        return ProviderResult(done=False)
+        return NOT_DONE
 
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = replicate.Client(
-                api_token=secret(REPLICATE_KEY_ENV),
-                base_url=self._settings.replicate_base_url,
-                timeout=httpx.Timeout(self._settings.timeout_s),
-            )
-        return self._client
+    def _status(self, exc: BaseException) -> int | None:
+        return (exc.status or 500) if isinstance(exc, ReplicateError) else None
+
+    def _reason(self, exc: Any) -> str:
+        return f"replicate HTTP {exc.status}: {exc.title or ''} {exc.detail or ''}".strip()
+
+    def _connect(self) -> Any:
+        return replicate.Client(
+            api_token=secret(REPLICATE_KEY_ENV),
+            base_url=self._settings.replicate_base_url,
+            timeout=httpx.Timeout(self._settings.timeout_s),
+        )
 
     def _finished(self, data: dict, status: str, task: RenderTask) -> ProviderResult:
-        spec = self._catalog.model(self.name, task.model)
+        spec = self.spec(task)
         output = data.get("output")
         uri = output[0] if isinstance(output, list) and output else output
         if status == "succeeded" and isinstance(uri, str) and uri:
-            return ProviderResult(done=True, output_uri=uri, cost_micros=_cost(data, task, spec))
+            return rendered(uri, _cost(data, task, spec))
         if status == "succeeded":
             return failed(taxonomy.PROVIDER_FAILED, "replicate succeeded with no output URL")
         reason = str(data.get("error") or status)
@@ -122,21 +114,6 @@ def _wait_s(timeout_s: float) -> int:
     return min(60, max(1, round(timeout_s)))
 
 
-def _input(task: RenderTask, spec: ModelSpec) -> dict[str, Any]:
-    """The model's input: prompt, resolution, then the image or the aspect ratio, then the
-    catalog's fixed fields (``num_frames`` for the Wan models)."""
-    request = task.request
-    refuse_unless(request.aspect_ratio in spec.aspect_ratios, f"replicate {task.model} ratio")
-    body: dict[str, Any] = {"prompt": request.prompt, "resolution": request.resolution}
-    if request.input_kind == "image":
-        image = request.image_uri or ""
-        refuse_unless(image.startswith("https://"), "replicate fetches images over https only")
-        body["image"] = image
-    else:
-        body["aspect_ratio"] = request.aspect_ratio
-    return {**body, **spec.params}
-
-
 def _cost(data: dict, task: RenderTask, spec: ModelSpec) -> int:
     """Per the catalog: output seconds at the model's price, or the compute time Replicate
     reports (``metrics.predict_time``) at the hardware's rate."""
@@ -144,7 +121,3 @@ def _cost(data: dict, task: RenderTask, spec: ModelSpec) -> int:
         seconds = float((data.get("metrics") or {}).get("predict_time") or 0.0)
         return round(seconds * (spec.hardware_micros_per_s or 0))
     return catalog_cost(task, spec)
-
-
-def _reason(exc: ReplicateError) -> str:
-    return f"replicate HTTP {exc.status}: {exc.title or ''} {exc.detail or ''}".strip()

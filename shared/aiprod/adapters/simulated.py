@@ -7,10 +7,16 @@ task. Behaviour per backend comes from ``AIPROD_SIMULATION`` (JSON), for example
 
 - ``latency_s``: time from submit until the task is done (default 0)
 - ``failure_rate``: share of renders that fail, chosen deterministically per job and attempt
-- ``error_class`` / ``error_code``: how those failures are classified (FALLBACK / unavailable)
+- ``error_class`` / ``error_code``: how those failures are classified (an ``ErrorClass`` and
+  an ``ErrorCode``; by default FALLBACK, and ``unavailable`` for a refused submit or
+  ``render_failed`` for a failed render); anything else is a ``ConfigError``
 - ``down``: every submit fails; ``outage_after`` / ``outage_count``: submits number
   after+1 … after+count fail (a scripted outage part-way through a batch)
 - ``cost_ratio``: the reported cost as a share of the worst-case hold (default 1.0)
+
+It implements the ``VideoBackend`` port directly (there is no SDK, so nothing of
+``provider_base.LiveBackend`` applies) and answers like the live adapters: a refused submit
+raises ``ProviderError``, and a task id it never issued is done, FALLBACK ``bad_request``.
 """
 
 from __future__ import annotations
@@ -19,13 +25,18 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
+from aiprod.adapters.provider_common import NOT_DONE, error, failed, rendered
+from aiprod.domain import taxonomy
 from aiprod.domain.catalog import Catalog
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass, RenderTask
-from aiprod.exceptions import ProviderError
+from aiprod.exceptions import ConfigError
 from aiprod.ports import ProviderResult, VideoBackend
 
 log = logging.getLogger(__name__)
+E = TypeVar("E", ErrorClass, ErrorCode)
 
 
 class SimulatedBackend(VideoBackend):
@@ -40,6 +51,10 @@ class SimulatedBackend(VideoBackend):
         self._catalog = catalog
         self._script = dict(script or {})
         self._clock = clock
+        error_class = _member(ErrorClass, self._script.get("error_class", ErrorClass.FALLBACK))
+        code = self._script.get("error_code")
+        self._refusal = (error_class, _member(ErrorCode, code or ErrorCode.UNAVAILABLE))
+        self._failure = (error_class, _member(ErrorCode, code or ErrorCode.RENDER_FAILED))
         self._submits = 0
         self._lock = threading.Lock()
         self.submitted: list[str] = []  # task ids, in order (tests count renders with it)
@@ -49,11 +64,7 @@ class SimulatedBackend(VideoBackend):
             self._submits += 1
             number = self._submits
         if self._is_down(number):
-            raise ProviderError(
-                str(self._script.get("error_class", ErrorClass.FALLBACK)),
-                str(self._script.get("error_code", "unavailable")),
-                f"{self.name} (simulated) is unavailable",
-            )
+            raise error(self._refusal, f"{self.name} (simulated) is unavailable")
         fails = _share(task.job_id, task.attempt) < float(self._script.get("failure_rate", 0.0))
         ready_at = self._clock() + float(self._script.get("latency_s", 0.0))
         task_id = f"sim~{task.job_id}~{task.attempt}~{'F' if fails else 'S'}~{ready_at:.3f}"
@@ -64,22 +75,20 @@ class SimulatedBackend(VideoBackend):
         return task_id
 
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
-        verdict, ready_at = provider_task_id.rsplit("~", 2)[-2:]
-        if self._clock() < float(ready_at):
-            return ProviderResult(done=False)
+        decoded = _decode(provider_task_id)
+        if decoded is None:
+            message = f"{self.name} (simulated) task not found: {provider_task_id}"
+            return failed(taxonomy.BAD_REQUEST, message)
+        verdict, ready_at = decoded
+        if self._clock() < ready_at:
+            return NOT_DONE
+        if verdict == "F":
+            return failed(self._failure, f"{self.name} (simulated) failed the render")
         hold = self._catalog.model(task.backend, task.model).price_for(
             task.request.resolution, task.request.duration_s
         )
-        if verdict == "F":
-            return ProviderResult(
-                done=True,
-                error_class=str(self._script.get("error_class", ErrorClass.FALLBACK)),
-                error_code=str(self._script.get("error_code", "render_failed")),
-                message=f"{self.name} (simulated) failed the render",
-            )
         cost = int((hold or 0) * float(self._script.get("cost_ratio", 1.0)))
-        uri = f"sim://{self.name}/{task.job_id}/attempt-{task.attempt}.mp4"
-        return ProviderResult(done=True, output_uri=uri, cost_micros=cost)
+        return rendered(f"sim://{self.name}/{task.job_id}/attempt-{task.attempt}.mp4", cost)
 
     def _is_down(self, number: int) -> bool:
         if self._script.get("down"):
@@ -89,6 +98,26 @@ class SimulatedBackend(VideoBackend):
             return False
         count = int(self._script.get("outage_count", 10**9))
         return int(after) < number <= int(after) + count
+
+
+def _decode(task_id: str) -> tuple[str, float] | None:
+    """A task id this provider issued (``sim~job~attempt~S|F~ready_at``), or None."""
+    parts = task_id.split("~")
+    if len(parts) != 5 or parts[0] != "sim" or parts[3] not in ("S", "F"):
+        return None
+    try:
+        return parts[3], float(parts[4])
+    except ValueError:
+        return None
+
+
+def _member(enum: type[E], value: object) -> E:
+    """A scripted class or code, checked against its closed set."""
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(enum)
+        raise ConfigError(f"AIPROD_SIMULATION: {value!r} is not one of {known}") from None
 
 
 def _share(job_id: str, attempt: int) -> float:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.jobs import Attempt, AttemptState, Job, replace_attempt
 from aiprod.domain.messages import ErrorClass, RenderOutcome
-from aiprod.domain.policy import LEASE_EXPIRED, WALL_TIME_EXCEEDED
-from aiprod.domain.taxonomy import MALFORMED, SUBMIT_UNCONFIRMED
 
 # UNKNOWN codes a submit leaves when the provider may have a task we have no id for.
-UNCONFIRMED_SUBMIT_CODES = frozenset({SUBMIT_UNCONFIRMED[1], MALFORMED[1]})
+UNCONFIRMED_SUBMIT_CODES = frozenset({ErrorCode.SUBMIT_UNCONFIRMED, ErrorCode.MALFORMED_RESPONSE})
 MAX_REDISPATCHES = 1  # a DISPATCHED task is published again once, then the attempt times out
 
 
@@ -83,7 +82,7 @@ def timeout_outcome(job: Job, now: float) -> RenderOutcome:
     attempt = job.current
     what = "was never claimed" if attempt.state is AttemptState.DISPATCHED else "stopped"
     message = f"attempt {attempt.number} {what}: its lease expired with no provider task to poll"
-    return _failure(job, attempt, ErrorClass.FALLBACK, LEASE_EXPIRED, message, now)
+    return _failure(job, attempt, ErrorClass.FALLBACK, ErrorCode.LEASE_EXPIRED, message, now)
 
 
 def possible_charge(attempt: Attempt) -> int:
@@ -102,11 +101,13 @@ def possible_charge(attempt: Attempt) -> int:
 
 def overdue_outcome(job: Job, now: float) -> RenderOutcome:
     message = f"the job ran past its wall-time limit of {job.max_wall_s:.0f} s"
-    return _failure(job, job.current, ErrorClass.TERMINAL, WALL_TIME_EXCEEDED, message, now)
+    return _failure(
+        job, job.current, ErrorClass.TERMINAL, ErrorCode.WALL_TIME_EXCEEDED, message, now
+    )
 
 
 def _failure(
-    job: Job, attempt: Attempt, cls: ErrorClass, code: str, message: str, now: float
+    job: Job, attempt: Attempt, cls: ErrorClass, code: ErrorCode, message: str, now: float
 ) -> RenderOutcome:
     charge = possible_charge(attempt)
     if charge:

@@ -10,18 +10,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from aiprod.domain.error_codes import ErrorCode, FailReason
 from aiprod.domain.health import Circuit, CircuitState
 from aiprod.domain.jobs import ChainStep, Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.selection import fallback_steps
 
-# Outcomes the reconciler writes when nobody finished an attempt in time (domain/leases.py).
-LEASE_EXPIRED = "lease_expired"  # FALLBACK: the attempt's lease ran out with nothing to poll
-WALL_TIME_EXCEEDED = "wall_time_exceeded"  # TERMINAL: the job ran past its wall-time cap
-
 # Error codes that say nothing about a provider's health: our request or our own timeout.
 NOT_PROVIDER_HEALTH = frozenset(
-    {"bad_request", "unauthorized", "forbidden", "caller_timeout", "content_policy", LEASE_EXPIRED}
+    {
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.CALLER_TIMEOUT,
+        ErrorCode.CONTENT_POLICY,
+        ErrorCode.LEASE_EXPIRED,
+    }
 )
 
 
@@ -81,10 +85,11 @@ class NextAttempt:
 @dataclass(frozen=True)
 class AfterFailure:
     """What may follow a failed attempt: options in order of preference (the first whose hold
-    fits wins), or none; ``reason`` names the failure when no option is taken."""
+    fits wins), or none; ``reason`` names the failure when no option is taken (empty when
+    the attempt's outcome is awaited)."""
 
     options: tuple[NextAttempt, ...] = ()
-    reason: str = "chain_exhausted"
+    reason: FailReason | str = FailReason.CHAIN_EXHAUSTED
     wait: bool = False
 
 
@@ -101,10 +106,12 @@ def plan_after_failure(
     if decision is Next.WAIT:
         return AfterFailure(wait=True, reason="")
     if decision is Next.FAIL:
-        if outcome.error_code == WALL_TIME_EXCEEDED:
-            return AfterFailure(reason=WALL_TIME_EXCEEDED)
+        if outcome.error_code == ErrorCode.WALL_TIME_EXCEEDED:
+            return AfterFailure(reason=FailReason.WALL_TIME_EXCEEDED)
         terminal = outcome.error_class is ErrorClass.TERMINAL
-        return AfterFailure(reason="terminal" if terminal else "attempts_exhausted")
+        return AfterFailure(
+            reason=FailReason.TERMINAL if terminal else FailReason.ATTEMPTS_EXHAUSTED
+        )
     options: list[NextAttempt] = []
     if decision is Next.RETRY_SAME:
         circuit = circuits.get(outcome.backend)

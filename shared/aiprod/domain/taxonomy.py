@@ -1,8 +1,9 @@
 """How each provider's failures map to the error taxonomy: tables, not ``if`` chains.
 
 Pure (standard library only), so the whole mapping is tested without a provider. A verdict
-is an ``(ErrorClass, code)`` pair; codes in ``policy.NOT_PROVIDER_HEALTH`` (bad_request,
-unauthorized, forbidden, caller_timeout, content_policy) do not move a circuit breaker.
+is an ``(ErrorClass, ErrorCode)`` pair; codes in ``policy.NOT_PROVIDER_HEALTH`` (bad_request,
+unauthorized, forbidden, caller_timeout, content_policy, lease_expired) do not move a circuit
+breaker.
 
 Rules (issue 3): moderation → content policy, TERMINAL by default or FALLBACK when configured;
 throttling and 5xx → RETRY_SAME (the outcome handler retries twice, then falls back); a
@@ -12,28 +13,32 @@ provider with no answer → UNKNOWN (the stored task is polled again, never re-r
 
 from __future__ import annotations
 
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass
 
-Verdict = tuple[ErrorClass, str]
+Verdict = tuple[ErrorClass, ErrorCode]
 
-THROTTLED: Verdict = (ErrorClass.RETRY_SAME, "throttled")
-SERVER_ERROR: Verdict = (ErrorClass.RETRY_SAME, "server_error")
-UNREACHABLE: Verdict = (ErrorClass.RETRY_SAME, "unreachable")  # nothing was sent
-BAD_REQUEST: Verdict = (ErrorClass.FALLBACK, "bad_request")
-PROVIDER_FAILED: Verdict = (ErrorClass.FALLBACK, "provider_failed")
-CANCELLED: Verdict = (ErrorClass.FALLBACK, "cancelled")
-OUTPUT_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, "output_unavailable")
-MISCONFIGURED: Verdict = (ErrorClass.FALLBACK, "misconfigured")  # counts: opens the circuit
+THROTTLED: Verdict = (ErrorClass.RETRY_SAME, ErrorCode.THROTTLED)
+SERVER_ERROR: Verdict = (ErrorClass.RETRY_SAME, ErrorCode.SERVER_ERROR)
+UNREACHABLE: Verdict = (ErrorClass.RETRY_SAME, ErrorCode.UNREACHABLE)  # nothing was sent
+BAD_REQUEST: Verdict = (ErrorClass.FALLBACK, ErrorCode.BAD_REQUEST)
+UNAUTHORIZED: Verdict = (ErrorClass.FALLBACK, ErrorCode.UNAUTHORIZED)
+FORBIDDEN: Verdict = (ErrorClass.FALLBACK, ErrorCode.FORBIDDEN)
+PAYMENT_REQUIRED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PAYMENT_REQUIRED)  # opens the circuit
+PROVIDER_FAILED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PROVIDER_FAILED)
+CANCELLED: Verdict = (ErrorClass.FALLBACK, ErrorCode.CANCELLED)
+OUTPUT_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, ErrorCode.OUTPUT_UNAVAILABLE)
+MISCONFIGURED: Verdict = (ErrorClass.FALLBACK, ErrorCode.MISCONFIGURED)  # counts: opens the circuit
 # The same after a submit: the task exists and may finish, so keep it (poll again once fixed).
-MISCONFIGURED_AFTER_SUBMIT: Verdict = (ErrorClass.UNKNOWN, "misconfigured")
-SUBMIT_UNCONFIRMED: Verdict = (ErrorClass.UNKNOWN, "submit_unconfirmed")
-MALFORMED: Verdict = (ErrorClass.UNKNOWN, "malformed_response")
+MISCONFIGURED_AFTER_SUBMIT: Verdict = (ErrorClass.UNKNOWN, ErrorCode.MISCONFIGURED)
+SUBMIT_UNCONFIRMED: Verdict = (ErrorClass.UNKNOWN, ErrorCode.SUBMIT_UNCONFIRMED)
+MALFORMED: Verdict = (ErrorClass.UNKNOWN, ErrorCode.MALFORMED_RESPONSE)
 
 HTTP_STATUS: dict[int, Verdict] = {
     400: BAD_REQUEST,
-    401: (ErrorClass.FALLBACK, "unauthorized"),
-    402: (ErrorClass.FALLBACK, "payment_required"),  # an empty account: open the circuit
-    403: (ErrorClass.FALLBACK, "forbidden"),
+    401: UNAUTHORIZED,
+    402: PAYMENT_REQUIRED,  # an empty account
+    403: FORBIDDEN,
     404: BAD_REQUEST,  # unknown model or route: our request
     408: SERVER_ERROR,
     409: BAD_REQUEST,
@@ -44,7 +49,8 @@ HTTP_STATUS: dict[int, Verdict] = {
 
 def content_policy(policy: str) -> Verdict:
     """A moderation refusal: TERMINAL unless configured (``AIPROD_CONTENT_POLICY``) to fall back."""
-    return (ErrorClass.FALLBACK if policy == "fallback" else ErrorClass.TERMINAL, "content_policy")
+    cls = ErrorClass.FALLBACK if policy == "fallback" else ErrorClass.TERMINAL
+    return (cls, ErrorCode.CONTENT_POLICY)
 
 
 def http_status(status: int) -> Verdict:
@@ -74,11 +80,11 @@ def runway_failure(code: str | None, policy: str) -> Verdict:
 GRPC_CODES: dict[int, Verdict] = {
     3: BAD_REQUEST,  # INVALID_ARGUMENT
     5: BAD_REQUEST,  # NOT_FOUND
-    7: (ErrorClass.FALLBACK, "forbidden"),  # PERMISSION_DENIED
+    7: FORBIDDEN,  # PERMISSION_DENIED
     8: THROTTLED,  # RESOURCE_EXHAUSTED
     9: BAD_REQUEST,  # FAILED_PRECONDITION
     11: BAD_REQUEST,  # OUT_OF_RANGE
-    16: (ErrorClass.FALLBACK, "unauthorized"),  # UNAUTHENTICATED
+    16: UNAUTHORIZED,  # UNAUTHENTICATED
 }
 # Veo's safety filters answer in words, with "Support codes" (Vertex AI responsible-AI page).
 VEO_SAFETY_MARKERS = ("usage guidelines", "support codes", "violate our policies", "safety filter")

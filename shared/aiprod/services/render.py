@@ -16,6 +16,7 @@ from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.effects import Effect
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
 from aiprod.domain.transitions import Claim, claim, record_report, record_submission
@@ -108,7 +109,7 @@ class Renderer:
                 return ProviderResult(
                     done=True,
                     error_class=ErrorClass.UNKNOWN,
-                    error_code="caller_timeout",
+                    error_code=ErrorCode.CALLER_TIMEOUT,
                     message=f"still running after {self._settings.render_deadline_s:.0f}s",
                 )
             self._sleep(self._settings.poll_interval_s)
