@@ -2,8 +2,8 @@
 
 A contract test takes ``store`` or ``bus`` and runs once per implementation; the emulator-
 backed parameters carry the ``emulator`` mark (and need the session's emulators). The
-``VideoBackend`` and ``MetricSink`` suites build their subjects in their own modules, on a
-``clock`` that moves only when a test moves it.
+``VideoBackend`` and ``MetricSink`` suites build their subjects in their own modules, on the
+shared ``clock`` fixture (``fakes.clock.FakeClock``: it moves only when a test moves it).
 """
 
 from __future__ import annotations
@@ -17,24 +17,6 @@ from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.ports import Bus, DocumentStore
 
 EMULATED = pytest.mark.emulator
-
-
-class ManualClock:
-    """Time that moves only when a test moves it."""
-
-    def __init__(self, start: float = 1_800_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture(params=["embedded", pytest.param("firestore", marks=EMULATED)])

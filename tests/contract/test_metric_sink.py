@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.monitoring_server import RecordingMetricServer, latest_values, recording_servers
 
+from aiprod.adapter_tables import make_metric_sink
 from aiprod.adapters.cloud_monitoring import CloudMonitoringSink, TaskResource
 from aiprod.adapters.local_metrics import JsonLinesSink, MemorySink, NullSink, read_points
-from aiprod.bootstrap import make_metric_sink
 from aiprod.config import Settings
 from aiprod.domain import metric_set as m
 from aiprod.ports import MetricSink
+from fakes.monitoring import RecordingMetricServer, latest_values, recording_servers
 
 BOUND_S = 0.5
 VEO = {"backend": "veo"}

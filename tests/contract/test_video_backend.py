@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from fakes.live import live_backend, render_task
 
-from aiprod.bootstrap import make_backend
+from aiprod.adapter_tables import make_backend
 from aiprod.config import Settings
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.error_codes import ErrorCode
@@ -24,6 +23,7 @@ from aiprod.ports import ProviderResult, VideoBackend
 from fakes.base import Reply
 from fakes.replicate import problem
 from fakes.veo import error_body
+from support.live import live_backend, render_task
 
 BACKENDS = ("simulated", "runway", "veo", "replicate")
 MAX_LOOKS = 10

@@ -17,7 +17,7 @@ def test_a_live_backend_loads_its_own_sdk_only_and_never_aiplatform(backend):
     # WHEN a fresh interpreter builds one live backend and polls nothing
     code = f"""
 import json, sys
-from aiprod.bootstrap import make_backend
+from aiprod.adapter_tables import make_backend
 from aiprod.config import Settings
 from aiprod.domain.catalog import default_catalog
 make_backend({backend!r}, Settings(provider_mode="live"), default_catalog(), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from aiprod.bootstrap import make_backend
+from aiprod.adapter_tables import make_backend
 from aiprod.config import ProviderSettings, Settings
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.messages import JobRequest, RenderTask

@@ -6,7 +6,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from fakes.live import render_task
 
 from aiprod.adapters.provider_common import retry_after
 from aiprod.adapters.simulated import SimulatedBackend
@@ -16,6 +15,7 @@ from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass
 from aiprod.domain.policy import NOT_PROVIDER_HEALTH
 from aiprod.exceptions import ConfigError, ProviderError
+from support.live import render_task
 
 F, R, T, U = ErrorClass.FALLBACK, ErrorClass.RETRY_SAME, ErrorClass.TERMINAL, ErrorClass.UNKNOWN
 

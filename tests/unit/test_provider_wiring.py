@@ -11,7 +11,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from aiprod import bootstrap
+from aiprod import adapter_tables
 from aiprod.adapters.provider_base import LiveBackend
 from aiprod.config import ProviderSettings, Settings, secret
 from aiprod.domain.catalog import ModelSpec, default_catalog
@@ -62,8 +62,8 @@ def test_a_compute_priced_model_needs_a_hardware_rate():
 def test_every_backend_has_a_live_adapter_of_the_family_named_like_it():
     # The table names its modules as strings (nothing imported until used); each resolves to a
     # LiveBackend whose name is the backend's, for every backend the catalog routes to.
-    assert set(bootstrap.LIVE_BACKENDS) == set(default_catalog().fallback_order)
-    for name, target in bootstrap.LIVE_BACKENDS.items():
+    assert set(adapter_tables.LIVE_BACKENDS) == set(default_catalog().fallback_order)
+    for name, target in adapter_tables.LIVE_BACKENDS.items():
         module, _, attribute = target.partition(":")
         adapter = getattr(importlib.import_module(module), attribute)
         assert issubclass(adapter, LiveBackend) and adapter.name == name
@@ -72,9 +72,9 @@ def test_every_backend_has_a_live_adapter_of_the_family_named_like_it():
 def test_unknown_modes_and_backends_are_refused():
     catalog = default_catalog()
     with pytest.raises(KeyError, match="kling"):
-        bootstrap.make_backend("kling", Settings(provider_mode="live"), catalog, None)
+        adapter_tables.make_backend("kling", Settings(provider_mode="live"), catalog, None)
     with pytest.raises(NotImplementedError, match="recorded"):
-        bootstrap.make_backend("veo", Settings(provider_mode="recorded"), catalog, None)
+        adapter_tables.make_backend("veo", Settings(provider_mode="recorded"), catalog, None)
     for mode in ("jsonl", "cloud:x", "prometheus"):
         with pytest.raises(ConfigError, match="AIPROD_METRICS"):
-            bootstrap.make_metric_sink(Settings(metrics=mode), time.time)
+            adapter_tables.make_metric_sink(Settings(metrics=mode), time.time)
