@@ -20,6 +20,7 @@ from aiprod.adapter_tables import make_backend, make_metric_sink
 from aiprod.config import Settings
 from aiprod.domain.catalog import Catalog, default_catalog
 from aiprod.ports import Bus, DocumentStore, MetricSink, VideoBackend
+from aiprod.services.books import Books
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
@@ -119,11 +120,10 @@ class App:
         return Ledger(self.settings, telemetry=self.telemetry)
 
     @built_once
-    def router(self) -> Router:
-        return Router(
+    def books(self) -> Books:
+        return Books(
             self.store,
             self.outbox,
-            self.catalog,
             self.settings,
             self.health,
             self.ledger,
@@ -132,16 +132,12 @@ class App:
         )
 
     @built_once
+    def router(self) -> Router:
+        return Router(self.books, self.catalog)
+
+    @built_once
     def outcomes(self) -> OutcomeHandler:
-        return OutcomeHandler(
-            self.store,
-            self.outbox,
-            self.settings,
-            self.health,
-            self.ledger,
-            self.clock,
-            self.telemetry,
-        )
+        return OutcomeHandler(self.books)
 
     @built_once
     def reconciler(self) -> Reconciler:

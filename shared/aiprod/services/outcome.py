@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from aiprod import topology
-from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.budget import budget_day
 from aiprod.domain.effects import Effect
@@ -19,13 +17,10 @@ from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
 from aiprod.domain.transitions import close_attempt, fail, is_outcome_pending, succeed
 from aiprod.faults import checkpoint
-from aiprod.ports import DocumentStore, Transaction
+from aiprod.ports import Transaction
 from aiprod.repositories import jobs
 from aiprod.services import dispatch
-from aiprod.services.health import HealthBook
-from aiprod.services.ledger import Ledger
-from aiprod.services.outbox import Outbox
-from aiprod.services.telemetry import Telemetry, null_telemetry
+from aiprod.services.books import Books
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +39,10 @@ def _settled(job: Job | None, outcome: RenderOutcome, decision=None, applied=Fal
 
 
 class OutcomeHandler:
-    def __init__(
-        self,
-        store: DocumentStore,
-        outbox: Outbox,
-        settings: Settings,
-        health: HealthBook,
-        ledger: Ledger,
-        clock: Callable[[], float],
-        telemetry: Telemetry | None = None,
-    ):
-        self._store, self._outbox, self._settings = store, outbox, settings
-        self._health, self._ledger, self._clock = health, ledger, clock
-        self._telemetry = telemetry or null_telemetry()
+    def __init__(self, books: Books):
+        self._store, self._outbox, self._settings = books.store, books.outbox, books.settings
+        self._health, self._ledger, self._clock = books.health, books.ledger, books.clock
+        self._telemetry = books.telemetry
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from aiprod import topology
-from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.catalog import Catalog
@@ -21,13 +19,9 @@ from aiprod.domain.jobs import Job, JobStatus, new_job
 from aiprod.domain.messages import JOB_ID_PATTERN, JobRequest, RejectReason
 from aiprod.domain.selection import plan_route
 from aiprod.faults import checkpoint
-from aiprod.ports import DocumentStore
 from aiprod.repositories import jobs
 from aiprod.services import dispatch
-from aiprod.services.health import HealthBook
-from aiprod.services.ledger import Ledger
-from aiprod.services.outbox import Outbox
-from aiprod.services.telemetry import Telemetry, null_telemetry
+from aiprod.services.books import Books
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +39,10 @@ def _admitted(job: Job, created: bool, conflict: bool, tenant: str | None) -> Ad
 
 
 class Router:
-    def __init__(
-        self,
-        store: DocumentStore,
-        outbox: Outbox,
-        catalog: Catalog,
-        settings: Settings,
-        health: HealthBook,
-        ledger: Ledger,
-        clock: Callable[[], float],
-        telemetry: Telemetry | None = None,
-    ):
-        self._store, self._outbox, self._catalog = store, outbox, catalog
-        self._settings, self._health, self._clock = settings, health, clock
-        self._ledger = ledger
-        self._telemetry = telemetry or null_telemetry()
+    def __init__(self, books: Books, catalog: Catalog):
+        self._store, self._outbox, self._catalog = books.store, books.outbox, catalog
+        self._settings, self._health, self._clock = books.settings, books.health, books.clock
+        self._ledger, self._telemetry = books.ledger, books.telemetry
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
