@@ -79,11 +79,29 @@ def test_first_claim_starts_and_takes_the_lease():
     assert (attempt.claimed_at, attempt.lease_expires_at) == (T + 1, T + 1 + LEASE)
 
 
-def test_second_delivery_under_a_live_lease_is_busy():
+def test_second_delivery_under_a_live_lease_before_a_task_id_is_busy():
+    # GIVEN a claimed attempt whose provider create may be in flight (no task id yet)
     job = started(job_with(RUNWAY))
+
+    # WHEN its task is delivered again under the live lease
     again, decision = claim(job, 1, T + LEASE - 1, LEASE)
+
+    # THEN it is acknowledged and nothing changes (a second create could render twice)
     assert decision is Claim.BUSY
     assert again == job
+
+
+def test_redelivery_under_a_live_lease_with_a_task_id_resumes_polling_at_once():
+    # GIVEN a render that stored its provider task id, then its worker was killed
+    job = record_submission(started(job_with(RUNWAY)), 1, "task-1", T + 1, LEASE)
+
+    # WHEN Pub/Sub redelivers the task seconds later, well inside the lease
+    resumed, decision = claim(job, 1, T + 5, LEASE)
+
+    # THEN the stored task is polled again now (never resubmitted), under a fresh lease
+    assert decision is Claim.RESUME
+    assert resumed.attempt(1).provider_task_id == "task-1"
+    assert resumed.attempt(1).lease_expires_at == T + 5 + LEASE
 
 
 def test_expired_lease_with_a_provider_task_resumes_polling():

@@ -16,15 +16,22 @@ class Claim(StrEnum):
     """What a render function should do with a delivered task."""
 
     START = "start"  # first claim: submit to the provider
-    RESUME = "resume"  # lease expired after a submit: poll the stored task, never resubmit
+    RESUME = "resume"  # a provider task is stored: poll it (never resubmit), under a new lease
     REPUBLISH = "republish"  # outcome already known: publish it again (it may have been lost)
-    BUSY = "busy"  # another delivery holds a live lease: acknowledge, do nothing
+    BUSY = "busy"  # another delivery is submitting under a live lease: acknowledge only
     ORPHANED = "orphaned"  # lease expired before a task id was stored: the reconciler decides
     STALE = "stale"  # attempt finished, superseded or unknown: acknowledge, do nothing
 
 
 def claim(job: Job, number: int, now: float, lease_s: float) -> tuple[Job, Claim]:
-    """Decide what a delivered task may do, and take the lease when it may run."""
+    """Decide what a delivered task may do, and take the lease when it may run.
+
+    A redelivered task whose attempt has a stored provider task id resumes polling it at
+    once, live lease or not: Pub/Sub redelivers a killed worker's task within seconds, and
+    waiting out the lease would hold the job for minutes. Polls are read-only and the
+    report is conditioned on the attempt still running, so a second poller beside a live
+    one costs a few reads and nothing else. Without a task id the first delivery may be
+    creating it right now: only the lease's expiry (ORPHANED, for the reconciler) tells."""
     attempt = job.attempt(number)
     if attempt is None or job.is_terminal or number != len(job.attempts):
         return job, Claim.STALE
@@ -34,11 +41,11 @@ def claim(job: Job, number: int, now: float, lease_s: float) -> tuple[Job, Claim
         return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.START
     if attempt.state is not AttemptState.RUNNING:
         return job, Claim.STALE
+    if attempt.provider_task_id is not None:
+        return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.RESUME
     if attempt.lease_expires_at is not None and now < attempt.lease_expires_at:
         return job, Claim.BUSY
-    if attempt.provider_task_id is None:
-        return job, Claim.ORPHANED
-    return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.RESUME
+    return job, Claim.ORPHANED
 
 
 def record_submission(job: Job, number: int, task_id: str, now: float, lease_s: float) -> Job:

@@ -71,8 +71,10 @@ class Renderer:
         checkpoint("render.after_claim", key)  # crash tests: claimed, provider not called
         outcome = self._render(task, task_id)
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
-        self._telemetry.render_finished(outcome)
-        self._publish(self._store.run_transaction(lambda tx: self._report(tx, outcome)))
+        owed = self._store.run_transaction(lambda tx: self._report(tx, outcome))
+        if owed:  # another poller of the same task may have reported it first
+            self._telemetry.render_finished(outcome)
+        self._publish(owed)
 
     def _claim(self, task: RenderTask) -> tuple[Job | None, Claim]:
         now = self._clock()
@@ -145,14 +147,17 @@ class Renderer:
             )
 
     def _report(self, tx, outcome: RenderOutcome) -> list[Effect]:
-        """Store the outcome on its attempt, then owe its publication. An UNKNOWN outcome
-        leaves the attempt RUNNING (its stored task is polled again) and is still sent, so
-        handle_outcome logs the wait."""
+        """Store the outcome on its attempt while it still runs, then owe its publication.
+        An UNKNOWN outcome leaves the attempt RUNNING (its stored task is polled again) and is
+        still sent, so handle_outcome logs the wait. An attempt no longer running was reported
+        by another poller of the same task (or closed): this one owes nothing."""
         job = jobs.load(tx, outcome.job_id)
-        if job is not None:
-            reported = record_report(job, outcome, self._clock(), self._settings.lease_s)
-            if reported is not job:
-                jobs.save(tx, reported)
+        if job is None:
+            return []
+        reported = record_report(job, outcome, self._clock(), self._settings.lease_s)
+        if reported is job:
+            return []
+        jobs.save(tx, reported)
         return [effects.PublishOutcome(outcome)]
 
     def _publish(self, owed: list[Effect]) -> None:
