@@ -33,14 +33,22 @@ def save(tx: Transaction, job: Job) -> None:
     tx.set(COLLECTION, job.job_id, encode(job))
 
 
-def due(store: DocumentStore, now: float, batch: int) -> list[Job]:
+def due(store: DocumentStore, now: float, batch: int) -> tuple[list[Job], list[str]]:
     """Jobs whose lease or wall time ran out by ``now``: at most ``batch`` per field, each
-    once (a plain read: the reconciler re-reads each in its own conditioned transaction)."""
+    once (a plain read: the reconciler re-reads each in its own conditioned transaction),
+    and the ids of those whose document does not decode (one bad document must not stop
+    the others)."""
     found: dict[str, dict] = {}
     for field in DUE_FIELDS:
         for doc in store.query(COLLECTION, field, "<=", now, batch):
-            found.setdefault(doc["job_id"], doc)
-    return [decode(doc) for doc in found.values()]
+            found.setdefault(str(doc.get("job_id")), doc)
+    readable, unreadable = [], []
+    for job_id, doc in found.items():
+        try:
+            readable.append(decode(doc))
+        except ValueError:  # pydantic's ValidationError is a ValueError
+            unreadable.append(job_id)
+    return readable, unreadable
 
 
 def every(store: DocumentStore, limit: int) -> list[Job]:

@@ -31,12 +31,11 @@ from aiprod.domain.jobs import Job
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.transitions import record_report
-from aiprod.exceptions import ProviderError
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services.health import HealthBook
 from aiprod.services.outbox import Outbox
-from aiprod.services.render import outcome_for, result_of
+from aiprod.services.render import look, outcome_for
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,7 @@ class ReconcileReport:
     republished: int = 0  # a stored outcome never applied: published again
     skipped: int = 0  # changed since read: someone else acted first
     errors: int = 0  # failed this time (logged); the next sweep tries again
+    unreadable: int = 0  # a job document that does not decode (logged, skipped)
 
     def count(self, action: str) -> None:
         setattr(self, action, getattr(self, action) + 1)
@@ -92,7 +92,12 @@ class Reconciler:
         (the next sweep tries it again)."""
         now = self._clock() if now is None else now
         report, stuck = ReconcileReport(), 0
-        for job in self._candidates(now):
+        found, unreadable = jobs.due(self._store, now, self._batch)
+        for job_id in unreadable:
+            log.error("reconcile: unreadable job document skipped", extra={"job_id": job_id})
+            report.count("unreadable")
+            self._telemetry.reconciler_action("unreadable")
+        for job in found:
             context = {"job_id": job.job_id, "attempt": len(job.attempts)}
             step = self._steps.get(leases.due(job, now))
             if step is None:
@@ -118,9 +123,6 @@ class Reconciler:
             self._health.snapshot()
         return report
 
-    def _candidates(self, now: float) -> list[Job]:
-        return jobs.due(self._store, now, self._batch)
-
     def _redispatch(self, job: Job, now: float) -> str:
         redispatch = partial(leases.redispatch, now=now, lease_s=self._lease_s)
         return self._change(job, redispatch, effects.dispatched, "redispatched")
@@ -129,10 +131,7 @@ class Reconciler:
         """Look at the stored provider task once; never submit again."""
         attempt = job.current
         task = effects.task_for(job, attempt)
-        try:
-            result = self._backend(attempt.backend).poll(attempt.provider_task_id, task)
-        except ProviderError as exc:
-            result = result_of(exc)
+        result = look(self._backend(attempt.backend), attempt.provider_task_id, task)
         if result.done and result.error_class != ErrorClass.UNKNOWN:
             started = attempt.claimed_at or attempt.dispatched_at
             outcome = outcome_for(task, attempt.provider_task_id, result, started, now)

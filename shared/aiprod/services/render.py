@@ -104,7 +104,7 @@ class Renderer:
     def _wait(self, task: RenderTask, task_id: str) -> ProviderResult:
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
-            result = self._backend.poll(task_id, task)
+            result = look(self._backend, task_id, task)
             if result.done:
                 return result
             if self._clock() >= deadline:
@@ -181,6 +181,29 @@ class Renderer:
         delay = task.not_before - self._clock()
         if delay > 0:
             self._sleep(min(delay, self._settings.max_backoff_wait_s))
+
+
+def look(backend: VideoBackend, task_id: str, task: RenderTask) -> ProviderResult:
+    """One poll of a stored provider task, classified whatever happens (the render function's
+    and the reconciler's way). A ``ProviderError`` is the attempt's outcome; anything else
+    raised while asking or reading the answer is UNKNOWN ``poll_failed``: the attempt keeps
+    its hold and its task, which is looked at again later. Nothing escapes, so one broken
+    answer can neither crash-loop a render function nor stop a sweep."""
+    try:
+        return backend.poll(task_id, task)
+    except ProviderError as exc:
+        return result_of(exc)
+    except Exception as exc:
+        context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
+        log.warning(
+            "poll of provider task %s raised %s", task_id, type(exc).__name__, extra=context
+        )
+        return ProviderResult(
+            done=True,
+            error_class=ErrorClass.UNKNOWN,
+            error_code=ErrorCode.POLL_FAILED,
+            message=f"the poll raised {type(exc).__name__}",
+        )
 
 
 def result_of(exc: ProviderError) -> ProviderResult:
