@@ -31,6 +31,26 @@ def usd_to_micros(text: str, name: str) -> int:
 # Where each provider's API key is read from (the names the SDKs themselves use).
 RUNWAY_KEY_ENV = "RUNWAYML_API_SECRET"
 REPLICATE_KEY_ENV = "REPLICATE_API_TOKEN"
+# What a deployed function must be given, by the optional-dependency group whose code reads
+# it (a function installs ``gcp`` and, to reach providers, their groups and ``storage``): a
+# setting every process of a group must agree on, or that the code cannot do without. The
+# deploy (cloudbuild.yaml) is checked against these (tests/deploy/test_cloudbuild.py).
+SETTINGS_BY_GROUP: dict[str, tuple[str, ...]] = {
+    "gcp": (
+        "GOOGLE_CLOUD_PROJECT",
+        "AIPROD_PREFIX",
+        "AIPROD_REGION",
+        "AIPROD_PROVIDER_MODE",
+        "AIPROD_DAILY_BUDGET_USD",
+        "AIPROD_BUDGET_TIMEZONE",
+    ),
+    "storage": ("AIPROD_OUTPUT_BUCKET",),  # every poll that finds a render keeps its output
+    "veo": ("AIPROD_VEO_LOCATION",),  # the poller must ask the location the submit used
+}
+SECRETS_BY_GROUP: dict[str, tuple[str, ...]] = {
+    "runway": (RUNWAY_KEY_ENV,),
+    "replicate": (REPLICATE_KEY_ENV,),
+}
 PROVIDER_MODES = ("simulated", "live")
 CONTENT_POLICIES = ("terminal", "fallback")
 

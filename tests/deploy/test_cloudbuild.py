@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from aiprod import config, topology
-from aiprod_tools.packaging import deployed_name
+from aiprod_tools.packaging import deployed_name, groups_for
 from support import terraform
 
 CLOUDBUILD = Path(__file__).resolve().parents[2] / "cloudbuild.yaml"
+SHARED = CLOUDBUILD.parent / "shared"
 PACKAGE_DIR = "build/functions"
 PREFIX, PROJECT, REGION = "${_PREFIX}", "$PROJECT_ID", "${_REGION}"
 SECRET_ENV = {"runway": config.RUNWAY_KEY_ENV, "replicate": config.REPLICATE_KEY_ENV}
@@ -107,6 +108,29 @@ def test_deploy_step_settings(build, spec):
     # AND the budget day's time zone: every function must agree on when a day starts
     assert env["AIPROD_BUDGET_TIMEZONE"] == "${_BUDGET_TIMEZONE}"
     assert "_BUDGET_TIMEZONE" in build["substitutions"]
+
+
+@pytest.mark.parametrize("spec", topology.FUNCTIONS, ids=lambda spec: spec.name)
+def test_every_function_gets_every_setting_its_installed_code_reads(build, spec):
+    # GIVEN what the function installs (its optional-dependency groups)
+    groups = groups_for(spec)
+    flags = _flags(_steps(build, "functions", "deploy")[deployed_name(PREFIX, spec.name)])
+
+    # THEN its deploy sets every setting and secret those groups' code paths read: the
+    # reconciler polls live tasks through the output keeper, so it needs the bucket and the
+    # Veo location as much as the render functions do
+    needed = {name for g in groups for name in config.SETTINGS_BY_GROUP.get(g, ())}
+    secrets = {name for g in groups for name in config.SECRETS_BY_GROUP.get(g, ())}
+    assert needed - set(_pairs(flags["set-env-vars"])) == set()
+    given = _pairs(flags["set-secrets"]) if "set-secrets" in flags else {}
+    assert secrets - set(given) == set()
+
+
+def test_the_settings_table_names_what_the_code_reads():
+    # Each required setting is a variable the runtime actually reads (no stale names)
+    source = "\n".join(p.read_text() for p in (SHARED / "aiprod").rglob("*.py"))
+    for name in {n for names in config.SETTINGS_BY_GROUP.values() for n in names}:
+        assert f'"{name}"' in source, name
 
 
 @pytest.mark.parametrize("spec", topology.FUNCTIONS, ids=lambda spec: spec.name)
