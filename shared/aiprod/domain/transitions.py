@@ -142,8 +142,11 @@ def announce(job: Job) -> Job:
 
 
 def _lease(job: Job, attempt: Attempt, now: float, lease_s: float, state: AttemptState) -> Job:
+    """A fresh lease. The first claim's time is kept (a resumed render started then: its
+    duration counts from it)."""
+    claimed_at = attempt.claimed_at if attempt.claimed_at is not None else now
     leased = attempt.model_copy(
-        update={"state": state, "lease_expires_at": now + lease_s, "claimed_at": now}
+        update={"state": state, "lease_expires_at": now + lease_s, "claimed_at": claimed_at}
     )
     return replace_attempt(job, leased, now)
 

@@ -41,7 +41,10 @@ def due(store: DocumentStore, now: float, batch: int) -> tuple[list[Job], list[s
     found: dict[str, dict] = {}
     for field in DUE_FIELDS:
         for doc in store.query(COLLECTION, field, "<=", now, batch):
-            found.setdefault(str(doc.get("job_id")), doc)
+            job_id = doc.get("job_id")
+            if not isinstance(job_id, str):  # each one counts: no two merged under "None"
+                job_id = f"<no job_id, created_at {doc.get('created_at')}, #{len(found)}>"
+            found.setdefault(job_id, doc)
     readable, unreadable = [], []
     for job_id, doc in found.items():
         try:
@@ -49,6 +52,20 @@ def due(store: DocumentStore, now: float, batch: int) -> tuple[list[Job], list[s
         except ValueError:  # pydantic's ValidationError is a ValueError
             unreadable.append(job_id)
     return readable, unreadable
+
+
+def quarantine(store: DocumentStore, job_id: str, now: float) -> None:
+    """Take an unreadable job document out of the reconciler's queries (its due fields
+    cleared, the moment noted), so a few bad documents cannot fill every sweep's batch. The
+    rest of the document is kept as it is, for an operator to repair."""
+
+    def body(tx: Transaction) -> None:
+        doc = tx.get(COLLECTION, job_id)
+        if doc is not None:
+            cleared = dict.fromkeys(DUE_FIELDS)
+            tx.set(COLLECTION, job_id, {**doc, **cleared, "quarantined_at": now})
+
+    store.run_transaction(body)
 
 
 def every(store: DocumentStore, limit: int) -> list[Job]:

@@ -94,7 +94,7 @@ class Reconciler:
         report, stuck = ReconcileReport(), 0
         found, unreadable = jobs.due(self._store, now, self._batch)
         for job_id in unreadable:
-            log.error("reconcile: unreadable job document skipped", extra={"job_id": job_id})
+            self._set_aside(job_id, now)
             report.count("unreadable")
             self._telemetry.reconciler_action("unreadable")
         for job in found:
@@ -122,6 +122,17 @@ class Reconciler:
             # circuit alert has data while no job arrives to read them.
             self._health.snapshot()
         return report
+
+    def _set_aside(self, job_id: str, now: float) -> None:
+        """An unreadable job document: logged, and quarantined (out of the next sweeps'
+        queries) when it has an id to write to; an operator repairs it."""
+        log.error("reconcile: unreadable job document set aside", extra={"job_id": job_id})
+        if job_id.startswith("<"):
+            return
+        try:
+            jobs.quarantine(self._store, job_id, now)
+        except Exception:
+            log.exception("reconcile: could not quarantine", extra={"job_id": job_id})
 
     def _redispatch(self, job: Job, now: float) -> str:
         redispatch = partial(leases.redispatch, now=now, lease_s=self._lease_s)

@@ -66,10 +66,10 @@ class Renderer:
         if decision not in (Claim.START, Claim.RESUME) or job is None:
             log.info("render task not run: %s", decision.value, extra=context)
             return
-        task_id = job.attempt(task.attempt).provider_task_id
+        attempt = job.attempt(task.attempt)
         key = f"{task.job_id}#{task.attempt}"
         checkpoint("render.after_claim", key)  # crash tests: claimed, provider not called
-        outcome = self._render(task, task_id)
+        outcome = self._render(task, attempt.provider_task_id, attempt.claimed_at)
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
         owed = self._store.run_transaction(lambda tx: self._report(tx, outcome))
         if owed:  # another poller of the same task may have reported it first
@@ -90,8 +90,12 @@ class Renderer:
 
         return self._store.run_transaction(body)
 
-    def _render(self, task: RenderTask, task_id: str | None) -> RenderOutcome:
-        started = self._clock()
+    def _render(
+        self, task: RenderTask, task_id: str | None, started: float | None
+    ) -> RenderOutcome:
+        """Submit (unless a task is stored) and wait. ``started``: the attempt's first claim,
+        so a resumed render reports its whole duration."""
+        started = self._clock() if started is None else started
         try:
             if task_id is None:
                 task_id = self._backend.submit(task)
@@ -102,12 +106,18 @@ class Renderer:
         return outcome_for(task, task_id, result, started, self._clock())
 
     def _wait(self, task: RenderTask, task_id: str) -> ProviderResult:
+        """Poll until the task is done or the render deadline. A poll that failed (UNKNOWN
+        ``poll_failed``) is looked at again like one still running: one glitch must not park
+        the attempt until its lease runs out. At the deadline the last failure is reported."""
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
             result = look(self._backend, task_id, task)
-            if result.done:
+            failed_poll = result.error_code == ErrorCode.POLL_FAILED
+            if result.done and not failed_poll:
                 return result
             if self._clock() >= deadline:
+                if failed_poll:
+                    return result
                 return ProviderResult(
                     done=True,
                     error_class=ErrorClass.UNKNOWN,
