@@ -100,6 +100,8 @@ class Renderer:
             if task_id is None:
                 task_id = self._backend.submit(task)
                 self._store_task_id(task, task_id)
+                # crash tests: rendering at the provider, its task id stored, worker lost
+                checkpoint("render.after_submit", f"{task.job_id}#{task.attempt}")
             result = self._wait(task, task_id)
         except ProviderError as exc:
             result = result_of(exc)
