@@ -11,7 +11,7 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.domain.messages import JobRequest, RenderTask
 from aiprod.exceptions import ProviderError
 from aiprod.ports import ProviderResult, VideoBackend
-from aiprod.services.render import result_of
+from aiprod.services.provider_calls import result_of
 
 MODELS = {
     ("runway", "text"): "gen4.5",

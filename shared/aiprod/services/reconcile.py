@@ -35,7 +35,7 @@ from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services.health import HealthBook
 from aiprod.services.outbox import Outbox
-from aiprod.services.render import look, outcome_for
+from aiprod.services.provider_calls import look, outcome_for
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from aiprod.faults import checkpoint
 from aiprod.ports import DocumentStore, ProviderResult, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services.outbox import Outbox
+from aiprod.services.provider_calls import look, outcome_for, result_of
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ class Renderer:
         outcome = self._render(task, attempt.provider_task_id, attempt.claimed_at)
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
         owed = self._store.run_transaction(lambda tx: self._report(tx, outcome))
-        if owed:  # another poller of the same task may have reported it first
-            self._telemetry.render_finished(outcome)
+        if not owed:  # another delivery polling the same task reported it first
+            log.info("render already reported by another delivery", extra=context)
+            return
+        self._telemetry.render_finished(outcome)
         self._publish(owed)
 
     def _claim(self, task: RenderTask) -> tuple[Job | None, Claim]:
@@ -193,60 +196,3 @@ class Renderer:
         delay = task.not_before - self._clock()
         if delay > 0:
             self._sleep(min(delay, self._settings.max_backoff_wait_s))
-
-
-def look(backend: VideoBackend, task_id: str, task: RenderTask) -> ProviderResult:
-    """One poll of a stored provider task, classified whatever happens (the render function's
-    and the reconciler's way). A ``ProviderError`` is the attempt's outcome; anything else
-    raised while asking or reading the answer is UNKNOWN ``poll_failed``: the attempt keeps
-    its hold and its task, which is looked at again later. Nothing escapes, so one broken
-    answer can neither crash-loop a render function nor stop a sweep."""
-    try:
-        return backend.poll(task_id, task)
-    except ProviderError as exc:
-        return result_of(exc)
-    except Exception as exc:
-        context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
-        log.warning(
-            "poll of provider task %s raised %s", task_id, type(exc).__name__, extra=context
-        )
-        return ProviderResult(
-            done=True,
-            error_class=ErrorClass.UNKNOWN,
-            error_code=ErrorCode.POLL_FAILED,
-            message=f"the poll raised {type(exc).__name__}",
-        )
-
-
-def result_of(exc: ProviderError) -> ProviderResult:
-    """A provider's refusal is the attempt's outcome, classified, not an exception to retry."""
-    return ProviderResult(
-        done=True,
-        error_class=exc.error_class,
-        error_code=exc.code,
-        message=str(exc),
-        cost_micros=exc.cost_micros,
-        retry_after_s=exc.retry_after_s,
-    )
-
-
-def outcome_for(
-    task: RenderTask, task_id: str | None, result: ProviderResult, started: float, finished: float
-) -> RenderOutcome:
-    succeeded = result.error_class is None
-    return RenderOutcome(
-        job_id=task.job_id,
-        attempt=task.attempt,
-        backend=task.backend,
-        model=task.model,
-        succeeded=succeeded,
-        error_class=None if succeeded else ErrorClass(result.error_class),
-        error_code=result.error_code,
-        message=result.message,
-        cost_micros=result.cost_micros,
-        output_uri=result.output_uri,
-        provider_task_id=task_id,
-        started_at=started,
-        finished_at=finished,
-        retry_after_s=result.retry_after_s,
-    )
