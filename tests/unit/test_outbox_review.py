@@ -28,14 +28,12 @@ from aiprod.exceptions import TransientError
 from aiprod.repositories import jobs as job_records
 from aiprod.services.budget_admin import DayBooks
 from aiprod.services.budget_audit import Discrepancy, Expected, check
+from support.scenarios import attempts
+from support.stuck import drop
 
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain", "metadata": {"campaign": "x"}}
 LEASE = 60.0
 DAY = "2027-01-15"
-
-
-def attempts(job: dict) -> list[tuple[str, str]]:
-    return [(a["backend"], a["state"]) for a in job["attempts"]]
 
 
 def failing(p, topic: str, carrying: bytes = b"", times: int = 1) -> list[bytes]:
@@ -52,13 +50,6 @@ def failing(p, topic: str, carrying: bytes = b"", times: int = 1) -> list[bytes]
 
     p.bus.publish = flaky
     return failed
-
-
-def drop(p, topic: str) -> list[bytes]:
-    """From now on, messages delivered on ``topic`` are lost (kept here for the test)."""
-    lost: list[bytes] = []
-    p.bus.subscribe(topic, lambda data, attributes: lost.append(data))
-    return lost
 
 
 def total(p, metric: m.Metric, **labels: str) -> float:

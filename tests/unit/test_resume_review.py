@@ -1,9 +1,10 @@
 """Review of issue 10 paths 4 and 5: a redelivered task resumes polling under a live lease, a
-second poller reports nothing, every poll is classified (``render.look``), and an unreadable
-job document is skipped by the reconciler.
+second poller reports nothing, every poll is classified (``provider_calls.look``), and an
+unreadable job document is set aside by the reconciler.
 
-The tests under "findings" fail on the reviewed change and describe what should hold; those
-under "verified behaviour" pin down what the change relies on that no other test covers."""
+The tests under "findings" failed on the first version of that change and hold since its
+fixes (the one still open, path 3, is a strict xfail); those under "verified behaviour" pin
+down what the change relies on that no other test covers."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ OUTCOMES = "render-outcomes"
 
 def _outcomes(p) -> int:
     return len(p.bus.published[OUTCOMES])
+
+
+def _task_id_store_down(p) -> None:
+    """Every attempt to store a provider task id fails, as with the store down for all tries."""
+
+    def store_down(tx, task, task_id):
+        raise StoreUnavailableError("firestore unavailable")
+
+    p.app.renderer("runway")._remember = store_down
 
 
 def _stopped_render(p, clock) -> object:
@@ -125,12 +135,7 @@ def test_a_render_whose_task_id_could_not_be_stored_is_not_freed_for_free(pipeli
     # GIVEN a render whose create succeeded but whose task id could not be stored (the store
     # was down for every try), so the invocation failed and Pub/Sub redelivered the task
     p = pipeline(**slow_runway(5))
-    renderer = p.app.renderer("runway")
-
-    def store_down(tx, task, task_id):
-        raise StoreUnavailableError("firestore unavailable")
-
-    renderer._remember = store_down
+    _task_id_store_down(p)
 
     # WHEN the job runs: the redelivery finds RUNNING, no task id, a live lease (BUSY, acked)
     p.run(TEXT)
@@ -326,12 +331,7 @@ def test_repeated_poll_failures_keep_the_hold_until_the_poll_answers(pipeline, c
 def test_without_a_task_id_a_redelivery_stays_busy_and_never_submits_again(pipeline, clock):
     # GIVEN a render whose task id could not be stored (the invocation failed)
     p = pipeline(**slow_runway(5))
-    renderer = p.app.renderer("runway")
-
-    def store_down(tx, task, task_id):
-        raise StoreUnavailableError("firestore unavailable")
-
-    renderer._remember = store_down
+    _task_id_store_down(p)
 
     # WHEN Pub/Sub redelivers the task under the live lease
     p.run(TEXT)
