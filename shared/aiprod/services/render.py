@@ -102,6 +102,8 @@ class Renderer:
         try:
             if task_id is None:
                 task_id = self._backend.submit(task)
+                # crash tests: created at the provider, its task id not yet stored
+                checkpoint("render.after_create", f"{task.job_id}#{task.attempt}")
                 self._store_task_id(task, task_id)
                 # crash tests: rendering at the provider, its task id stored, worker lost
                 checkpoint("render.after_submit", f"{task.job_id}#{task.attempt}")
