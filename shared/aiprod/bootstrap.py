@@ -149,6 +149,7 @@ class App:
             self.clock,
             telemetry=self.telemetry,
             health=self.health,
+            ledger=self.ledger,
         )
 
     def renderer(self, backend: str) -> Renderer:
@@ -177,6 +178,7 @@ class App:
             self.clock,
             self.sleep,
             self.telemetry,
+            self.ledger,
         )
 
 

@@ -109,6 +109,9 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_s: float = 600.0
+    # From a claim until its provider task id is stored (image fetch, create, storing the
+    # id): a worker lost in between is noticed after this, not after a whole lease.
+    submit_window_s: float = 90.0
     poll_interval_s: float = 5.0
     render_deadline_s: float = 480.0
     max_backoff_wait_s: float = 30.0
@@ -121,6 +124,11 @@ class Settings:
     metrics: str = "memory"
     metrics_flush_s: float = 2.0  # the bound on each invocation's metric flush
     region: str = "global"  # generic_task location of this instance's metric series
+
+    @property
+    def submit_lease_s(self) -> float:
+        """The lease from a claim until the task id is stored: never longer than a lease."""
+        return min(self.submit_window_s, self.lease_s)
 
     def limit_for(self, scope: str) -> int:
         if scope == "global":
@@ -165,6 +173,7 @@ class Settings:
                 max_wall_s=_float(get, "AIPROD_MAX_JOB_WALL_S", 3600.0),
             ),
             lease_s=_float(get, "AIPROD_LEASE_S", 600.0),
+            submit_window_s=_float(get, "AIPROD_SUBMIT_WINDOW_S", 90.0),
             poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
             render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
             ledger_shards=int(_float(get, "AIPROD_LEDGER_SHARDS", 16)),

@@ -60,3 +60,7 @@ class DeadLetterNotFoundError(OperatorInputError):
 
 class DeadLetterReplayError(OperatorInputError):
     """A stored dead letter cannot be replayed (already replayed, or no source topic known)."""
+
+
+class ClaimLostError(AiprodError):
+    """Another delivery holds the attempt now: this one must not send anything."""

@@ -96,6 +96,12 @@ class ProviderResult:
     message: str = ""
     retry_after_s: float | None = None  # the provider asked us to wait this long (429)
 
+    @property
+    def unkept(self) -> bool:
+        """Rendered, its cost known, but the output could not be kept this time: not done,
+        yet the cost must be written on the attempt (``error_code`` says what failed)."""
+        return not self.done and self.error_class is not None
+
 
 class VideoBackend(ABC):
     """One provider. Errors are raised as ``ProviderError`` with their taxonomy class and an
@@ -104,12 +110,22 @@ class VideoBackend(ABC):
     name: str
 
     @abstractmethod
-    def submit(self, task: RenderTask) -> str:
-        """Start a render and return the provider's task id (never retried blindly)."""
+    def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
+        """Start a render and return the provider's task id (never retried blindly).
+
+        ``before_send`` runs once the request is ready, just before anything can reach the
+        provider: the render function writes its submit intent there, and if it raises,
+        nothing is sent."""
 
     @abstractmethod
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         """Look at a submitted task once."""
+
+    def find(self, task: RenderTask, sent_at: float) -> str | None:
+        """The id of a task this attempt's create (sent at ``sent_at``) made although its
+        answer was lost, where the provider lets us look (None: not found, or no way to
+        look; the attempt is then charged its worst case)."""
+        return None
 
 
 MAX_LABEL_VALUE = 128  # Cloud Monitoring allows 1024; ours are enums, backends and scopes

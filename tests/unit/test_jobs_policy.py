@@ -7,6 +7,7 @@ import pytest
 from aiprod.domain.jobs import AttemptState, ChainStep, Job, JobStatus, add_attempt, new_job
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.policy import Next, RetryPolicy, after_failure, counts_against_provider
+from aiprod.domain.submissions import record_submission
 from aiprod.domain.transitions import (
     Claim,
     claim,
@@ -14,7 +15,6 @@ from aiprod.domain.transitions import (
     fail,
     is_outcome_pending,
     record_report,
-    record_submission,
     succeed,
 )
 
@@ -93,7 +93,7 @@ def test_second_delivery_under_a_live_lease_before_a_task_id_is_busy():
 
 def test_redelivery_under_a_live_lease_with_a_task_id_resumes_polling_at_once():
     # GIVEN a render that stored its provider task id, then its worker was killed
-    job = record_submission(started(job_with(RUNWAY)), 1, "task-1", T + 1, LEASE)
+    job = record_submission(started(job_with(RUNWAY)), 1, "task-1", T + 1, LEASE)[0]
 
     # WHEN Pub/Sub redelivers the task seconds later, well inside the lease
     resumed, decision = claim(job, 1, T + 5, LEASE)
@@ -106,7 +106,7 @@ def test_redelivery_under_a_live_lease_with_a_task_id_resumes_polling_at_once():
 
 def test_expired_lease_with_a_provider_task_resumes_polling():
     # GIVEN a render that stored its provider task id, then its worker vanished
-    job = record_submission(started(job_with(RUNWAY)), 1, "task-1", T + 1, LEASE)
+    job = record_submission(started(job_with(RUNWAY)), 1, "task-1", T + 1, LEASE)[0]
 
     # WHEN the task is redelivered after the lease
     resumed, decision = claim(job, 1, T + 1 + LEASE, LEASE)

@@ -9,7 +9,8 @@ from aiprod.domain.jobs import AttemptState, ChainStep, Job, JobStatus, add_atte
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.policy import counts_against_provider
-from aiprod.domain.transitions import Claim, claim, close_attempt, record_report, record_submission
+from aiprod.domain.submissions import record_submission
+from aiprod.domain.transitions import Claim, claim, close_attempt, record_report
 
 T = 5_000.0
 LEASE = 600.0
@@ -33,7 +34,7 @@ def dispatched(now: float = T) -> Job:
 def running(task_id: str | None = None) -> Job:
     job, decision = claim(dispatched(), 1, T, LEASE)
     assert decision is Claim.START
-    return job if task_id is None else record_submission(job, 1, task_id, T, LEASE)
+    return job if task_id is None else record_submission(job, 1, task_id, T, LEASE)[0]
 
 
 def success(cost: int = 600_000) -> RenderOutcome:

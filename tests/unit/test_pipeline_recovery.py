@@ -177,8 +177,8 @@ def test_a_store_hiccup_right_after_the_submit_does_not_lose_the_task_id(pipelin
     submit, transact = backend.submit, p.store.run_transaction
     pending: list[bool] = []
 
-    def submitting(task):
-        task_id = submit(task)
+    def submitting(task, before_send=None):
+        task_id = submit(task, before_send)
         pending.append(True)
         return task_id
 

@@ -28,8 +28,12 @@ F, R, T, U = ErrorClass.FALLBACK, ErrorClass.RETRY_SAME, ErrorClass.TERMINAL, Er
         (403, (F, "forbidden")),
         (422, (F, "bad_request")),
         (429, (R, "throttled")),
-        (500, (R, "server_error")),
-        (503, (R, "server_error")),
+        # a 5xx or a gateway timeout may hide a created task: never sent again blindly
+        (500, (U, "submit_unconfirmed")),
+        (502, (U, "submit_unconfirmed")),
+        (503, (U, "submit_unconfirmed")),
+        (504, (U, "submit_unconfirmed")),
+        (408, (U, "submit_unconfirmed")),
         (418, (F, "bad_request")),
     ],
 )

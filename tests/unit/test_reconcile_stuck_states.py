@@ -127,30 +127,71 @@ def test_provider_task_still_running_only_extends_the_lease(pipeline, clock):
     p.assert_books_balanced()
 
 
-def test_render_that_died_before_storing_a_task_id_times_out_and_falls_back(
+def test_a_render_lost_before_sending_anything_starts_again_on_the_same_backend(
     pipeline, clock, monkeypatch
 ):
-    # GIVEN runway's render function crashing at the submit (its redelivery finds a live lease)
+    # GIVEN runway's render function crashing before its create was sent (no submit intent)
+    p = pipeline(lease_s=LEASE)
+    backend = p.app.backend("runway")
+    real_submit = backend.submit
+
+    def crash(task, before_send=None):
+        raise RuntimeError("instance lost while preparing the request")
+
+    monkeypatch.setattr(backend, "submit", crash)
+    p.run(TEXT)
+    job = p.job("t1")
+    assert attempts(job) == [("runway", "RUNNING")]
+    assert job["attempts"][0]["submitting_at"] is None
+
+    # WHEN the instance is healthy again and the reconciler runs after the submit window
+    monkeypatch.setattr(backend, "submit", real_submit)
+    clock.advance(LEASE)
+    report = sweep(p)
+
+    # THEN the same attempt was dispatched again (our crash is not the provider's failure:
+    # no new attempt, no fallback, no circuit count) and rendered once, charged once
+    assert report == only(restarted=1)
+    job = p.job("t1")
+    assert attempts(job) == [("runway", "SUCCEEDED")]
+    assert job["attempts"][0]["restarts"] == 1
+    assert len(p.submitted("runway")) == 1
+    assert p.store.get("backends", "runway") is None
+    p.assert_books_balanced()
+
+
+def test_a_render_lost_after_its_submit_intent_is_charged_its_hold_and_falls_back(
+    pipeline, clock, monkeypatch
+):
+    # GIVEN runway's render function lost right after writing its submit intent (the create
+    # may have reached the provider; no task id came back)
     p = pipeline(lease_s=LEASE)
 
-    def crash(task):
-        raise RuntimeError("instance lost mid-submit")
+    def crash(task, before_send=None):
+        before_send()
+        raise RuntimeError("instance lost mid-create")
 
     monkeypatch.setattr(p.app.backend("runway"), "submit", crash)
     p.run(TEXT)
     job = p.job("t1")
-    assert attempts(job) == [("runway", "RUNNING")]
-    assert job["attempts"][0]["provider_task_id"] is None
+    assert job["attempts"][0]["submitting_at"] is not None
+    hold = job["attempts"][0]["hold_micros"]
 
-    # WHEN the reconciler runs after the lease
+    # WHEN the reconciler runs after the submit window
     clock.advance(LEASE)
     report = sweep(p)
 
-    # THEN the attempt timed out (nothing to poll) and the job completed on replicate
+    # THEN the attempt closed charging its hold (an estimate: a paid render nobody can look
+    # up may exist), not against runway's circuit, and the job completed on replicate
     assert report == only(timed_out=1)
     job = p.job("t1")
     assert attempts(job) == [("runway", "FAILED"), ("replicate", "SUCCEEDED")]
-    assert job["attempts"][0]["error_code"] == "lease_expired"
+    first = job["attempts"][0]
+    assert (first["error_code"], first["cost_micros"], first["cost_estimated"]) == (
+        "lease_expired",
+        hold,
+        True,
+    )
     assert p.store.get("backends", "runway") is None
     p.assert_books_balanced()
 

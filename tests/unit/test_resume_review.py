@@ -3,7 +3,7 @@ second poller reports nothing, every poll is classified (``provider_calls.look``
 unreadable job document is set aside by the reconciler.
 
 The tests under "findings" failed on the first version of that change and hold since its
-fixes (the one still open, path 3, is a strict xfail); those under "verified behaviour" pin
+fixes (path 3's, the submit intent, came last); those under "verified behaviour" pin
 down what the change relies on that no other test covers."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _task_id_store_down(p) -> None:
     def store_down(tx, task, task_id):
         raise StoreUnavailableError("firestore unavailable")
 
-    p.app.renderer("runway")._remember = store_down
+    p.app.renderer("runway")._submitter._record = store_down
 
 
 def _stopped_render(p, clock) -> object:
@@ -126,11 +126,6 @@ def test_every_unreadable_document_is_counted(pipeline, clock):
     assert report["unreadable"] == 2, report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 path 3, open: no `submitting` intent yet, so an attempt whose task id "
-    "could not be stored is closed at cost 0 (remove this mark when it passes)",
-)
 def test_a_render_whose_task_id_could_not_be_stored_is_not_freed_for_free(pipeline, clock):
     # GIVEN a render whose create succeeded but whose task id could not be stored (the store
     # was down for every try), so the invocation failed and Pub/Sub redelivered the task

@@ -8,23 +8,29 @@ already wrote into the bucket is checked to exist and given the same metadata.
 
 - the URL is gone (403/404/410) → the attempt fails FALLBACK ``output_unavailable``, still
   charged what the provider reported (it rendered);
-- anything transient (the download or the bucket) → "not done": the task is polled again,
-  and a fresh look at a Runway task hands out a fresh URL.
+- the URL fails otherwise (5xx, a broken download) → "unkept" ``output_unavailable``, and
+  the bucket refusing it (missing, forbidden, storage down, no bucket configured) → "unkept"
+  ``output_store_unavailable`` (ours: it does not count against the provider). Unkept is not
+  done, but it carries the cost: the render function writes it on the attempt at once and
+  tries again (a fresh look at a Runway task hands out a fresh URL), a bounded number of
+  times, then closes the attempt charged that cost (``domain.submissions.MAX_KEEP_TRIES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import requests
 from google.api_core import exceptions as gcs_errors
+from google.auth import exceptions as auth_errors
 from google.cloud import storage
 from urllib3 import exceptions as urllib3_errors
 
 from aiprod.adapters.provider_base import LazyClient
-from aiprod.adapters.provider_common import NOT_DONE, failed, misconfigured
+from aiprod.adapters.provider_common import failed, unkept
 from aiprod.config import ProviderSettings
 from aiprod.domain import taxonomy
 from aiprod.domain.messages import RenderTask
@@ -48,28 +54,28 @@ class KeptOutputs(LazyClient, VideoBackend):
         self.name = inner.name
         self._inner, self._settings, self._project = inner, settings, project
 
-    def submit(self, task: RenderTask) -> str:
-        return self._inner.submit(task)
+    def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
+        return self._inner.submit(task, before_send)
+
+    def find(self, task: RenderTask, sent_at: float) -> str | None:
+        return self._inner.find(task, sent_at)
 
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         result = self._inner.poll(provider_task_id, task)
         if not result.done or result.error_class is not None or not result.output_uri:
             return result
+        cost = result.cost_micros
         try:
             uri = self._keep(result.output_uri, task, provider_task_id)
-        except ConfigError as exc:
-            raise misconfigured(exc, submitted=True) from exc
         except OutputGoneError as exc:
-            return failed(taxonomy.OUTPUT_UNAVAILABLE, exc, result.cost_micros)
-        except (
-            requests.RequestException,
-            urllib3_errors.HTTPError,
-            gcs_errors.GoogleAPIError,
-            OSError,
-        ) as exc:
+            return failed(taxonomy.OUTPUT_UNAVAILABLE, exc, cost)
+        except (ConfigError, gcs_errors.GoogleAPIError, auth_errors.GoogleAuthError) as exc:
+            log.warning("output not kept: the bucket refused it (%s)", type(exc).__name__)
+            return unkept(taxonomy.OUTPUT_STORE_UNAVAILABLE, _why("the output bucket", exc), cost)
+        except (requests.RequestException, urllib3_errors.HTTPError, OSError) as exc:
             # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
-            return NOT_DONE
+            return unkept(taxonomy.OUTPUT_UNAVAILABLE, _why("the output URL", exc), cost)
         return dataclasses.replace(result, output_uri=uri)
 
     def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> str:
@@ -111,6 +117,12 @@ class KeptOutputs(LazyClient, VideoBackend):
 
     def _connect(self) -> Any:
         return storage.Client(project=self._project)
+
+
+def _why(where: str, exc: Exception) -> str:
+    """What failed, without the exception's text (it may carry a signed URL)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"{where}: {type(exc).__name__}" + (f" (HTTP {status})" if status else "")
 
 
 def object_name(task: RenderTask) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from aiprod.adapters.provider_common import (
@@ -84,10 +85,12 @@ class LiveBackend(LazyClient, VideoBackend):
         self._settings, self._catalog, self._project = settings, catalog, project
         self._client = client
 
-    def submit(self, task: RenderTask) -> str:
+    def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
         spec = self.spec(task)
         check_request(task, spec, self.name)
         request = self._prepare(task, spec)
+        if before_send is not None:
+            before_send()
         try:
             task_id = self._create(request, task)
         except Exception as exc:

@@ -74,6 +74,19 @@ def failed(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderR
     )
 
 
+def unkept(verdict: Verdict, message: object, cost_micros: int) -> ProviderResult:
+    """A finished render whose output could not be kept this time: not done (keeping is
+    tried again, a bounded number of times), but its cost is known and must be recorded."""
+    error_class, code = verdict
+    return ProviderResult(
+        done=False,
+        error_class=error_class,
+        error_code=code,
+        message=short(message),
+        cost_micros=cost_micros,
+    )
+
+
 def misconfigured(exc: ConfigError, submitted: bool = False) -> ProviderError:
     """A missing key or bucket. Before a submit nothing was sent: fall back (and let the
     circuit open). After one the task may finish and bill: UNKNOWN, looked at again later."""

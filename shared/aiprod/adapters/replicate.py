@@ -11,7 +11,9 @@ unreleased), which would otherwise hide a finished prediction.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import replicate
@@ -36,6 +38,8 @@ RUNNING = frozenset({"starting", "processing"})
 # Only these end a prediction; a status we do not know may still be rendering (and be
 # billed), so it is looked at again rather than failed over to another backend.
 FINISHED = frozenset({"succeeded", "failed", "canceled", "aborted"})
+FIND_MARGIN_S = 120.0  # a lost create's prediction was made this close to when it was sent
+FIND_PAGES = 5  # 100 predictions a page, newest first
 
 
 class ReplicateBackend(LiveBackend):
@@ -68,6 +72,30 @@ class ReplicateBackend(LiveBackend):
         )
         prediction_id = getattr(prediction, "id", None)
         return str(prediction_id) if prediction_id else None
+
+    def find(self, task: RenderTask, sent_at: float) -> str | None:
+        """A prediction a lost create answer hid: our API predictions created around
+        ``sent_at`` (``GET /v1/predictions``, newest first, cursor pages) on the same model
+        with exactly this attempt's input. Exactly one match is adopted; none, or more than
+        one (an identical request nearby), proves nothing: the attempt is charged its hold.
+        Replicate keeps an API prediction's input about an hour, so look within it."""
+        want = self._prepare(task, self.spec(task))
+        after = datetime.fromtimestamp(sent_at - FIND_MARGIN_S, UTC).isoformat()
+        path: str | None = f"/v1/predictions?{urlencode({'created_after': after})}"
+        found: set[str] = set()
+        for _ in range(FIND_PAGES):
+            if path is None:
+                break
+            page = self.client()._request("GET", path).json()
+            for item in page.get("results") or []:
+                if _same_request(item, task.model, want):
+                    found.add(str(item["id"]))
+            following = page.get("next")  # a full URL: follow its path and query
+            path = _path_of(following) if following else None
+        if len(found) != 1:
+            log.warning("replicate lookup of a lost create found %d predictions", len(found))
+            return None
+        return found.pop()
 
     def _fetch(self, provider_task_id: str) -> Any:
         return self.client()._request("GET", f"/v1/predictions/{provider_task_id}").json()
@@ -105,6 +133,21 @@ class ReplicateBackend(LiveBackend):
         verdict = taxonomy.replicate_failure(status, reason, self._settings.content_policy)
         billed = _cost(data, task, spec) if spec.cost_basis == "predict_time" else 0
         return failed(verdict, f"replicate prediction {status}: {reason}", billed)
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url)._replace(scheme="", netloc="").geturl()
+
+
+def _same_request(item: dict, model: str, want: dict) -> bool:
+    """Our API prediction on this model with exactly this input (the list is asked only for
+    predictions created since shortly before the create was sent)."""
+    return (
+        bool(item.get("id"))
+        and item.get("model") == model
+        and item.get("source", "api") == "api"
+        and item.get("input") == want
+    )
 
 
 def _wait_s(timeout_s: float) -> int:

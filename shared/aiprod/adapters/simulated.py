@@ -59,7 +59,9 @@ class SimulatedBackend(VideoBackend):
         self._lock = threading.Lock()
         self.submitted: list[str] = []  # task ids, in order (tests count renders with it)
 
-    def submit(self, task: RenderTask) -> str:
+    def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
+        if before_send is not None:
+            before_send()
         with self._lock:
             self._submits += 1
             number = self._submits

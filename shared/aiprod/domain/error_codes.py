@@ -32,7 +32,8 @@ class ErrorCode(StrEnum):
     CONTENT_POLICY = "content_policy"  # moderation
     PROVIDER_FAILED = "provider_failed"  # the render failed at the provider
     CANCELLED = "cancelled"
-    OUTPUT_UNAVAILABLE = "output_unavailable"  # rendered, but the output could not be kept
+    OUTPUT_UNAVAILABLE = "output_unavailable"  # rendered, but the output could not be fetched
+    OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"  # rendered; our bucket refused it
     MISCONFIGURED = "misconfigured"  # a missing key, bucket or credentials
     SUBMIT_UNCONFIRMED = "submit_unconfirmed"  # the create's answer was lost
     MALFORMED_RESPONSE = "malformed_response"  # the create's answer was unreadable

@@ -49,8 +49,15 @@ class Attempt(BaseModel):
     not_before: float = 0.0
     lease_expires_at: float | None = None
     claimed_at: float | None = None
+    claim_id: str | None = None  # the delivery that holds the claim (a stale one cannot submit)
+    submitting_at: float | None = None  # intent: from now on a create may reach the provider
+    restarts: int = 0  # times a claim was lost before anything was sent (started again)
     redispatched: int = 0  # times the reconciler republished the task (it looked lost)
     provider_task_id: str | None = None
+    known_cost_micros: int = 0  # what the provider reported, written the first time it is seen
+    keep_failures: int = 0  # failed tries to keep a finished output (bounded)
+    cost_estimated: bool = False  # closed charging its hold: a create nobody could confirm
+    late_task_lease: float | None = None  # a task id that came after the close, being polled
     outcome: RenderOutcome | None = None
     error_class: ErrorClass | None = None
     error_code: str | None = None
@@ -105,12 +112,26 @@ class Job(BaseModel):
             return None
         return self.created_at + self.max_wall_s
 
+    @computed_field
+    @property
+    def late_task_due_at(self) -> float | None:
+        """When a late provider task (found after its attempt closed) must be looked at: the
+        reconciler polls it and charges what it cost, whether or not the job is over."""
+        leases = [a.late_task_lease for a in self.attempts if a.late_task_lease is not None]
+        return min(leases, default=None)
+
     @property
     def current(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
     def attempt(self, number: int) -> Attempt | None:
         return self.attempts[number - 1] if 0 < number <= len(self.attempts) else None
+
+    def require(self, number: int) -> Attempt:
+        attempt = self.attempt(number)
+        if attempt is None:
+            raise ValueError(f"job {self.job_id} has no attempt {number}")
+        return attempt
 
     def backends_tried(self) -> list[str]:
         return [a.backend for a in self.attempts]
@@ -143,3 +164,12 @@ def replace_attempt(job: Job, attempt: Attempt, now: float) -> Job:
     attempts = list(job.attempts)
     attempts[attempt.number - 1] = attempt
     return job.model_copy(update={"attempts": attempts, "updated_at": now})
+
+
+def recount(job: Job) -> Job:
+    """The job's totals, summed again from its attempts."""
+    totals = {
+        "cost_micros": sum(a.cost_micros for a in job.attempts),
+        "overrun_micros": sum(a.overrun_micros for a in job.attempts),
+    }
+    return job.model_copy(update=totals)

@@ -20,6 +20,8 @@ from aiprod.domain.messages import ErrorClass, RenderOutcome
 # UNKNOWN codes a submit leaves when the provider may have a task we have no id for.
 UNCONFIRMED_SUBMIT_CODES = frozenset({ErrorCode.SUBMIT_UNCONFIRMED, ErrorCode.MALFORMED_RESPONSE})
 MAX_REDISPATCHES = 1  # a DISPATCHED task is published again once, then the attempt times out
+MAX_RESTARTS = 2  # a claim lost before anything was sent starts again this often, then times out
+LATE_TASK_GIVE_UP_S = 86_400.0  # a late task still unanswered after a day is left to the audit
 
 
 class Due(StrEnum):
@@ -27,6 +29,7 @@ class Due(StrEnum):
 
     NOTHING = "nothing"  # its lease is live (or the job is over)
     REDISPATCH = "redispatch"  # never claimed: the task was probably lost, publish it again
+    RESTART = "restart"  # claimed, then lost before anything was sent: start it again
     POLL = "poll"  # a provider task is stored: look at it once (never submit again)
     TIME_OUT = "time_out"  # nothing to poll and nobody on it: fail it, so the job falls back
     OVERDUE = "overdue"  # past the job's wall time: fail it for good
@@ -59,7 +62,26 @@ def due(job: Job, now: float) -> Due:
         return Due.REDISPATCH if attempt.redispatched < MAX_REDISPATCHES else Due.TIME_OUT
     if attempt.provider_task_id is not None:
         return Due.POLL
-    return Due.OVERDUE if overdue(job, now) else Due.TIME_OUT
+    if overdue(job, now):
+        return Due.OVERDUE
+    if nothing_sent(attempt):
+        return Due.RESTART if attempt.restarts < MAX_RESTARTS else Due.TIME_OUT
+    return Due.TIME_OUT
+
+
+def restart(job: Job, now: float, lease_s: float) -> Job:
+    """Our worker was lost before it sent anything: the same attempt is dispatched again
+    (same hold, no new attempt), so our crash is neither a provider failure nor a retry."""
+    attempt = job.current
+    changed = attempt.model_copy(
+        update={
+            "state": AttemptState.DISPATCHED,
+            "claim_id": None,
+            "restarts": attempt.restarts + 1,
+            "lease_expires_at": now + lease_s,
+        }
+    )
+    return replace_attempt(job, changed, now)
 
 
 def redispatch(job: Job, now: float, lease_s: float) -> Job:
@@ -86,17 +108,37 @@ def timeout_outcome(job: Job, now: float) -> RenderOutcome:
 
 
 def possible_charge(attempt: Attempt) -> int:
-    """What closing this attempt without an answer must charge.
+    """What closing this attempt without a provider's final answer must charge.
 
-    A create whose answer was lost (a timeout or a garbled reply, so no task id was stored)
-    may have started a paid render that nobody can look up. Releasing its hold would let the
-    budget be spent twice over; its worst case, the hold, is charged instead (and said so on
-    the attempt). Every other attempt closed by a lease charges nothing.
+    - A cost the provider already reported (its output could not be kept): that cost.
+    - A create that may have reached the provider with no task id stored (the intent was
+      written, or the answer was lost or garbled): a paid render nobody can look up may
+      exist, so its worst case, the hold, is charged (and marked an estimate: a task id
+      that turns up later replaces it with the real cost).
+    - Anything else closed by a lease: nothing was sent, or a stored task is still polled
+      as a late task and charged when it finishes.
     """
-    unconfirmed = attempt.error_code in UNCONFIRMED_SUBMIT_CODES
-    if attempt.state is AttemptState.RUNNING and attempt.provider_task_id is None and unconfirmed:
-        return attempt.hold_micros
-    return 0
+    if attempt.known_cost_micros:
+        return attempt.known_cost_micros
+    return attempt.hold_micros if unconfirmed_create(attempt) else 0
+
+
+def nothing_sent(attempt: Attempt) -> bool:
+    """A claimed attempt whose worker never wrote the submit intent: no create went out.
+    (A claim without a ``claim_id`` predates the intent and proves nothing.)"""
+    return (
+        attempt.claim_id is not None
+        and attempt.submitting_at is None
+        and attempt.provider_task_id is None
+        and attempt.error_code is None
+    )
+
+
+def unconfirmed_create(attempt: Attempt) -> bool:
+    """A create may have reached the provider, and no task id says what became of it."""
+    sent = attempt.submitting_at is not None or attempt.error_code in UNCONFIRMED_SUBMIT_CODES
+    running = attempt.state is AttemptState.RUNNING
+    return running and attempt.provider_task_id is None and sent
 
 
 def overdue_outcome(job: Job, now: float) -> RenderOutcome:
@@ -110,10 +152,12 @@ def _failure(
     job: Job, attempt: Attempt, cls: ErrorClass, code: ErrorCode, message: str, now: float
 ) -> RenderOutcome:
     charge = possible_charge(attempt)
-    if charge:
-        message += (
-            f"; its create was never confirmed ({attempt.error_code}), so the hold is charged"
-        )
+    estimated = bool(charge) and not attempt.known_cost_micros
+    if estimated:
+        why = attempt.error_code or "no task id was stored"
+        message += f"; its create was never confirmed ({why}), so the hold is charged"
+    elif charge:
+        message += "; charged what the provider reported"
     return RenderOutcome(
         job_id=job.job_id,
         attempt=attempt.number,
@@ -124,6 +168,7 @@ def _failure(
         error_code=code,
         message=message,
         cost_micros=charge,
+        cost_estimated=estimated,
         provider_task_id=attempt.provider_task_id,
         started_at=attempt.claimed_at or attempt.dispatched_at,
         finished_at=now,

@@ -169,6 +169,17 @@ def settle(shard: Shard, pool: Pool | None, held: int, actual: int) -> tuple[Sha
     return settled, pool
 
 
+def refund(shard: Shard, pool: Pool | None, amount: int) -> tuple[Shard, Pool | None]:
+    """Give back part of what was charged (an estimate above the real cost): it becomes free
+    allotment again, which a draining shard repays to the pool first."""
+    if amount < 0 or amount > shard.spent_micros:
+        raise ValueError(f"cannot refund {amount} on {shard.key}")
+    refunded = replace(shard, spent_micros=shard.spent_micros - amount)
+    if pool is not None and refunded.draining:
+        refunded, pool = repay(refunded, pool)
+    return refunded, pool
+
+
 def needs_pool_to_settle(shard: Shard, held: int, actual: int) -> bool:
     return actual > held or shard.draining
 

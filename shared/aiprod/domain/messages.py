@@ -137,6 +137,9 @@ class RenderOutcome(_Strict):
     error_code: str | None = None
     message: str = ""
     cost_micros: Annotated[int, Field(ge=0)] = 0
+    # The cost is the hold, charged as the worst case of a create nobody could confirm; a
+    # task found later replaces it with what the task really cost.
+    cost_estimated: bool = False
     output_uri: str | None = None
     provider_task_id: str | None = None
     started_at: float = 0.0

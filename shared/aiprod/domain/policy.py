@@ -25,6 +25,7 @@ NOT_PROVIDER_HEALTH = frozenset(
         ErrorCode.CALLER_TIMEOUT,
         ErrorCode.CONTENT_POLICY,
         ErrorCode.LEASE_EXPIRED,
+        ErrorCode.OUTPUT_STORE_UNAVAILABLE,
     }
 )
 

@@ -28,6 +28,8 @@ PAYMENT_REQUIRED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PAYMENT_REQUIRED)  #
 PROVIDER_FAILED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PROVIDER_FAILED)
 CANCELLED: Verdict = (ErrorClass.FALLBACK, ErrorCode.CANCELLED)
 OUTPUT_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, ErrorCode.OUTPUT_UNAVAILABLE)
+# Our side (bucket missing or forbidden, storage down): not the provider's health.
+OUTPUT_STORE_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, ErrorCode.OUTPUT_STORE_UNAVAILABLE)
 MISCONFIGURED: Verdict = (ErrorClass.FALLBACK, ErrorCode.MISCONFIGURED)  # counts: opens the circuit
 # The same after a submit: the task exists and may finish, so keep it (poll again once fixed).
 MISCONFIGURED_AFTER_SUBMIT: Verdict = (ErrorClass.UNKNOWN, ErrorCode.MISCONFIGURED)
@@ -40,11 +42,14 @@ HTTP_STATUS: dict[int, Verdict] = {
     402: PAYMENT_REQUIRED,  # an empty account
     403: FORBIDDEN,
     404: BAD_REQUEST,  # unknown model or route: our request
-    408: SERVER_ERROR,
     409: BAD_REQUEST,
     422: BAD_REQUEST,
     429: THROTTLED,
 }
+
+
+# Timeouts answered by a gateway or the client side of one: the create may have gone through.
+UNCONFIRMED_STATUSES = frozenset({408, 499})
 
 
 def content_policy(policy: str) -> Verdict:
@@ -54,9 +59,13 @@ def content_policy(policy: str) -> Verdict:
 
 
 def http_status(status: int) -> Verdict:
-    """An HTTP error answer to a create call."""
-    if status >= 500:
-        return SERVER_ERROR
+    """An HTTP error answer to a create call. A 5xx (or a 408/499 timeout) does not prove
+    that no task was made: a gateway may have lost the answer of a create that went through
+    (Runway, Vertex AI and Replicate alike; docs/providers.md lists the sources). So it is
+    UNKNOWN ``submit_unconfirmed``, never submitted again blindly; 4xx answers, 429 included,
+    are refusals at the door."""
+    if status >= 500 or status in UNCONFIRMED_STATUSES:
+        return SUBMIT_UNCONFIRMED
     return HTTP_STATUS.get(status, BAD_REQUEST)
 
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from aiprod.domain.jobs import Attempt, AttemptState, Job, JobStatus, replace_attempt
+from aiprod.domain.error_codes import ErrorCode
+from aiprod.domain.jobs import Attempt, AttemptState, Job, JobStatus, recount, replace_attempt
+from aiprod.domain.leases import nothing_sent
 from aiprod.domain.messages import ErrorClass, RenderOutcome
+
+# Closing codes that are our decision, not the provider's answer: a stored task may still run.
+CLOSED_BY_US = frozenset({ErrorCode.WALL_TIME_EXCEEDED, ErrorCode.LEASE_EXPIRED})
 
 
 class Claim(StrEnum):
@@ -23,36 +28,43 @@ class Claim(StrEnum):
     STALE = "stale"  # attempt finished, superseded or unknown: acknowledge, do nothing
 
 
-def claim(job: Job, number: int, now: float, lease_s: float) -> tuple[Job, Claim]:
+def claim(
+    job: Job,
+    number: int,
+    now: float,
+    lease_s: float,
+    claim_id: str | None = None,
+    window_s: float | None = None,
+) -> tuple[Job, Claim]:
     """Decide what a delivered task may do, and take the lease when it may run.
 
-    A redelivered task whose attempt has a stored provider task id resumes polling it at
-    once, live lease or not: Pub/Sub redelivers a killed worker's task within seconds, and
-    waiting out the lease would hold the job for minutes. Polls are read-only and the
-    report is conditioned on the attempt still running, so a second poller beside a live
-    one costs a few reads and nothing else. Without a task id the first delivery may be
-    creating it right now: only the lease's expiry (ORPHANED, for the reconciler) tells."""
+    A first claim's lease is the submit window (``window_s``): the image fetch, the create
+    and storing the task id must fit in it, so a worker lost before the id is stored is
+    noticed in seconds, not after a whole render lease. A redelivered task whose attempt has
+    a stored provider task id resumes polling it at once, live lease or not: polls are
+    read-only and the report is conditioned on the attempt still running. Without a task
+    id, a live lease means the first delivery may be creating it right now (BUSY); an
+    expired one with no submit intent means nothing was sent, so the attempt simply starts
+    again; with an intent, a create may have reached the provider, and only the reconciler
+    decides (ORPHANED: look it up, or charge its worst case)."""
     attempt = job.attempt(number)
+    window = lease_s if window_s is None else window_s
     if attempt is None or job.is_terminal or number != len(job.attempts):
         return job, Claim.STALE
     if attempt.state is AttemptState.REPORTED:
         return job, Claim.REPUBLISH
     if attempt.state is AttemptState.DISPATCHED:
-        return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.START
+        return _lease(job, attempt, now, window, claim_id), Claim.START
     if attempt.state is not AttemptState.RUNNING:
         return job, Claim.STALE
     if attempt.provider_task_id is not None:
-        return _lease(job, attempt, now, lease_s, AttemptState.RUNNING), Claim.RESUME
+        return _lease(job, attempt, now, lease_s, claim_id), Claim.RESUME
     if attempt.lease_expires_at is not None and now < attempt.lease_expires_at:
         return job, Claim.BUSY
+    if nothing_sent(attempt):
+        restarted = attempt.model_copy(update={"restarts": attempt.restarts + 1})
+        return _lease(job, restarted, now, window, claim_id), Claim.START
     return job, Claim.ORPHANED
-
-
-def record_submission(job: Job, number: int, task_id: str, now: float, lease_s: float) -> Job:
-    attempt = _require(job, number).model_copy(
-        update={"provider_task_id": task_id, "lease_expires_at": now + lease_s}
-    )
-    return replace_attempt(job, attempt, now)
 
 
 def record_report(
@@ -69,7 +81,7 @@ def record_report(
     and its lease as it was, so the stored task is polled once the lease expires.
     ``from_states``: the reconciler also reports a DISPATCHED attempt (a timeout).
     """
-    attempt = _require(job, outcome.attempt)
+    attempt = job.require(outcome.attempt)
     if attempt.state not in from_states:
         return job
     if outcome.error_class is ErrorClass.UNKNOWN:
@@ -87,8 +99,15 @@ def close_attempt(job: Job, outcome: RenderOutcome, now: float) -> Job:
     """Mark the attempt finished as the outcome says (the hold is settled alongside).
 
     A cost above the hold is charged in full; the excess is kept as ``overrun_micros`` on the
-    attempt and the job, so an overrun is visible where the money was spent."""
-    held = _require(job, outcome.attempt)
+    attempt and the job, so an overrun is visible where the money was spent. An attempt we
+    closed while its provider task may still be running (a job past its wall time) keeps
+    that task as a late task: the reconciler polls it and charges what it costs."""
+    held = job.require(outcome.attempt)
+    task_id = outcome.provider_task_id or held.provider_task_id
+    still_running = task_id is not None and outcome.error_code in CLOSED_BY_US
+    late = held.late_task_lease
+    if still_running and late is None and not outcome.cost_micros:
+        late = now
     attempt = held.model_copy(
         update={
             "state": AttemptState.SUCCEEDED if outcome.succeeded else AttemptState.FAILED,
@@ -97,18 +116,15 @@ def close_attempt(job: Job, outcome: RenderOutcome, now: float) -> Job:
             "error_code": outcome.error_code,
             "reason": None if outcome.succeeded else outcome.message,
             "cost_micros": outcome.cost_micros,
+            "cost_estimated": outcome.cost_estimated,
             "overrun_micros": max(0, outcome.cost_micros - held.hold_micros),
-            "provider_task_id": outcome.provider_task_id or None,
+            "provider_task_id": task_id,
+            "late_task_lease": late,
             "finished_at": now,
             "lease_expires_at": None,
         }
     )
-    closed = replace_attempt(job, attempt, now)
-    totals = {
-        "cost_micros": sum(a.cost_micros for a in closed.attempts),
-        "overrun_micros": sum(a.overrun_micros for a in closed.attempts),
-    }
-    return closed.model_copy(update=totals)
+    return recount(replace_attempt(job, attempt, now))
 
 
 def succeed(job: Job, output_uri: str | None, now: float) -> Job:
@@ -141,18 +157,16 @@ def announce(job: Job) -> Job:
     return job.model_copy(update={"announced": True})
 
 
-def _lease(job: Job, attempt: Attempt, now: float, lease_s: float, state: AttemptState) -> Job:
-    """A fresh lease. The first claim's time is kept (a resumed render started then: its
-    duration counts from it)."""
+def _lease(job: Job, attempt: Attempt, now: float, lease_s: float, claim_id: str | None) -> Job:
+    """A fresh lease for this delivery. The first claim's time is kept (a resumed render
+    started then: its duration counts from it)."""
     claimed_at = attempt.claimed_at if attempt.claimed_at is not None else now
     leased = attempt.model_copy(
-        update={"state": state, "lease_expires_at": now + lease_s, "claimed_at": claimed_at}
+        update={
+            "state": AttemptState.RUNNING,
+            "lease_expires_at": now + lease_s,
+            "claimed_at": claimed_at,
+            "claim_id": claim_id,
+        }
     )
     return replace_attempt(job, leased, now)
-
-
-def _require(job: Job, number: int) -> Attempt:
-    attempt = job.attempt(number)
-    if attempt is None:
-        raise ValueError(f"job {job.job_id} has no attempt {number}")
-    return attempt

@@ -1,8 +1,9 @@
 """Jobs: ``jobs/{job_id}``, the whole job (request, chain, attempts) as one document.
 
 Every save also writes the job's computed ``lease_expires_at`` and ``wall_deadline_at`` at
-the top level (None once the job is over, which a range query never matches), so the
-reconciler finds stuck jobs with two single-field range queries and no composite index.
+the top level (None once the job is over, which a range query never matches), and
+``late_task_due_at`` (a provider task found after its attempt closed, over or not), so the
+reconciler finds what is due with single-field range queries and no composite index.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aiprod.ports import DocumentStore, Transaction
 
 COLLECTION = "jobs"
 # The top-level fields whose ``<= now`` finds a job the reconciler must look at.
-DUE_FIELDS = ("lease_expires_at", "wall_deadline_at")
+DUE_FIELDS = ("lease_expires_at", "wall_deadline_at", "late_task_due_at")
 
 
 def decode(doc: dict) -> Job:

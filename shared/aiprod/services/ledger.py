@@ -63,6 +63,19 @@ class Ledger:
                 others, pool = ledger.mark_deficit([s for s in rest if not s.draining], pool)
             books.save(tx, [*others, shard], pool)
 
+    def correct(self, tx: Transaction, keys: list[str], change: int) -> None:
+        """Charge ``change`` more on each shard (a cost found after the attempt closed), or
+        give it back when negative (the estimate it was charged was above the real cost)."""
+        if change > 0:
+            self.settle(tx, keys, 0, change)
+            return
+        for key in keys if change < 0 else ():
+            scope, day, index = ledger.parse_shard_key(key)
+            shard = books.load_shard(tx, scope, day, index)
+            pool = self.pool(tx, scope, day) if shard.draining else None
+            shard, pool = ledger.refund(shard, pool, -change)
+            books.save(tx, [shard], pool)
+
     # -- plain reads ----------------------------------------------------------------------------
 
     def snapshot(self, store: DocumentStore, scope: str, day: str) -> BudgetTotals:

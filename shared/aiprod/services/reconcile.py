@@ -19,6 +19,7 @@ nothing held. It never submits to a provider: a stored provider task is polled, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,10 +31,13 @@ from aiprod.domain.effects import Effect
 from aiprod.domain.jobs import Job
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
+from aiprod.domain.submissions import MAX_KEEP_TRIES, record_known_cost, record_submission
 from aiprod.domain.transitions import record_report
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
+from aiprod.services.attempt_costs import AttemptCosts
 from aiprod.services.health import HealthBook
+from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for
 from aiprod.services.telemetry import Telemetry, null_telemetry
@@ -52,6 +56,9 @@ class ReconcileReport:
     timed_out: int = 0  # nothing to poll: failed as lease_expired (the job falls back)
     overdue: int = 0  # past the job's wall time: failed as wall_time_exceeded
     republished: int = 0  # a stored outcome never applied: published again
+    restarted: int = 0  # its worker was lost before sending anything: dispatched again
+    adopted: int = 0  # a lost create's task found at the provider: polled from now on
+    late_charged: int = 0  # a late provider task finished: what it cost was charged
     skipped: int = 0  # changed since read: someone else acted first
     errors: int = 0  # failed this time (logged); the next sweep tries again
     unreadable: int = 0  # a job document that does not decode (logged, skipped)
@@ -74,13 +81,16 @@ class Reconciler:
         batch: int = 200,
         telemetry: Telemetry | None = None,
         health: HealthBook | None = None,
+        ledger: Ledger | None = None,
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
+        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
         self._telemetry = telemetry or null_telemetry()
         self._health = health
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
+            Due.RESTART: self._restart,
             Due.POLL: self._poll,
             Due.TIME_OUT: self._time_out,
             Due.OVERDUE: self._overdue,
@@ -99,6 +109,7 @@ class Reconciler:
             self._telemetry.reconciler_action("unreadable")
         for job in found:
             context = {"job_id": job.job_id, "attempt": len(job.attempts)}
+            self._late_tasks(job, now, report)
             step = self._steps.get(leases.due(job, now))
             if step is None:
                 continue
@@ -134,6 +145,22 @@ class Reconciler:
         except Exception:
             log.exception("reconcile: could not quarantine", extra={"job_id": job_id})
 
+    def _late_tasks(self, job: Job, now: float, report: ReconcileReport) -> None:
+        """Each late task that is due: looked at once (``AttemptCosts.follow_late``)."""
+        for attempt in job.attempts:
+            if attempt.late_task_lease is not None and attempt.late_task_lease <= now:
+                backend = self._backend(attempt.backend)
+                try:
+                    action = self._costs.follow_late(job, attempt, backend, now, self._lease_s)
+                except Exception:
+                    log.exception("late task not looked at", extra={"job_id": job.job_id})
+                    action = "errors"
+                report.count(action)
+
+    def _restart(self, job: Job, now: float) -> str:
+        restart = partial(leases.restart, now=now, lease_s=self._lease_s)
+        return self._change(job, restart, effects.dispatched, "restarted")
+
     def _redispatch(self, job: Job, now: float) -> str:
         redispatch = partial(leases.redispatch, now=now, lease_s=self._lease_s)
         return self._change(job, redispatch, effects.dispatched, "redispatched")
@@ -143,6 +170,8 @@ class Reconciler:
         attempt = job.current
         task = effects.task_for(job, attempt)
         result = look(self._backend(attempt.backend), attempt.provider_task_id, task)
+        if result.unkept and attempt.keep_failures + 1 >= MAX_KEEP_TRIES:
+            result = dataclasses.replace(result, done=True)
         if result.done and result.error_class != ErrorClass.UNKNOWN:
             started = attempt.claimed_at or attempt.dispatched_at
             outcome = outcome_for(task, attempt.provider_task_id, result, started, now)
@@ -150,9 +179,24 @@ class Reconciler:
         if leases.overdue(job, now):
             return self._overdue(job, now)
         extend = partial(leases.extend, now=now, lease_s=self._lease_s)
+        if result.unkept:  # its cost is known: written now, with the failed try to keep it
+            noted = partial(
+                record_known_cost, number=attempt.number, cost_micros=result.cost_micros, now=now
+            )
+            return self._change(job, lambda j: extend(noted(j)), _nothing, "extended")
         return self._change(job, extend, _nothing, "extended")
 
     def _time_out(self, job: Job, now: float) -> str:
+        """Close the attempt (charging its worst case if a create may have reached the
+        provider), unless the provider lets us find the task its lost answer hid: then the
+        task is adopted and polled like any stored one."""
+        attempt = job.current
+        if leases.unconfirmed_create(attempt):
+            sent_at = attempt.submitting_at or attempt.claimed_at or attempt.dispatched_at
+            task_id = self._backend(attempt.backend).find(effects.task_for(job, attempt), sent_at)
+            if task_id is not None:
+                adopt = partial(_adopt, task_id=task_id, now=now, lease_s=self._lease_s)
+                return self._change(job, adopt, _nothing, "adopted")
         return self._close(job, leases.timeout_outcome(job, now), now, "timed_out")
 
     def _overdue(self, job: Job, now: float) -> str:
@@ -193,6 +237,12 @@ class Reconciler:
             return SKIPPED
         self._outbox.send(sent)
         return action
+
+
+def _adopt(job: Job, task_id: str, now: float, lease_s: float) -> Job:
+    """A task found at the provider becomes the attempt's stored task (polled from now on)."""
+    adopted, _ = record_submission(job, job.current.number, task_id, now, lease_s)
+    return adopted
 
 
 def _nothing(job: Job) -> list[Effect]:

@@ -6,8 +6,10 @@ same task again instead of paying for a second render.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from pydantic import ValidationError
@@ -19,17 +21,20 @@ from aiprod.domain.effects import Effect
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
-from aiprod.domain.transitions import Claim, claim, record_report, record_submission
-from aiprod.exceptions import ProviderError, TransientError
+from aiprod.domain.submissions import MAX_KEEP_TRIES, Stored
+from aiprod.domain.transitions import Claim, claim, record_report
+from aiprod.exceptions import ClaimLostError, ProviderError
 from aiprod.faults import checkpoint
 from aiprod.ports import DocumentStore, ProviderResult, VideoBackend
 from aiprod.repositories import jobs
+from aiprod.services.attempt_costs import AttemptCosts
+from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for, result_of
+from aiprod.services.submission import Submitter
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
-STORE_TASK_ID_TRIES = 3  # then the invocation fails; the id is in the ERROR log line
 
 
 class Renderer:
@@ -42,10 +47,13 @@ class Renderer:
         clock: Callable[[], float],
         sleep: Callable[[float], None] = time.sleep,
         telemetry: Telemetry | None = None,
+        ledger: Ledger | None = None,
     ):
         self._backend, self._store, self._outbox = backend, store, outbox
         self._settings, self._clock, self._sleep = settings, clock, sleep
         self._telemetry = telemetry or null_telemetry()
+        self._submitter = Submitter(backend, store, settings, clock, sleep)
+        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
@@ -60,7 +68,8 @@ class Renderer:
             self._outbox.send([self._dead_letter(data, "wrong_backend")])
             return
         self._wait_for_backoff(task)
-        job, decision = self._claim(task)
+        claim_id = uuid.uuid4().hex  # this delivery's claim: a stale one cannot submit
+        job, decision = self._claim(task, claim_id)
         if decision is Claim.REPUBLISH and job is not None:
             self._publish(effects.reported(job))
             return
@@ -70,7 +79,9 @@ class Renderer:
         attempt = job.attempt(task.attempt)
         key = f"{task.job_id}#{task.attempt}"
         checkpoint("render.after_claim", key)  # crash tests: claimed, provider not called
-        outcome = self._render(task, attempt.provider_task_id, attempt.claimed_at)
+        outcome = self._render(task, claim_id, attempt.provider_task_id, attempt.claimed_at)
+        if outcome is None:
+            return
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
         owed = self._store.run_transaction(lambda tx: self._report(tx, outcome))
         if not owed:  # another delivery polling the same task reported it first
@@ -79,14 +90,15 @@ class Renderer:
         self._telemetry.render_finished(outcome)
         self._publish(owed)
 
-    def _claim(self, task: RenderTask) -> tuple[Job | None, Claim]:
+    def _claim(self, task: RenderTask, claim_id: str) -> tuple[Job | None, Claim]:
         now = self._clock()
+        lease_s, window_s = self._settings.lease_s, self._settings.submit_lease_s
 
         def body(tx):
             job = jobs.load(tx, task.job_id)
             if job is None:
                 return None, Claim.STALE
-            claimed, decision = claim(job, task.attempt, now, self._settings.lease_s)
+            claimed, decision = claim(job, task.attempt, now, lease_s, claim_id, window_s)
             if claimed is not job:
                 jobs.save(tx, claimed)
             return claimed, decision
@@ -94,20 +106,24 @@ class Renderer:
         return self._store.run_transaction(body)
 
     def _render(
-        self, task: RenderTask, task_id: str | None, started: float | None
-    ) -> RenderOutcome:
+        self, task: RenderTask, claim_id: str, task_id: str | None, started: float | None
+    ) -> RenderOutcome | None:
         """Submit (unless a task is stored) and wait. ``started``: the attempt's first claim,
-        so a resumed render reports its whole duration."""
+        so a resumed render reports its whole duration. None: nothing to report (the claim
+        was lost before sending, or the task id came after the attempt closed)."""
         started = self._clock() if started is None else started
         try:
             if task_id is None:
-                task_id = self._backend.submit(task)
-                # crash tests: created at the provider, its task id not yet stored
-                checkpoint("render.after_create", f"{task.job_id}#{task.attempt}")
-                self._store_task_id(task, task_id)
+                task_id, stored = self._submitter.submit(task, claim_id)
+                if stored is not Stored.STORED and stored is not Stored.KNOWN:
+                    self._after_close(task, task_id, stored)
+                    return None
                 # crash tests: rendering at the provider, its task id stored, worker lost
                 checkpoint("render.after_submit", f"{task.job_id}#{task.attempt}")
             result = self._wait(task, task_id)
+        except ClaimLostError:
+            log.info("render task not run: another delivery holds the attempt", extra=_ctx(task))
+            return None
         except ProviderError as exc:
             result = result_of(exc)
         return outcome_for(task, task_id, result, started, self._clock())
@@ -115,13 +131,19 @@ class Renderer:
     def _wait(self, task: RenderTask, task_id: str) -> ProviderResult:
         """Poll until the task is done or the render deadline. A poll that failed (UNKNOWN
         ``poll_failed``) is looked at again like one still running: one glitch must not park
-        the attempt until its lease runs out. At the deadline the last failure is reported."""
+        the attempt until its lease runs out. A finished render whose output could not be
+        kept has its cost written on the attempt at once; after ``MAX_KEEP_TRIES`` the
+        attempt closes charged that cost. At the deadline the last failure is reported."""
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
             result = look(self._backend, task_id, task)
             failed_poll = result.error_code == ErrorCode.POLL_FAILED
             if result.done and not failed_poll:
                 return result
+            if result.unkept:
+                tries = self._costs.note_unkept(task.job_id, task.attempt, result.cost_micros)
+                if tries >= MAX_KEEP_TRIES:
+                    return dataclasses.replace(result, done=True)
             if self._clock() >= deadline:
                 if failed_poll:
                     return result
@@ -133,35 +155,25 @@ class Renderer:
                 )
             self._sleep(self._settings.poll_interval_s)
 
-    def _store_task_id(self, task: RenderTask, task_id: str) -> None:
-        """A submitted task's id is the only way back to a paid render: try a few times, and
-        if the store stays down, log the id (for an operator) before giving up."""
-        for attempt in range(1, STORE_TASK_ID_TRIES + 1):
-            try:
-                self._store.run_transaction(lambda tx: self._remember(tx, task, task_id))
+    def _after_close(self, task: RenderTask, task_id: str, stored: Stored) -> None:
+        """The create answered after its attempt was closed: the task is kept as a late task
+        of that attempt. Follow it until the render deadline and charge what it cost; if it
+        is still running then, the reconciler polls it later."""
+        context = {**_ctx(task), "provider_task_id": task_id}
+        if stored is Stored.LOST:
+            log.error("provider task %s has no attempt to go to", task_id, extra=context)
+            return
+        log.warning("create answered after its attempt closed: a late task", extra=context)
+        deadline = self._clock() + self._settings.render_deadline_s
+        while True:
+            result = look(self._backend, task_id, task)
+            finished = result.done and result.error_class is not ErrorClass.UNKNOWN
+            if finished or result.unkept:
+                self._costs.charge_late(task.job_id, task.attempt, result.cost_micros)
                 return
-            except TransientError:
-                if attempt == STORE_TASK_ID_TRIES:
-                    log.error(
-                        "provider task %s was submitted but its id could not be stored",
-                        task_id,
-                        extra={
-                            "job_id": task.job_id,
-                            "attempt": task.attempt,
-                            "backend": task.backend,
-                            "event": "task_id_unstored",
-                        },
-                    )
-                    raise
-                self._sleep(0.2 * attempt)
-
-    def _remember(self, tx, task: RenderTask, task_id: str) -> None:
-        job = jobs.load(tx, task.job_id)
-        if job is not None:
-            now = self._clock()
-            jobs.save(
-                tx, record_submission(job, task.attempt, task_id, now, self._settings.lease_s)
-            )
+            if self._clock() >= deadline:
+                return
+            self._sleep(self._settings.poll_interval_s)
 
     def _report(self, tx, outcome: RenderOutcome) -> list[Effect]:
         """Store the outcome on its attempt while it still runs, then owe its publication.
@@ -198,3 +210,7 @@ class Renderer:
         delay = task.not_before - self._clock()
         if delay > 0:
             self._sleep(min(delay, self._settings.max_backoff_wait_s))
+
+
+def _ctx(task: RenderTask) -> dict:
+    return {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}

@@ -1,0 +1,101 @@
+"""Costs that must survive until an attempt is settled: a cost the provider reported before
+its output could be kept (written on the attempt the first time it is seen), and what a late
+task cost (charged on its closed attempt, replacing the estimate it was closed with).
+
+Each is one transaction: read the job, apply the pure rule (``domain.submissions``), write
+the job and, for a late task, the ledger correction, together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiprod.domain import effects
+from aiprod.domain.jobs import Attempt, Job
+from aiprod.domain.leases import LATE_TASK_GIVE_UP_S
+from aiprod.domain.messages import ErrorClass
+from aiprod.domain.submissions import charge_late_task, extend_late_task, record_known_cost
+from aiprod.ports import DocumentStore, VideoBackend
+from aiprod.repositories import jobs
+from aiprod.services.ledger import Ledger
+from aiprod.services.provider_calls import look
+
+log = logging.getLogger(__name__)
+
+
+class AttemptCosts:
+    def __init__(self, store: DocumentStore, ledger: Ledger, clock: Callable[[], float]):
+        self._store, self._ledger, self._clock = store, ledger, clock
+
+    def note_unkept(self, job_id: str, number: int, cost_micros: int) -> int:
+        """A finished render whose output could not be kept this time: its cost is written
+        on the attempt; returns how many tries to keep it have failed (0: not running)."""
+
+        def body(tx) -> int:
+            job = jobs.load(tx, job_id)
+            if job is None:
+                return 0
+            noted = record_known_cost(job, number, cost_micros, self._clock())
+            if noted is job:
+                return 0
+            jobs.save(tx, noted)
+            return noted.require(number).keep_failures
+
+        return self._store.run_transaction(body)
+
+    def charge_late(self, job_id: str, number: int, cost_micros: int) -> int | None:
+        """Charge a late task's cost on its closed attempt; the ledger change, or None when
+        there was nothing to charge (charged already, or the attempt not closed yet)."""
+
+        def body(tx) -> int | None:
+            job = jobs.load(tx, job_id)
+            if job is None:
+                return None
+            charged, change = charge_late_task(job, number, cost_micros, self._clock())
+            if charged is job:
+                return None
+            self._ledger.correct(tx, job.require(number).ledger_keys, change)
+            jobs.save(tx, charged)
+            return change
+
+        change = self._store.run_transaction(body)
+        if change is not None:
+            log.warning(
+                "late provider task charged: %d micro-USD (change %+d)",
+                cost_micros,
+                change,
+                extra={"job_id": job_id, "attempt": number, "event": "late_task_charged"},
+            )
+        return change
+
+    def follow_late(
+        self, job: Job, attempt: Attempt, backend: VideoBackend, now: float, lease_s: float
+    ) -> str:
+        """The reconciler's look at a late task: charge it when it has finished, else look
+        again after a lease, and give up (left to the spend audit) after a day."""
+        task = effects.task_for(job, attempt)
+        result = look(backend, attempt.provider_task_id, task)
+        if (result.done and result.error_class is not ErrorClass.UNKNOWN) or result.unkept:
+            charged = self.charge_late(job.job_id, attempt.number, result.cost_micros)
+            return "skipped" if charged is None else "late_charged"
+        waited = now - (attempt.finished_at or now)
+        given_up = waited > LATE_TASK_GIVE_UP_S
+        if given_up:
+            log.error(
+                "late provider task %s given up after a day: the spend audit will see it",
+                attempt.provider_task_id,
+                extra={"job_id": job.job_id, "attempt": attempt.number},
+            )
+        self.look_later(job.job_id, attempt.number, None if given_up else now + lease_s)
+        return "extended"
+
+    def look_later(self, job_id: str, number: int, until: float | None) -> None:
+        """Poll the late task again at ``until`` (None: given up, left to the spend audit)."""
+
+        def body(tx) -> None:
+            job = jobs.load(tx, job_id)
+            if job is not None and job.require(number).late_task_lease is not None:
+                jobs.save(tx, extend_late_task(job, number, until, self._clock()))
+
+        self._store.run_transaction(body)
