@@ -83,14 +83,11 @@ def test_success_keeps_the_video_and_charges_the_real_cost(live, fakes, provider
     p.assert_books_balanced()
 
 
-@pytest.mark.parametrize("status", [429, 500])
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_throttling_and_5xx_retry_the_same_backend_then_the_chain_ends(
-    live, fakes, provider, status
-):
-    # GIVEN every create answered with 429 (or 500)
+def test_throttling_retries_the_same_backend_then_the_chain_ends(live, fakes, provider):
+    # GIVEN every create answered with 429 (a refusal at the door: no task was made)
     fake = provider.fake(fakes)
-    fake.queue("create", *[Reply(status, provider.errors[status])] * 5)
+    fake.queue("create", *[Reply(429, provider.errors[429])] * 5)
     p = live(retry=_quick_retries())
 
     p.run(provider.job())
@@ -98,9 +95,37 @@ def test_throttling_and_5xx_retry_the_same_backend_then_the_chain_ends(
     # THEN the same backend was tried three times (two retries), each sent exactly once
     job = p.job("j1")
     assert job["status"] == "FAILED"
-    code = "throttled" if status == 429 else "server_error"
-    assert attempts(job) == [(provider.name, "FAILED", code)] * 3
+    assert attempts(job) == [(provider.name, "FAILED", "throttled")] * 3
     assert creates(provider, fakes) == 3 and job["cost_micros"] == 0
+    p.assert_books_balanced()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_5xx_create_is_never_sent_again_and_is_charged_its_hold(live, fakes, clock, provider):
+    # GIVEN a create answered 500 (a task may exist behind it: nothing proves otherwise)
+    fake = provider.fake(fakes)
+    fake.queue("create", Reply(500, provider.errors[500]))
+    p = live(retry=_quick_retries(), lease_s=60)
+
+    p.run(provider.job())
+
+    # THEN the attempt waits, UNKNOWN submit_unconfirmed, its hold kept, nothing resent
+    job = p.job("j1")
+    assert attempts(job) == [(provider.name, "RUNNING", "submit_unconfirmed")]
+    hold = job["attempts"][0]["hold_micros"]
+
+    # WHEN the reconciler finds the submit window over and no task can be found
+    clock.advance(120)
+    run_schedules(p.app)
+    p.drain()
+
+    # THEN the attempt is closed charging its hold (an estimate), and the create was sent
+    # once: the pinned job ends, never rendered twice
+    job = p.job("j1")
+    assert job["status"] == "FAILED"
+    assert attempts(job) == [(provider.name, "FAILED", "lease_expired")]
+    assert job["cost_micros"] == hold and job["attempts"][0]["cost_estimated"] is True
+    assert creates(provider, fakes) == 1
     p.assert_books_balanced()
 
 

@@ -66,10 +66,12 @@ def test_throttled_create_is_retry_same_and_sent_once(replicate, fakes, retry_af
     assert len(fakes.replicate.calls("POST")) == 1
 
 
-def test_server_error_is_retry_same(replicate, fakes):
+def test_a_server_error_on_create_is_unconfirmed(replicate, fakes):
+    # a 5xx may hide a created prediction: UNKNOWN, never sent again blindly
     fakes.replicate.queue("create", Reply(500, problem(500, "Internal Server Error", "")))
     done = render(replicate, render_task("replicate"))
-    assert (done.result.error_class, done.result.error_code) == ("RETRY_SAME", "server_error")
+    assert (done.result.error_class, done.result.error_code) == ("UNKNOWN", "submit_unconfirmed")
+    assert len(fakes.replicate.calls("POST")) == 1
 
 
 def test_invalid_input_falls_back_with_the_detail(replicate, fakes):

@@ -81,13 +81,15 @@ def test_throttled_create_is_retry_same_and_sent_once(runway, fakes, headers, wa
     assert done.result.retry_after_s == wait
 
 
-def test_server_error_is_retry_same_and_sent_once(runway, fakes):
-    fakes.runway.queue("create", Reply(500, {"error": "Internal server error"}))
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_server_error_on_create_is_unconfirmed_and_sent_once(runway, fakes, status):
+    # a 5xx may hide a created task (a gateway lost the answer): never sent again blindly
+    fakes.runway.queue("create", Reply(status, {"error": "Internal server error"}))
 
     done = render(runway, render_task("runway"))
 
     assert len(fakes.runway.calls("POST")) == 1
-    assert (done.result.error_class, done.result.error_code) == ("RETRY_SAME", "server_error")
+    assert (done.result.error_class, done.result.error_code) == ("UNKNOWN", "submit_unconfirmed")
 
 
 @pytest.mark.parametrize(
@@ -223,12 +225,16 @@ def test_a_poll_that_hangs_is_looked_at_again(live_env, fakes):
     assert len(fakes.runway.calls("POST")) == 1
 
 
-def test_no_bucket_after_a_render_is_unknown_not_a_second_render(live_env, fakes):
+def test_no_bucket_after_a_render_keeps_its_cost_and_blames_us(live_env, fakes):
     # GIVEN a finished task but no bucket configured to keep its output in
     runway = live_backend(live_env, "runway", output_bucket="")
 
     done = render(runway, render_task("runway"))
 
-    # THEN the outcome is unknown (the task is kept and polled again once fixed)
-    assert (done.result.error_class, done.result.error_code) == ("UNKNOWN", "misconfigured")
-    assert "AIPROD_OUTPUT_BUCKET" in done.result.message
+    # THEN the render is "unkept": not done (keeping is tried again, bounded), carrying the
+    # cost the provider reported, on our side (not the provider's health), and no second render
+    result = done.result
+    assert (result.done, result.unkept) == (False, True)
+    assert (result.error_code, result.cost_micros) == ("output_store_unavailable", 600_000)
+    assert "AIPROD_OUTPUT_BUCKET" in result.message
+    assert len(fakes.runway.calls("POST")) == 1

@@ -105,10 +105,11 @@ def test_resource_exhausted_is_retry_same_and_sent_once(veo, fakes):
     assert done.result.retry_after_s == 12.0  # what Vertex asked for reaches the retry policy
 
 
-def test_server_error_is_retry_same(veo, fakes):
+def test_a_server_error_on_create_is_unconfirmed(veo, fakes):
+    # UNAVAILABLE may follow an operation that was created: never sent again blindly
     fakes.veo.queue("create", Reply(503, error_body(503, "UNAVAILABLE", "Service unavailable")))
     done = render(veo, render_task("veo"))
-    assert (done.result.error_class, done.result.error_code) == ("RETRY_SAME", "server_error")
+    assert (done.result.error_class, done.result.error_code) == ("UNKNOWN", "submit_unconfirmed")
 
 
 def test_invalid_argument_falls_back_with_the_message(veo, fakes):

@@ -121,6 +121,8 @@ class KeptOutputs(LazyClient, VideoBackend):
 
 def _why(where: str, exc: Exception) -> str:
     """What failed, without the exception's text (it may carry a signed URL)."""
+    if isinstance(exc, ConfigError):
+        return f"{where}: {exc}"
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return f"{where}: {type(exc).__name__}" + (f" (HTTP {status})" if status else "")
 

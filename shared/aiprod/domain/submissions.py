@@ -64,6 +64,11 @@ def record_submission(
     return replace_attempt(job, late, now), Stored.LATE
 
 
+def adopt_task(job: Job, task_id: str, now: float, lease_s: float) -> Job:
+    """A task found at the provider (a lost create's) becomes the current attempt's task."""
+    return record_submission(job, job.current.number, task_id, now, lease_s)[0]
+
+
 def record_known_cost(job: Job, number: int, cost_micros: int, now: float) -> Job:
     """A finished render whose output could not be kept yet: what the provider reported is
     written on the attempt now (so no closing path can drop it), and the failed try counted."""

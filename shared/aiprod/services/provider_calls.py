@@ -37,6 +37,17 @@ def look(backend: VideoBackend, task_id: str, task: RenderTask) -> ProviderResul
         )
 
 
+def find(backend: VideoBackend, task: RenderTask, sent_at: float) -> str | None:
+    """The task a lost create answer hid, if the provider can say; a lookup that fails
+    finds nothing (the attempt is then charged its worst case), and never stops a sweep."""
+    try:
+        return backend.find(task, sent_at)
+    except Exception as exc:
+        context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
+        log.warning("lookup of a lost create raised %s", type(exc).__name__, extra=context)
+        return None
+
+
 def result_of(exc: ProviderError) -> ProviderResult:
     """A provider's refusal is the attempt's outcome, classified, not an exception to retry."""
     return ProviderResult(

@@ -31,10 +31,11 @@ from aiprod.domain.effects import Effect
 from aiprod.domain.jobs import Job
 from aiprod.domain.leases import Due
 from aiprod.domain.messages import ErrorClass, RenderOutcome
-from aiprod.domain.submissions import MAX_KEEP_TRIES, record_known_cost, record_submission
+from aiprod.domain.submissions import MAX_KEEP_TRIES, adopt_task, record_known_cost
 from aiprod.domain.transitions import record_report
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
+from aiprod.services import provider_calls
 from aiprod.services.attempt_costs import AttemptCosts
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
@@ -193,9 +194,10 @@ class Reconciler:
         attempt = job.current
         if leases.unconfirmed_create(attempt):
             sent_at = attempt.submitting_at or attempt.claimed_at or attempt.dispatched_at
-            task_id = self._backend(attempt.backend).find(effects.task_for(job, attempt), sent_at)
+            task = effects.task_for(job, attempt)
+            task_id = provider_calls.find(self._backend(attempt.backend), task, sent_at)
             if task_id is not None:
-                adopt = partial(_adopt, task_id=task_id, now=now, lease_s=self._lease_s)
+                adopt = partial(adopt_task, task_id=task_id, now=now, lease_s=self._lease_s)
                 return self._change(job, adopt, _nothing, "adopted")
         return self._close(job, leases.timeout_outcome(job, now), now, "timed_out")
 
@@ -237,12 +239,6 @@ class Reconciler:
             return SKIPPED
         self._outbox.send(sent)
         return action
-
-
-def _adopt(job: Job, task_id: str, now: float, lease_s: float) -> Job:
-    """A task found at the provider becomes the attempt's stored task (polled from now on)."""
-    adopted, _ = record_submission(job, job.current.number, task_id, now, lease_s)
-    return adopted
 
 
 def _nothing(job: Job) -> list[Effect]:
