@@ -1,9 +1,10 @@
 """What the spend audit charged with no attempt behind it, and when it last ran.
 
-| collection | id | holds |
-|---|---|---|
-| ``unattributed_charges`` | a charge id (``replicate:<prediction id>``, ``runway:total@<day>``) | an ``UnattributedCharge``: the amount charged so far, the shard it is on, the provider's ids |
-| ``spend_audit_runs`` | the UTC hour (``2027-01-15T08``) | the reconciler's hourly audit: the first sweep of the hour claims it |
+- ``unattributed_charges/{charge_id}`` (``replicate:<prediction id>``,
+  ``runway:total@<day>``): an ``UnattributedCharge``, the amount charged so far, the shard it
+  is on, the provider's ids;
+- ``spend_audit_runs/{UTC hour}`` (``2027-01-15T08``): the reconciler's hourly audit, claimed
+  by the first sweep of the hour.
 
 One record per charge id, written in the same transaction as the ledger charge: a re-run
 finds it and charges only what a grown total adds, never the same task twice.

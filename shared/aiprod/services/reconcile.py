@@ -74,10 +74,11 @@ class Reconciler:
         batch: int = 200,
         telemetry: Telemetry | None = None,
         health: HealthBook | None = None,
+        hourly: Callable[[float], object] | None = None,
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
         self._telemetry = telemetry or null_telemetry()
-        self._health = health
+        self._health, self._hourly = health, hourly
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
@@ -121,7 +122,18 @@ class Reconciler:
             # Reading the circuits reports each one's state gauge: once a minute, so the
             # circuit alert has data while no job arrives to read them.
             self._health.snapshot()
+        self._audit_spend(now)
         return report
+
+    def _audit_spend(self, now: float) -> None:
+        """The hourly spend audit against the providers (the first sweep of each hour runs
+        it); its failure is logged and never fails the sweep."""
+        if self._hourly is None:
+            return
+        try:
+            self._hourly(now)
+        except Exception:
+            log.exception("spend audit failed; the next hour tries again")
 
     def _set_aside(self, job_id: str, now: float) -> None:
         """An unreadable job document: logged, and quarantined (out of the next sweeps'
