@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from replicate.exceptions import ReplicateError
 
 from aiprod.adapter_tables import make_spend_source
 from aiprod.domain.catalog import default_catalog
@@ -68,7 +69,7 @@ def test_replicate_stops_paging_at_the_window_and_skips_what_is_outside(live_env
 
 def test_replicate_list_failure_raises_for_the_audit_to_report(live_env, fakes):
     fakes.replicate.queue("list", Reply(500, {"title": "x", "status": 500}))
-    with pytest.raises(Exception):
+    with pytest.raises(ReplicateError):
         source(live_env, "replicate").day(DAY, START, END, [])
 
 
@@ -79,7 +80,7 @@ def test_runway_usage_is_the_days_credits_in_micro_usd(live_env, fakes):
 
     seen = source(live_env, "runway").day(DAY, START, END, [])
 
-    # THEN the total is 2 × 60 credits at $0.01, from POST /v1/organization/usage
+    # THEN the total is 2 x 60 credits at $0.01, from POST /v1/organization/usage
     assert seen.total_micros == 2 * 60 * 10_000 and seen.tasks == ()
     [usage] = fakes.runway.calls("POST", "/v1/organization/usage")
     assert usage.json() == {"startDate": DAY, "beforeDate": "2027-01-16"}
