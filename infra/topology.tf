@@ -94,7 +94,7 @@ locals {
       timeout_s = 300
       publishes = ["render-runway", "render-veo", "render-replicate", "render-outcomes"]
       secrets   = ["runway", "replicate"]
-      bucket    = true
+      bucket    = true                      # keeps polled outputs; the hourly spend audit lists Veo's videos
       roles     = ["roles/aiplatform.user"] # polls stored provider tasks, as the render functions do
     }
   }

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiprod.config import Settings
 from aiprod.domain.catalog import Catalog
 from aiprod.exceptions import ConfigError
-from aiprod.ports import MetricSink, NullSink, VideoBackend
+from aiprod.ports import MetricSink, NullSink, SpendSource, VideoBackend
 
 # Adapters as "module:attribute", imported on first use: a process loads only what it builds
 # (a render function its own provider's SDK, an embedded run no Google SDK at all).
@@ -56,6 +56,28 @@ def make_backend(name: str, settings: Settings, catalog: Catalog, clock) -> Vide
     if settings.provider_mode not in BACKEND_MODES:
         raise NotImplementedError(f"provider mode {settings.provider_mode!r} is not available")
     return BACKEND_MODES[settings.provider_mode](name, settings, catalog, clock)
+
+
+# The spend audit's view of each provider (``SpendSource``), in live mode: each in its
+# provider's module (Veo's is the output bucket, so it lives with the storage adapter).
+LIVE_SPEND_SOURCES: dict[str, str] = {
+    "runway": "aiprod.adapters.runway:RunwaySpend",
+    "veo": "aiprod.adapters.kept_outputs:VeoOutputs",
+    "replicate": "aiprod.adapters.replicate:ReplicateSpend",
+}
+SPEND_MODES = {
+    "simulated": lambda name, *_: _load("aiprod.adapters.simulated:SimulatedSpend")(name),
+    "live": lambda name, settings, catalog: _load(LIVE_SPEND_SOURCES[name])(
+        settings.providers, catalog, settings.project
+    ),
+}
+
+
+def make_spend_source(name: str, settings: Settings, catalog: Catalog) -> SpendSource:
+    """What the spend audit asks about a backend, as configured (like ``make_backend``)."""
+    if settings.provider_mode not in SPEND_MODES:
+        raise NotImplementedError(f"provider mode {settings.provider_mode!r} is not available")
+    return SPEND_MODES[settings.provider_mode](name, settings, catalog)
 
 
 def _cloud_sink(settings: Settings, clock, job: str, _: str) -> MetricSink:

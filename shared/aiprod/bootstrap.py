@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from functools import cache
 
 from aiprod import logs, topology
-from aiprod.adapter_tables import make_backend, make_metric_sink
+from aiprod.adapter_tables import make_backend, make_metric_sink, make_spend_source
 from aiprod.config import Settings
 from aiprod.domain.catalog import Catalog, default_catalog
-from aiprod.ports import Bus, DocumentStore, MetricSink, VideoBackend
+from aiprod.ports import Bus, DocumentStore, MetricSink, SpendSource, VideoBackend
 from aiprod.services.books import Books
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
@@ -28,6 +28,7 @@ from aiprod.services.outcome import OutcomeHandler
 from aiprod.services.reconcile import Reconciler
 from aiprod.services.render import Renderer
 from aiprod.services.router import Router
+from aiprod.services.spend_audit import SpendAudit
 from aiprod.services.telemetry import Telemetry
 
 
@@ -150,7 +151,21 @@ class App:
             telemetry=self.telemetry,
             health=self.health,
             ledger=self.ledger,
+            hourly=lambda now: self.spend_audit.hourly(now),
         )
+
+    @built_once
+    def spend_sources(self) -> dict[str, SpendSource]:
+        """Each provider's view for the spend audit (built on the audit's first run)."""
+        return {b: make_spend_source(b, self.settings, self.catalog) for b in topology.BACKENDS}
+
+    @built_once
+    def spend_audit(self) -> SpendAudit:
+        sources = lambda: self.spend_sources  # noqa: E731 (built only when an audit reads them)
+        return SpendAudit(
+            self.store, self.settings, sources, self.catalog, self.ledger, self.clock,
+            self.telemetry,
+        )  # fmt: skip
 
     def renderer(self, backend: str) -> Renderer:
         if backend not in self._renderers:

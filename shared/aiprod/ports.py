@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass, RenderTask
 from aiprod.domain.metric_set import Metric
+from aiprod.domain.spend_audit import ProviderDay
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -126,6 +127,18 @@ class VideoBackend(ABC):
         answer was lost, where the provider lets us look (None: not found, or no way to
         look; the attempt is then charged its worst case)."""
         return None
+
+
+class SpendSource(ABC):
+    """What one provider says ran (the spend audit): its renders of a day, and the day's
+    total where it reports one. Read-only; raises on a failed look (the audit reports it)."""
+
+    provider: str
+
+    @abstractmethod
+    def day(self, day: str, start: float, end: float, stored: list[str]) -> ProviderDay:
+        """The provider's view of ``[start, end)`` (the budget day ``day``), and of the task
+        ids in ``stored`` (ours, whose attempts recorded nothing) where it can look them up."""
 
 
 MAX_LABEL_VALUE = 128  # Cloud Monitoring allows 1024; ours are enums, backends and scopes

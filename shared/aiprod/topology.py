@@ -65,7 +65,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("handle_outcome", RENDER_OUTCOMES, timeout_s=60),
     # The lease sweep (services/reconcile.py): every minute; overlapping runs are safe. It
     # polls stored provider tasks through the same adapters as the render functions, so it
-    # ships every provider SDK (imported lazily, only when a poll is due).
+    # ships every provider SDK (imported lazily, only when a poll is due). Its first sweep of
+    # each hour also runs the spend audit (services/spend_audit.py), which reads what each
+    # provider ran with the same keys, SDKs and output bucket: nothing more to deploy.
     FunctionSpec(
         "reconcile",
         None,

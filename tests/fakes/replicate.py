@@ -4,12 +4,18 @@ statuses starting → processing → succeeded / failed / canceled / aborted, an
 problem details ``{"title", "detail", "status"}``.
 
 No ``Authorization: Bearer <token>`` → 401; a body without ``input.prompt`` → 422.
-Routes for ``queue``: ``create``, ``prediction``.
+Routes for ``queue``: ``create``, ``prediction``, ``list``.
+
+``GET /v1/predictions`` lists every prediction made with the token, newest first, in pages of
+``page_size`` (``{"previous", "next", "results"}``, ``next`` the URL of the next page with
+its ``cursor``), each as ``GET /v1/predictions/{id}`` would show it now (without counting a
+poll).
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 
@@ -41,6 +47,7 @@ class ReplicateFake(FakeServer):
         self.error = "Prediction failed."
         self.predict_time = 38.2
         self.output_as_list = False
+        self.page_size = 100  # predictions per page of GET /v1/predictions
         self.started: dict[str, Prediction] = {}
 
     def dispatch(self, request: Recorded) -> Reply:
@@ -54,6 +61,8 @@ class ReplicateFake(FakeServer):
         if request.method == "POST" and match:
             model = f"{match['owner']}/{match['name']}"
             return self.scripted("create") or self._create(model, request.json() or {})
+        if request.method == "GET" and path == "/v1/predictions":
+            return self.scripted("list") or self._list(request.path)
         if request.method == "GET" and path.startswith("/v1/predictions/"):
             found = self.started.get(path.removeprefix("/v1/predictions/"))
             return self.scripted("prediction") or self._prediction(found)
@@ -66,6 +75,19 @@ class ReplicateFake(FakeServer):
         prediction = Prediction(str(uuid.uuid4()), model, model_input, self.polls_before_done)
         self.started[prediction.id] = prediction
         return Reply(201, self._json(prediction, "starting"))
+
+    def _list(self, path: str) -> Reply:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        start = int((query.get("cursor") or ["0"])[0])
+        newest = list(reversed(list(self.started.values())))
+        page = newest[start : start + self.page_size]
+        more = start + self.page_size < len(newest)
+        following = f"{self.url}/v1/predictions?cursor={start + self.page_size}" if more else None
+        before = f"{self.url}/v1/predictions?cursor={max(0, start - self.page_size)}"
+        results = [self._json(p, self.final if p.polls_left <= 0 else "processing") for p in page]
+        return Reply(
+            200, {"previous": before if start else None, "next": following, "results": results}
+        )
 
     def _prediction(self, prediction: Prediction | None) -> Reply:
         if prediction is None:

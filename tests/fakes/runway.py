@@ -4,7 +4,11 @@ SUCCEEDED / FAILED / CANCELLED, each with every field its SDK class requires).
 
 It refuses what the real API refuses: no ``Authorization: Bearer <key>`` → 401, a missing or
 wrong ``X-Runway-Version`` → 400, a body missing a required field or with a ratio the model
-does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``task``.
+does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``task``, ``usage``.
+
+``POST /v1/organization/usage`` (``{"startDate", "beforeDate"}``, UTC days, the end excluded)
+answers the credits each day and model used: every task started, at its model's price when
+the fake's tasks succeed (``final``), 0 otherwise, on the day of its ``createdAt``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class RunwayFake(FakeServer):
             return self.scripted("create") or self._create(path.removeprefix("/v1/"), request)
         if request.method == "GET" and path.startswith("/v1/tasks/"):
             return self.scripted("task") or self._task(path.removeprefix("/v1/tasks/"))
+        if request.method == "POST" and path == "/v1/organization/usage":
+            return self.scripted("usage") or self._usage(request.json() or {})
         if request.method == "DELETE" and path.startswith("/v1/tasks/"):
             return Reply(204, b"")
         return super().dispatch(request)
@@ -80,6 +86,21 @@ class RunwayFake(FakeServer):
         self.started[task.id] = task
         credits = CREDITS_PER_S[task.model] * task.duration
         return Reply(200, {"id": task.id, "estimatedCost": {"credits": credits}})
+
+    def _usage(self, body: dict) -> Reply:
+        day = CREATED_AT[:10]
+        if not body.get("startDate", day) <= day < body.get("beforeDate", "9999-12-31"):
+            return Reply(200, {"models": [], "results": []})
+        used: dict[str, int] = {}
+        for task in self.started.values():
+            credits = CREDITS_PER_S[task.model] * task.duration
+            used[task.model] = used.get(task.model, 0) + (
+                credits if self.final == "SUCCEEDED" else 0
+            )
+        spent = [{"amount": amount, "model": model} for model, amount in used.items()]
+        return Reply(
+            200, {"models": sorted(used), "results": [{"date": day, "usedCredits": spent}]}
+        )
 
     def _task(self, task_id: str) -> Reply:
         task = self.started.get(task_id)

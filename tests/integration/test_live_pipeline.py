@@ -268,9 +268,11 @@ def _quick_retries() -> RetryPolicy:
 
 
 def creates(provider: Provider, fakes) -> int:
-    """How many create calls a provider's fake received (Veo's polls are POSTs too)."""
+    """How many create calls a provider's fake received (Veo's polls are POSTs too, and so is
+    Runway's usage report, which the reconciler's hourly spend audit reads)."""
     calls = provider.fake(fakes).calls("POST")
-    return len([c for c in calls if not c.path.endswith(":fetchPredictOperation")])
+    reads = (":fetchPredictOperation", "/v1/organization/usage")
+    return len([c for c in calls if not c.path.endswith(reads)])
 
 
 def test_a_throttled_create_is_retried_no_sooner_than_runway_asked(live, fakes):

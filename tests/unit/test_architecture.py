@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aiprod.repositories import circuits, dead_letters, jobs, ledger
+from aiprod.repositories import circuits, dead_letters, jobs, ledger, unattributed
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 RUNTIME, TOOLING = SHARED / "aiprod", SHARED / "aiprod_tools"
@@ -22,6 +22,8 @@ COLLECTIONS = {
     ledger.SHARDS,
     ledger.POOLS,
     ledger.LIMITS,
+    unattributed.COLLECTION,
+    unattributed.RUNS,
 }
 # The standard library and pydantic: all the pure domain may import besides itself.
 DOMAIN_MAY_IMPORT = ("aiprod.domain", "pydantic", "__future__")

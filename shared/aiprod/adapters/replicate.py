@@ -31,7 +31,8 @@ from aiprod.config import REPLICATE_KEY_ENV, secret
 from aiprod.domain import taxonomy
 from aiprod.domain.catalog import ModelSpec
 from aiprod.domain.messages import RenderTask
-from aiprod.ports import ProviderResult
+from aiprod.domain.spend_audit import ProviderDay, ProviderTask
+from aiprod.ports import ProviderResult, SpendSource
 
 log = logging.getLogger(__name__)
 RUNNING = frozenset({"starting", "processing"})
@@ -164,3 +165,43 @@ def _cost(data: dict, task: RenderTask, spec: ModelSpec) -> int:
         seconds = float((data.get("metrics") or {}).get("predict_time") or 0.0)
         return round(seconds * (spec.hardware_micros_per_s or 0))
     return catalog_cost(task, spec)
+
+
+class ReplicateSpend(ReplicateBackend, SpendSource):
+    """The spend audit's view of Replicate: the predictions created with our token in the
+    window, from ``GET /v1/predictions`` (newest first, cursor pages: ``next`` is the next
+    page's URL), read as JSON like ``_fetch`` (the SDK's model refuses ``aborted``)."""
+
+    provider = "replicate"
+
+    def day(self, day: str, start: float, end: float, stored: list[str]) -> ProviderDay:
+        found: dict[str, ProviderTask] = {}
+        page: str | None = "/v1/predictions"
+        while page:
+            listed = self.client()._request("GET", page).json()
+            created = [(_epoch(p.get("created_at")), p) for p in listed.get("results") or []]
+            found |= {p["id"]: self._task(p) for t, p in created if start <= t < end}
+            older = [t for t, _ in created if t < start]
+            page = None if older or not created else listed.get("next")
+        return ProviderDay(self.provider, day, tuple(found.values()))
+
+    def _task(self, data: dict) -> ProviderTask:
+        """Billed: a success; a finished prediction on compute time (``predict_time``) too;
+        a running one may yet be (None)."""
+        status, model = str(data.get("status")), str(data.get("model") or "")
+        spec = self._catalog.backends[self.name].models.get(model)
+        on_time = spec is not None and spec.cost_basis == "predict_time"
+        billed = None if status not in FINISHED else (status == "succeeded" or on_time)
+        seconds = (data.get("metrics") or {}).get("predict_time")
+        cost = None
+        if on_time and status in FINISHED and seconds is not None:
+            cost = round(float(seconds) * (spec.hardware_micros_per_s or 0))
+        return ProviderTask(data["id"], data["id"], model, status, billed, cost)
+
+
+def _epoch(text: object) -> float:
+    """An RFC 3339 time (``2027-01-15T08:00:00.000000Z``) as epoch seconds (0 if unreadable)."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

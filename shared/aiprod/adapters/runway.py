@@ -9,6 +9,7 @@ and safe to repeat, so a poll that fails transiently is just "not done yet".
 from __future__ import annotations
 
 import logging
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -27,7 +28,8 @@ from aiprod.config import RUNWAY_KEY_ENV, secret
 from aiprod.domain import taxonomy
 from aiprod.domain.catalog import ModelSpec
 from aiprod.domain.messages import RenderTask
-from aiprod.ports import ProviderResult
+from aiprod.domain.spend_audit import ProviderDay, ProviderTask
+from aiprod.ports import ProviderResult, SpendSource
 
 log = logging.getLogger(__name__)
 RUNNING = frozenset({"PENDING", "THROTTLED", "RUNNING"})
@@ -119,3 +121,33 @@ class RunwayBackend(LiveBackend):
 def _reported_cost(data: dict) -> int | None:
     credits = (data.get("cost") or {}).get("credits")
     return None if credits is None else round(float(credits) * MICROS_PER_RUNWAY_CREDIT)
+
+
+class RunwaySpend(RunwayBackend, SpendSource):
+    """The spend audit's view of Runway, which lists no tasks: the organization's credits
+    for the day (``POST /v1/organization/usage`` with ``startDate`` / ``beforeDate``, UTC
+    days; ``results[].usedCredits[]`` per model), and each stored task id we were given
+    (``GET /v1/tasks/{id}``: its status and ``cost.credits``)."""
+
+    provider = "runway"
+
+    def day(self, day: str, start: float, end: float, stored: list[str]) -> ProviderDay:
+        after = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        usage = self.client().organization.retrieve_usage(start_date=day, before_date=after)
+        credits = sum(
+            used.amount
+            for result in usage.results
+            if str(result.date) == day
+            for used in result.used_credits
+        )
+        tasks = tuple(t for t in map(self._task, dict.fromkeys(stored)) if t is not None)
+        return ProviderDay(self.provider, day, tasks, credits * MICROS_PER_RUNWAY_CREDIT)
+
+    def _task(self, task_id: str) -> ProviderTask | None:
+        try:
+            data = self.client().tasks.retrieve(task_id).to_dict()
+        except runwayml.NotFoundError:
+            return None  # never created: nothing billed
+        status, cost = data.get("status"), _reported_cost(data)
+        billed = None if status in RUNNING else bool(cost) or status == "SUCCEEDED"
+        return ProviderTask(task_id, task_id, "", str(status), billed, cost)

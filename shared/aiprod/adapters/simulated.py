@@ -32,8 +32,9 @@ from aiprod.domain import taxonomy
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass, RenderTask
+from aiprod.domain.spend_audit import ProviderDay, ProviderTask
 from aiprod.exceptions import ConfigError
-from aiprod.ports import ProviderResult, VideoBackend
+from aiprod.ports import ProviderResult, SpendSource, VideoBackend
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", ErrorClass, ErrorCode)
@@ -126,3 +127,15 @@ def _share(job_id: str, attempt: int) -> float:
     """A stable number in [0, 1) per job and attempt, so failures repeat across processes."""
     digest = hashlib.sha256(f"{job_id}#{attempt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class SimulatedSpend(SpendSource):
+    """The spend audit's view of a simulated provider, which bills nothing: the renders a
+    test or a demo puts in ``tasks`` (an orphan to find), and no total."""
+
+    def __init__(self, provider: str, tasks: list[ProviderTask] | None = None):
+        self.provider = provider
+        self.tasks: list[ProviderTask] = list(tasks or [])
+
+    def day(self, day: str, start: float, end: float, stored: list[str]) -> ProviderDay:
+        return ProviderDay(self.provider, day, tuple(self.tasks))

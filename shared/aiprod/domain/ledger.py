@@ -180,6 +180,20 @@ def refund(shard: Shard, pool: Pool | None, amount: int) -> tuple[Shard, Pool | 
     return refunded, pool
 
 
+def charge(shard: Shard, pool: Pool, amount: int) -> tuple[Shard, Pool]:
+    """Spend no hold covered (the spend audit's unattributed charge): allotted from the pool
+    and spent at once, so both invariants hold; a pool it drives negative is in deficit."""
+    if amount < 0:
+        raise ValueError("a charge is never negative")
+    spent = replace(
+        shard, allot_micros=shard.allot_micros + amount, spent_micros=shard.spent_micros + amount
+    )
+    pool = replace(pool, unallotted_micros=pool.unallotted_micros - amount)
+    if spent.draining or pool.unallotted_micros < 0:
+        spent, pool = repay(replace(spent, draining=True), pool)
+    return spent, pool
+
+
 def needs_pool_to_settle(shard: Shard, held: int, actual: int) -> bool:
     return actual > held or shard.draining
 

@@ -152,13 +152,20 @@ RECONCILER_ACTIONS = _counter(
     "What the reconciler did with an expired attempt",
     ("action", "redispatched, reported, extended, timed_out, overdue, republished, ..."),
 )
+SPEND_UNRECORDED = _counter(
+    "spend/unrecorded",
+    "Provider spend the ledger had not recorded, charged unattributed by the spend audit",
+    BACKEND,
+    unit="{USD}",
+    value=REAL,
+)
 STUCK_JOBS = _gauge("jobs/stuck", "Attempts past their lease when the reconciler last looked")
 
 ALL: tuple[Metric, ...] = (
     JOBS_ACCEPTED, JOBS_REJECTED, JOBS_FINISHED, PIPELINE_DURATION, RENDER_DURATION, JOB_COST,
     COST_PER_MINUTE, BACKEND_COST, BUDGET_SPENT, BUDGET_HELD, BUDGET_UTILIZATION,
     BACKEND_REQUESTS, BACKEND_ERRORS, FALLBACKS, CIRCUIT_STATE, QUALITY, OVERRUNS,
-    RECONCILER_ACTIONS, STUCK_JOBS,
+    RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED,
 )  # fmt: skip
 BY_TYPE: dict[str, Metric] = {m.type: m for m in ALL}
 

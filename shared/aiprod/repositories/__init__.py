@@ -8,4 +8,6 @@ never spell a collection name.
 - ``ledger``: a scope's budget day, and run-time limits (``budget_pools``, ``ledger``,
   ``budget_limits``)
 - ``dead_letters``: a kept dead-lettered message (``dead_letters``)
+- ``unattributed``: the spend audit's charges and hourly runs (``unattributed_charges``,
+  ``spend_audit_runs``)
 """

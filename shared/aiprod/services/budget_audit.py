@@ -9,6 +9,10 @@ Only jobs updated since the day began (less a day's margin for clock and time-zo
 scanned: an attempt on day D was dispatched on D, so its job was updated on D or later. The
 ledger is read before and after the scan; a busy system may move it in between, so the audit
 re-reads until it stands still (or says that it did not).
+
+The spend audit's unattributed charges (``repositories.unattributed``) are spent on a global
+shard with no attempt behind them: each shard is expected to have spent those too, and the
+report carries their count and sum (the ``unattributed`` line).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from aiprod.config import Settings
 from aiprod.domain import ledger
 from aiprod.domain.jobs import Job
 from aiprod.ports import DocumentStore
-from aiprod.repositories import jobs
+from aiprod.repositories import jobs, unattributed
 from aiprod.services.budget_admin import MAX_DOCS, DayBooks, read_books
 
 MARGIN_S = 86_400.0
@@ -55,6 +59,8 @@ class AuditReport:
     discrepancies: list[Discrepancy]
     steady: bool  # the ledger did not move while the jobs were read
     truncated: bool  # the job scan hit its limit (then some attempts were not seen)
+    unattributed: int = 0  # the spend audit's charges on this day (no attempt behind them)
+    unattributed_micros: int = 0
 
     @property
     def ok(self) -> bool:
@@ -73,12 +79,16 @@ def audit(
         if steady or attempt == tries:
             break
         books = after
+    charges = unattributed.of_day(store, day)
     expected = expected_from(scanned, day)
+    for charge in charges:
+        expected.spent[charge.shard_key] = expected.spent.get(charge.shard_key, 0)
+        expected.spent[charge.shard_key] += charge.amount_micros
     shards = sum(len(s) for s in after.shards.values())
     found = check(after, expected, settings)
-    return AuditReport(
-        day, shards, len(scanned), expected.attempts, found, steady, len(scanned) >= max_jobs
-    )
+    truncated, charged = len(scanned) >= max_jobs, sum(c.amount_micros for c in charges)
+    seen = (day, shards, len(scanned), expected.attempts)
+    return AuditReport(*seen, found, steady, truncated, len(charges), charged)
 
 
 def expected_from(scanned: list[Job], day: str) -> Expected:

@@ -9,6 +9,7 @@ policy (70 % / 90 %), which is routing advice — the 100 % limit is enforced pe
 from __future__ import annotations
 
 import random
+import zlib
 from datetime import UTC, datetime
 
 from aiprod.config import Settings
@@ -54,14 +55,26 @@ class Ledger:
             needs_pool = ledger.needs_pool_to_settle(shard, held, actual)
             pool = self.pool(tx, scope, day) if needs_pool else None
             shard, pool = ledger.settle(shard, pool, held, actual)
-            others: list[Shard] = []
-            if pool is not None and pool.unallotted_micros < 0:
-                # an overrun the pool could not cover: every shard drains until it is whole
-                rest = [
-                    books.load_shard(tx, scope, day, i) for i in range(self._shards) if i != index
-                ]
-                others, pool = ledger.mark_deficit([s for s in rest if not s.draining], pool)
-            books.save(tx, [*others, shard], pool)
+            self._save_maybe_in_deficit(tx, shard, pool)
+
+    def charge(self, tx: Transaction, scope: str, day: str, seed: str, amount: int) -> str:
+        """Spend ``amount`` with no hold behind it (the spend audit's unattributed charge) on
+        one shard of the scope's day (chosen by ``seed``, so a re-run picks the same one).
+        Returns the shard key."""
+        index = zlib.crc32(seed.encode()) % self._shards
+        shard = books.load_shard(tx, scope, day, index)
+        shard, pool = ledger.charge(shard, self.pool(tx, scope, day), amount)
+        self._save_maybe_in_deficit(tx, shard, pool)
+        return shard.key
+
+    def _save_maybe_in_deficit(self, tx: Transaction, shard: Shard, pool: Pool | None) -> None:
+        others: list[Shard] = []
+        if pool is not None and pool.unallotted_micros < 0:
+            # spend the pool could not cover: every shard drains until it is whole
+            scope, day, index = shard.scope, shard.day, shard.index
+            rest = [books.load_shard(tx, scope, day, i) for i in range(self._shards) if i != index]
+            others, pool = ledger.mark_deficit([s for s in rest if not s.draining], pool)
+        books.save(tx, [*others, shard], pool)
 
     def correct(self, tx: Transaction, keys: list[str], change: int) -> None:
         """Charge ``change`` more on each shard (a cost found after the attempt closed), or

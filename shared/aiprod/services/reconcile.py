@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from functools import partial
 
 from aiprod.config import Settings
@@ -41,34 +40,10 @@ from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for
+from aiprod.services.reconcile_report import SKIPPED, ReconcileReport
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
-SKIPPED = "skipped"
-
-
-@dataclass
-class ReconcileReport:
-    """How many jobs each action touched in one sweep."""
-
-    redispatched: int = 0  # never claimed: its task published again
-    reported: int = 0  # a finished provider task: outcome stored and published
-    extended: int = 0  # the provider task is still running: lease extended
-    timed_out: int = 0  # nothing to poll: failed as lease_expired (the job falls back)
-    overdue: int = 0  # past the job's wall time: failed as wall_time_exceeded
-    republished: int = 0  # a stored outcome never applied: published again
-    restarted: int = 0  # its worker was lost before sending anything: dispatched again
-    adopted: int = 0  # a lost create's task found at the provider: polled from now on
-    late_charged: int = 0  # a late provider task finished: what it cost was charged
-    skipped: int = 0  # changed since read: someone else acted first
-    errors: int = 0  # failed this time (logged); the next sweep tries again
-    unreadable: int = 0  # a job document that does not decode (logged, skipped)
-
-    def count(self, action: str) -> None:
-        setattr(self, action, getattr(self, action) + 1)
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class Reconciler:
@@ -83,11 +58,12 @@ class Reconciler:
         telemetry: Telemetry | None = None,
         health: HealthBook | None = None,
         ledger: Ledger | None = None,
+        hourly: Callable[[float], object] | None = None,
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
         self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
         self._telemetry = telemetry or null_telemetry()
-        self._health = health
+        self._health, self._hourly = health, hourly
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
@@ -133,7 +109,18 @@ class Reconciler:
             # Reading the circuits reports each one's state gauge: once a minute, so the
             # circuit alert has data while no job arrives to read them.
             self._health.snapshot()
+        self._audit_spend(now)
         return report
+
+    def _audit_spend(self, now: float) -> None:
+        """The hourly spend audit against the providers (the first sweep of each hour runs
+        it); its failure is logged and never fails the sweep."""
+        if self._hourly is None:
+            return
+        try:
+            self._hourly(now)
+        except Exception:
+            log.exception("spend audit failed; the next hour tries again")
 
     def _set_aside(self, job_id: str, now: float) -> None:
         """An unreadable job document: logged, and quarantined (out of the next sweeps'

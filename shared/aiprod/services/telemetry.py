@@ -89,6 +89,10 @@ class Telemetry:
     def reconciler_action(self, action: str) -> None:
         self.sink.count(m.RECONCILER_ACTIONS, {"action": action})
 
+    def spend_unrecorded(self, backend: str, micros: int) -> None:
+        """The spend audit found provider spend the books lacked, and charged it."""
+        self.sink.count(m.SPEND_UNRECORDED, {"backend": backend}, by=as_usd(micros))
+
     def stuck_attempts(self, count: int) -> None:
         self.sink.gauge(m.STUCK_JOBS, count)
 

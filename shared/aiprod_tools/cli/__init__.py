@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiprod.exceptions import OperatorInputError
-from aiprod_tools.cli import budget, deploy, dlq, jobs, local, report
+from aiprod_tools.cli import budget, deploy, dlq, jobs, local, report, spend
 from aiprod_tools.exceptions import UsageError
 
 Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) → its parser
@@ -26,11 +26,13 @@ DESCRIPTION = (
 GROUPS = {
     "budget": "today's budget per scope; set limits; audit",
     "dlq": "the dead-letter inbox: list and replay",
+    "spend": "the ledger against what the providers say ran",
 }
 COMMANDS: dict[str, tuple[Register, Handler]] = {
     "budget show": (budget.add_show, budget.show),
     "budget set": (budget.add_set, budget.set_limit),
     "budget audit": (budget.add_audit, budget.audit),
+    "spend audit": (spend.add_audit, spend.audit),
     "dlq list": (dlq.add_list, dlq.list_pending),
     "dlq replay": (dlq.add_replay, dlq.replay),
     "package": (deploy.add_package, deploy.package),

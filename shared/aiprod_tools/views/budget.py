@@ -92,6 +92,11 @@ def audit_text(report: AuditReport) -> str:
         warnings.append("in-flight holds: run the audit again when traffic is quiet")
     if report.truncated:
         warnings.append("warning: the job scan hit its limit; some attempts were not counted")
+    if report.unattributed:
+        warnings.append(
+            f"unattributed: {money(report.unattributed_micros)} in {report.unattributed} "
+            "charges of the spend audit (provider spend no attempt recorded; aiprod spend audit)"
+        )
     if report.ok:
         return "\n".join([seen, *warnings, "the books balance"])
     rows = [[d.key, d.check, money(d.found), money(d.expected)] for d in report.discrepancies]
