@@ -22,12 +22,14 @@ it created (provider task id → micro-USD), as if each one finished in the fake
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 2048
@@ -88,6 +90,7 @@ class FakeServer:
         self.drips: dict[str, Drip] = {}  # /files/<name> sent slowly
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._scheme = "http"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -96,7 +99,15 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def serve_tls(self, cert: Path, key: Path) -> FakeServer:
+        """Answer over HTTPS with this certificate (call before ``start``)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https"
+        return self
 
     def start(self) -> FakeServer:
         self._thread.start()
