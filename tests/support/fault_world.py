@@ -50,6 +50,7 @@ class World:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # what a fault wants checked after
     start: float = 0.0
+    fault_at: float | None = None  # when the fault struck, if not at the jobs' publication
 
     @property
     def fake(self) -> Any:
@@ -87,10 +88,11 @@ class World:
         return sum(self.billed().values())
 
     def recovery_s(self) -> float:
-        """Simulated seconds from the fault (the jobs' publication: every fault here strikes
-        in their first render) to the last job's end."""
+        """Simulated seconds from the fault (``fault_at``, else the jobs' publication: most
+        faults here strike in their first render) to the last job's end."""
+        struck = self.start if self.fault_at is None else self.fault_at
         ends = [d.get("finished_at") or 0.0 for d in self.docs().values()]
-        return max([0.0, *(end - self.start for end in ends if end)])
+        return max([0.0, *(end - struck for end in ends if end)])
 
     def creates_by_job(self) -> dict[str, int]:
         """Create calls each job's prompt reached the provider with (every job's prompt

@@ -75,6 +75,7 @@ def _answer_after_lease(world: World) -> None:
     def meanwhile() -> None:
         world.clock.advance(world.pipeline.app.settings.lease_s + 1)
         world.sweep()
+        world.fault_at = world.clock.now  # the answer arrives now
 
     world.fake.queue("create", late(meanwhile))
 
@@ -92,6 +93,7 @@ def _slow_renders(world: World) -> None:
 def _garble_first_job(world: World) -> None:
     """j1's document stops decoding while its render runs on; both renders then finish."""
     store = world.pipeline.store
+    world.fault_at = world.clock.now
     store.set(job_records.COLLECTION, "j1", {**world.pipeline.job("j1"), "attempts": "garbled"})
     world.fake.finish_all()
 
