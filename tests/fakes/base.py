@@ -4,18 +4,32 @@ Each provider fake subclasses ``FakeServer`` with its real routes and JSON shape
 scripts it two ways: ``queue(route, Reply(...))`` answers the next calls of a route with canned
 replies (a 429, a 500, a hang, garbled JSON) before the fake's normal behaviour resumes, and
 each fake's own fields (how many polls before done, the final state) shape that behaviour.
-Output videos are served from ``/outputs/<name>`` unless ``outputs_gone`` is set (404), and
-input images a test puts in ``files`` from ``/files/<name>``.
+Output videos are served from ``/outputs/<name>`` unless ``outputs_gone`` is set (404) or
+``outputs_status`` names another answer (a 500), and input images a test puts in ``files``
+from ``/files/<name>`` (a ``Drip`` there is sent a few bytes at a time, slowly).
+
+A gateway can lose an answer the provider already acted on: a reply queued with
+``lost_answer=True`` on a create route lets the fake create the task first, then answers
+the scripted error or hang instead of the task id. ``before_answer`` runs on the server just
+before it answers (a test moves its clock on there, or runs the reconciler), and
+``late(hook)`` is a create carried out and answered normally, only after ``hook`` ran.
+
+Each provider fake keeps a bill: ``billed()`` is what the provider charges for every task
+it created (provider task id → micro-USD), as if each one finished in the fake's current
+``final`` state, polled or not (a created task runs and bills whether anyone looks).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 2048
@@ -28,6 +42,27 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # a hang: answer only after this long (the client times out first)
     truncated: bool = False  # announce the whole length, send half, close (a broken download)
+    lost_answer: bool = False  # the request was carried out; this reply replaces its answer
+    before_answer: Callable[[], None] | None = None  # runs on the server before it answers
+    as_is: bool = False  # answer what the fake would have answered (with ``lost_answer``)
+
+
+def late(hook: Callable[[], None]) -> Reply:
+    """A create carried out and answered normally, but only after ``hook`` ran."""
+    return Reply(lost_answer=True, before_answer=hook, as_is=True)
+
+
+@dataclass
+class Drip:
+    """An input file sent ``chunk`` bytes every ``every_s`` seconds (a slow-drip URL); the
+    server notes whether the client hung up before the last byte (``abandoned``)."""
+
+    body: bytes
+    content_type: str = "image/png"
+    chunk: int = 64
+    every_s: float = 0.5
+    abandoned: bool = False
+    served_s: float = 0.0
 
 
 @dataclass
@@ -48,11 +83,14 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.outputs_gone = False
+        self.outputs_status: int | None = None  # e.g. 500: the output URL answers that
         self.outputs_truncated = 0  # how many output downloads break half-way
         self.started: dict[str, Any] = {}  # provider task id → its state (``polls_left``)
         self.files: dict[str, tuple[bytes, str]] = {}  # /files/<name> → (body, content type)
+        self.drips: dict[str, Drip] = {}  # /files/<name> sent slowly
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._scheme = "http"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -61,7 +99,15 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def serve_tls(self, cert: Path, key: Path) -> FakeServer:
+        """Answer over HTTPS with this certificate (call before ``start``)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https"
+        return self
 
     def start(self) -> FakeServer:
         self._thread.start()
@@ -91,6 +137,9 @@ class FakeServer:
         if request.method == "GET" and request.path.startswith("/outputs/"):
             if self.outputs_gone:
                 return Reply(404, b"<Error>expired</Error>", {"content-type": "application/xml"})
+            if self.outputs_status:
+                body = b"<Error>InternalError</Error>"
+                return Reply(self.outputs_status, body, {"content-type": "application/xml"})
             with self._lock:
                 broken = self.outputs_truncated > 0
                 self.outputs_truncated -= broken
@@ -99,12 +148,37 @@ class FakeServer:
         if request.method == "GET" and name in self.files:
             body, content_type = self.files[name]
             return Reply(200, body, {"content-type": content_type})
+        if request.method == "GET" and name in self.drips:
+            return Reply(200, self.drips[name], {"content-type": self.drips[name].content_type})
         return Reply(404, {"error": f"no route {request.method} {request.path}"})
 
     def scripted(self, route: str) -> Reply | None:
         with self._lock:
             queue = self._queues.get(route)
             return queue.popleft() if queue else None
+
+    def answer(self, route: str, perform: Callable[[], Reply]) -> Reply:
+        """The next scripted reply of ``route``, else ``perform()`` (the fake's own answer).
+        A reply with ``lost_answer`` performs the request first (the task exists), then runs
+        its ``before_answer`` and stands in for the answer (or lets it through, ``as_is``)."""
+        reply = self.scripted(route)
+        if reply is None or not reply.lost_answer:
+            return reply or perform()
+        actual = perform()
+        if reply.before_answer is not None:
+            reply.before_answer()
+        return actual if reply.as_is else replace(reply, before_answer=None)
+
+    def billed(self) -> dict[str, int]:
+        """Provider task id → micro-USD charged, for every task created (subclasses price)."""
+        return {task_id: self.price(task) for task_id, task in list(self.started.items())}
+
+    def billed_total(self) -> int:
+        return sum(self.billed().values())
+
+    def price(self, task: Any) -> int:
+        """What one created task bills when it finishes in the current ``final`` state."""
+        raise NotImplementedError
 
     def _record(self, request: Recorded) -> Reply:
         with self._lock:
@@ -121,8 +195,13 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             request = Recorded(self.command, self.path, dict(self.headers.items()), body)
             reply = fake._record(request)
+            if reply.before_answer is not None:
+                reply.before_answer()
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            if isinstance(reply.body, Drip):
+                self._drip(reply.body)
+                return
             data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
             try:
                 self.send_response(reply.status)
@@ -139,6 +218,21 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a scripted hang)
+
+        def _drip(self, drip: Drip) -> None:
+            started = time.monotonic()
+            self.send_response(200)
+            self.send_header("content-type", drip.content_type)
+            self.send_header("content-length", str(len(drip.body)))
+            self.end_headers()
+            try:
+                for start in range(0, len(drip.body), drip.chunk):
+                    self.wfile.write(drip.body[start : start + drip.chunk])
+                    self.wfile.flush()
+                    time.sleep(drip.every_s)
+            except (BrokenPipeError, ConnectionResetError):
+                drip.abandoned = True
+            drip.served_s = time.monotonic() - started
 
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 

@@ -57,14 +57,15 @@ def storage_emulator() -> Iterator[StorageEmulator]:
     emulator.stop()
 
 
-@pytest.fixture
-def fakes(storage_emulator: StorageEmulator, tmp_path: Path) -> Iterator[Fakes]:
+def start_fakes(storage: StorageEmulator, folder: Path) -> Fakes:
+    """The three provider fakes, started, and a fresh bucket (``stop_fakes`` ends them);
+    ``folder`` holds the credentials file. For the ``fakes`` fixture and scripts alike."""
     bucket = f"aiprod-videos-{uuid.uuid4().hex[:8]}"
-    storage_emulator.create_bucket(bucket)
-    servers = (RunwayFake(), VeoFake(storage_emulator.host), ReplicateFake())
+    storage.create_bucket(bucket)
+    servers = (RunwayFake(), VeoFake(storage.host), ReplicateFake())
     for server in servers:
         server.start()
-    credentials = tmp_path / "adc.json"
+    credentials = folder / "adc.json"
     credentials.write_text(
         json.dumps(
             {
@@ -77,9 +78,19 @@ def fakes(storage_emulator: StorageEmulator, tmp_path: Path) -> Iterator[Fakes]:
             }
         )
     )
-    yield Fakes(*servers, storage_emulator, bucket, credentials)
-    for server in servers:
+    return Fakes(*servers, storage, bucket, credentials)
+
+
+def stop_fakes(fakes: Fakes) -> None:
+    for server in (fakes.runway, fakes.veo, fakes.replicate):
         server.stop()
+
+
+@pytest.fixture
+def fakes(storage_emulator: StorageEmulator, tmp_path: Path) -> Iterator[Fakes]:
+    started = start_fakes(storage_emulator, tmp_path)
+    yield started
+    stop_fakes(started)
 
 
 @pytest.fixture

@@ -10,6 +10,10 @@ Routes for ``queue``: ``create``, ``prediction``, ``list``.
 ``page_size`` (``{"previous", "next", "results"}``, ``next`` the URL of the next page with
 its ``cursor``), each as ``GET /v1/predictions/{id}`` would show it now (without counting a
 poll).
+
+The bill: the Wan fast models are billed per output video, by resolution (``PRICES``, the
+catalog's figures), only for a prediction that succeeded; a failed, canceled or aborted one
+is charged nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from fakes.base import FakeServer, Recorded, Reply
 
 CREATE_PATH = re.compile(r"^/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions$")
 CREATED_AT = "2027-01-15T08:00:00.000000Z"
+WAN_FAST = {"480p": 50_000, "720p": 100_000}  # micro-USD per output video
+PRICES = {"wan-video/wan-2.2-t2v-fast": WAN_FAST, "wan-video/wan-2.2-i2v-fast": WAN_FAST}
 
 
 @dataclass
@@ -60,13 +66,18 @@ class ReplicateFake(FakeServer):
         match = CREATE_PATH.match(path)
         if request.method == "POST" and match:
             model = f"{match['owner']}/{match['name']}"
-            return self.scripted("create") or self._create(model, request.json() or {})
+            return self.answer("create", lambda: self._create(model, request.json() or {}))
         if request.method == "GET" and path == "/v1/predictions":
             return self.scripted("list") or self._list(request.path)
         if request.method == "GET" and path.startswith("/v1/predictions/"):
             found = self.started.get(path.removeprefix("/v1/predictions/"))
             return self.scripted("prediction") or self._prediction(found)
         return super().dispatch(request)
+
+    def price(self, prediction: Prediction) -> int:
+        if self.final != "succeeded":
+            return 0
+        return PRICES[prediction.model][prediction.input.get("resolution", "720p")]
 
     def _create(self, model: str, body: dict) -> Reply:
         model_input = body.get("input")

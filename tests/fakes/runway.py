@@ -9,6 +9,10 @@ does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``ta
 ``POST /v1/organization/usage`` (``{"startDate", "beforeDate"}``, UTC days, the end excluded)
 answers the credits each day and model used: every task started, at its model's price when
 the fake's tasks succeed (``final``), 0 otherwise, on the day of its ``createdAt``.
+
+The bill: a SUCCEEDED task is charged its credits (model's credits per second times duration,
+1 credit = 10,000 micro-USD), what the task reports as ``cost.credits``; a FAILED or
+CANCELLED one reports 0 credits and is charged nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from fakes.base import FakeServer, Recorded, Reply
 API_VERSION = "2024-11-06"
 CREATED_AT = "2027-01-15T08:00:00.000Z"
 CREDITS_PER_S = {"gen4_turbo": 5, "gen4.5": 12}
+MICROS_PER_CREDIT = 10_000
 RATIOS = {
     "text_to_video": {"gen4.5": {"1280:720", "720:1280"}},
     "image_to_video": {
@@ -59,7 +64,8 @@ class RunwayFake(FakeServer):
         if refused:
             return refused
         if request.method == "POST" and path in ("/v1/text_to_video", "/v1/image_to_video"):
-            return self.scripted("create") or self._create(path.removeprefix("/v1/"), request)
+            endpoint = path.removeprefix("/v1/")
+            return self.answer("create", lambda: self._create(endpoint, request))
         if request.method == "GET" and path.startswith("/v1/tasks/"):
             return self.scripted("task") or self._task(path.removeprefix("/v1/tasks/"))
         if request.method == "POST" and path == "/v1/organization/usage":
@@ -67,6 +73,11 @@ class RunwayFake(FakeServer):
         if request.method == "DELETE" and path.startswith("/v1/tasks/"):
             return Reply(204, b"")
         return super().dispatch(request)
+
+    def price(self, task: Task) -> int:
+        if self.final != "SUCCEEDED":
+            return 0
+        return CREDITS_PER_S[task.model] * task.duration * MICROS_PER_CREDIT
 
     def _refuse(self, request: Recorded) -> Reply | None:
         if request.header("authorization") != f"Bearer {self.api_key}":

@@ -8,12 +8,19 @@ Like Veo, a finished render is written into the caller's bucket at ``storageUri`
 accepts only ``Authorization: Bearer TOKEN``: the adapter gets that token through its real
 Application Default Credentials path, from an ``authorized_user`` file that carries it with a
 far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``.
+
+A bucket it cannot write into (missing, or refusing) ends the operation with an error
+(``PERMISSION_DENIED``), as Vertex reports a ``storageUri`` it cannot use. The bill: a
+finished video (SUCCEEDED, or NO_OBJECT: reported as written) is charged per output second
+at the model's price for its resolution (``PRICES``, the catalog's figures); an error, an
+RAI-filtered video or an operation whose write failed is charged nothing.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -26,7 +33,12 @@ MODEL_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/publishers/google/models/(?P<model>[^/:]+):(?P<verb>predictLongRunning|fetchPredictOperation)$"
 )
-MODELS = {"veo-3.1-generate-001", "veo-3.1-fast-generate-001"}
+PRICES = {  # micro-USD per output second, by resolution
+    "veo-3.1-generate-001": {"720p": 400_000, "1080p": 400_000},
+    "veo-3.1-fast-generate-001": {"720p": 100_000, "1080p": 120_000},
+}
+MODELS = set(PRICES)
+BILLED = frozenset({"SUCCEEDED", "NO_OBJECT"})
 SAFETY_REASON = (
     "Veo could not generate videos because the input image violates Vertex AI's usage "
     "guidelines. If you think this was an error, send feedback. Support codes: 15236754"
@@ -38,6 +50,10 @@ class Operation:
     name: str
     storage_uri: str
     polls_left: int
+    model: str = ""
+    seconds: int = 0
+    resolution: str = "720p"
+    write_failed: bool = False
 
 
 def error_body(code: int, status: str, message: str) -> dict:
@@ -60,8 +76,13 @@ class VeoFake(FakeServer):
         if request.header("authorization") != f"Bearer {TOKEN}":
             return Reply(401, error_body(401, "UNAUTHENTICATED", "Invalid credentials."))
         if match["verb"] == "predictLongRunning":
-            return self.scripted("create") or self._create(match, request.json() or {})
-        return self.scripted("operation") or self._operation(request.json() or {})
+            return self.answer("create", lambda: self._create(match, request.json() or {}))
+        return self.answer("operation", lambda: self._operation(request.json() or {}))
+
+    def price(self, operation: Operation) -> int:
+        if self.final not in BILLED or operation.write_failed:
+            return 0
+        return PRICES[operation.model][operation.resolution] * operation.seconds
 
     def _create(self, match: re.Match, body: dict) -> Reply:
         instance = (body.get("instances") or [{}])[0]
@@ -78,7 +99,14 @@ class VeoFake(FakeServer):
             return Reply(400, error_body(400, "INVALID_ARGUMENT", f"Invalid request: {problems}"))
         prefix = f"projects/{match['project']}/locations/{match['location']}"
         name = f"{prefix}/publishers/google/models/{match['model']}/operations/{uuid.uuid4()}"
-        self.started[name] = Operation(name, params["storageUri"], self.polls_before_done)
+        self.started[name] = Operation(
+            name,
+            params["storageUri"],
+            self.polls_before_done,
+            match["model"],
+            params["durationSeconds"],
+            params["resolution"],
+        )
         return Reply(200, {"name": name})
 
     def _operation(self, body: dict) -> Reply:
@@ -99,18 +127,24 @@ class VeoFake(FakeServer):
             response = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": reasons}
             return {"response": {"@type": kind, **response}}
         uri = operation.storage_uri.rstrip("/") + "/sample_0.mp4"
-        if self.final == "SUCCEEDED":
-            self._write(uri)
+        if self.final == "SUCCEEDED" and not self._write(uri):
+            operation.write_failed = True
+            return {"error": {"code": 7, "message": f"Cannot write to {operation.storage_uri}"}}
         video = {"gcsUri": uri, "mimeType": "video/mp4"}
         return {"response": {"@type": kind, "videos": [video], "raiMediaFilteredCount": 0}}
 
-    def _write(self, uri: str) -> None:
+    def _write(self, uri: str) -> bool:
+        """Write the video into the bucket; False when the bucket refuses it."""
         if not self.storage_host:
-            return
+            return True
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         query = urllib.parse.urlencode({"uploadType": "media", "name": name})
         url = f"{self.storage_host}/upload/storage/v1/b/{bucket}/o?{query}"
         request = urllib.request.Request(url, data=VIDEO, method="POST")
         request.add_header("content-type", "video/mp4")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                json.loads(response.read())
+        except urllib.error.HTTPError:
+            return False
+        return True
