@@ -123,18 +123,23 @@ def catalog_cost(task: RenderTask, spec: ModelSpec) -> int:
     return spec.price_for(task.request.resolution, task.request.duration_s) or 0
 
 
-def fetch_image(uri: str) -> tuple[bytes, str]:
-    """An input image a provider cannot fetch itself, read with a size bound. Any failure is
-    our request's problem (nothing was sent to the provider): FALLBACK ``bad_request``."""
+def fetch_image(uri: str, deadline_s: float = 30.0) -> tuple[bytes, str]:
+    """An input image a provider cannot fetch itself, bounded in total bytes and total time
+    (a server dripping bytes defeats a per-read timeout; the whole fetch must fit in the
+    submit window). Any failure is our request's problem (nothing was sent to the
+    provider): FALLBACK ``bad_request``, and the status we got is not echoed."""
     import requests  # in every render function (Cloud Storage needs it); loaded only here
 
     data = bytearray()
+    started = time.monotonic()
     try:
-        with requests.get(uri, stream=True, timeout=(10, 30)) as response:
-            refuse_unless(response.status_code == 200, f"input image: HTTP {response.status_code}")
-            for chunk in response.iter_content(chunk_size=256 * 1024):
+        with requests.get(uri, stream=True, timeout=deadline_s, allow_redirects=False) as response:
+            refuse_unless(response.status_code == 200, "input image could not be fetched")
+            for chunk in response.iter_content(chunk_size=64 * 1024):
                 data += chunk
                 refuse_unless(len(data) <= MAX_IMAGE_BYTES, "input image is over 20 MB")
+                elapsed = time.monotonic() - started
+                refuse_unless(elapsed <= deadline_s, f"input image slower than {deadline_s:.0f} s")
             mime = response.headers.get("content-type", "image/png").split(";")[0]
     except requests.RequestException as exc:
         raise error(taxonomy.BAD_REQUEST, f"input image: {type(exc).__name__}") from exc

@@ -47,7 +47,9 @@ class VeoBackend(LiveBackend):
     def _prepare(self, task: RenderTask, spec: ModelSpec) -> dict[str, Any]:
         request = task.request
         refuse_unless(request.aspect_ratio in spec.aspect_ratios, "veo renders 16:9 or 9:16")
-        source = types.GenerateVideosSource(prompt=request.prompt, image=_image(task))
+        source = types.GenerateVideosSource(
+            prompt=request.prompt, image=_image(task, self._settings.timeout_s)
+        )
         config = types.GenerateVideosConfig(
             number_of_videos=1,
             duration_seconds=request.duration_s,
@@ -116,12 +118,12 @@ def output_prefix(task: RenderTask) -> str:
     return f"videos/{task.job_id}/attempt-{task.attempt}/"
 
 
-def _image(task: RenderTask) -> types.Image | None:
+def _image(task: RenderTask, deadline_s: float) -> types.Image | None:
     """A bucket image by reference; another is fetched and sent inline (bounded)."""
     uri = task.request.image_uri
     if not uri:
         return None
     if uri.startswith("gs://"):
         return types.Image(gcs_uri=uri, mime_type=mimetypes.guess_type(uri)[0] or "image/png")
-    data, mime = fetch_image(uri)
+    data, mime = fetch_image(uri, deadline_s)
     return types.Image(image_bytes=data, mime_type=mime)
