@@ -81,6 +81,15 @@ def dispatched(job: Job) -> list[Effect]:
     return [PublishTask(task_for(job, attempt))]
 
 
+def resumed(job: Job) -> list[Effect]:
+    """The current attempt's task again, for a render function to resume polling the
+    provider task just stored on it (a lost create's task, found by a lookup)."""
+    attempt = job.current
+    if job.is_terminal or attempt is None or attempt.provider_task_id is None:
+        return []
+    return [PublishTask(task_for(job, attempt))]
+
+
 def reported(job: Job) -> list[Effect]:
     """The current attempt's stored outcome while handle_outcome has not applied it."""
     attempt = job.current

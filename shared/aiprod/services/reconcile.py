@@ -184,10 +184,9 @@ class Reconciler:
             task = effects.task_for(job, attempt)
             task_id = provider_calls.find(self._backend(attempt.backend), task, sent_at)
             if task_id is not None:
-                adopt = partial(
-                    adopt_task, task_id=task_id, now=now, lease_s=0.0
-                )  # poll it next sweep
-                return self._change(job, adopt, _nothing, "adopted")
+                # its task is published again: a render function resumes polling it
+                adopt = partial(adopt_task, task_id=task_id, now=now, lease_s=self._lease_s)
+                return self._change(job, adopt, effects.resumed, "adopted")
         return self._close(job, leases.timeout_outcome(job, now), now, "timed_out")
 
     def _overdue(self, job: Job, now: float) -> str:
