@@ -36,7 +36,7 @@ class Transaction(ABC):
     def set(self, collection: str, doc_id: str, data: Document) -> None: ...
 
 
-QueryOp = Literal["<", "<=", "==", ">", ">="]
+QueryOp = Literal["<", "<=", "==", ">", ">=", "array_contains"]
 
 
 class DocumentStore(ABC):

@@ -124,6 +124,15 @@ def test_query_compares_a_top_level_field_and_skips_missing_values(store: Docume
     assert len(store.query("jobs", "lease", ">=", 0.0, limit=2)) == 2
 
 
+def test_query_array_contains_finds_a_value_in_a_list_field(store: DocumentStore):
+    store.set("jobs", "a", {"ids": ["t1", "t2"]})
+    store.set("jobs", "b", {"ids": ["t3"]})
+    store.set("jobs", "c", {"ids": []})
+    store.set("jobs", "d", {"other": 1})
+    assert [d["ids"] for d in store.query("jobs", "ids", "array_contains", "t2")] == [["t1", "t2"]]
+    assert store.query("jobs", "ids", "array_contains", "t9") == []
+
+
 def test_concurrent_read_modify_write_is_exact(store: DocumentStore):
     # GIVEN a counter and 4 threads each adding 1 five times in transactions
     store.set("counters", "c", {"n": 0})

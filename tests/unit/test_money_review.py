@@ -1,10 +1,8 @@
 """Review of the submit-protocol change (submit intent, late tasks, adoption, unkept
-outputs, ledger corrections): each test is a money bug found in it, documented as an
-expected failure until fixed."""
+outputs, ledger corrections): each test is a money bug a reviewer found in it (written as
+a strict xfail first, each failing for its stated reason), and holds since its fix."""
 
 from __future__ import annotations
-
-import pytest
 
 from aiprod.domain.policy import RetryPolicy
 from aiprod.domain.spend_audit import ProviderTask
@@ -27,14 +25,6 @@ def _wall_time_late_task(pipeline, clock):
     return p, attempt
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Ledger.correct charges a positive late-task change via settle(held=0), so the whole late "
-        "cost is booked as ledger overrun (drawn from the pool) while the attempt records overrun "
-        "max(0, cost - hold) = 0: the budget audit finds an overrun discrepancy"
-    ),
-)
 def test_late_task_of_a_wall_time_close_is_charged_without_a_phantom_overrun(pipeline, clock):
     # GIVEN a job closed at its wall time (charging 0) whose runway task is kept late
     p, _ = _wall_time_late_task(pipeline, clock)
@@ -50,14 +40,6 @@ def test_late_task_of_a_wall_time_close_is_charged_without_a_phantom_overrun(pip
     p.assert_books_balanced()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the spend audit charges a finished task whose attempt closed at 0 as unrecorded without "
-        "seeing it is a pending late task; the late-task poll then charges it again: 1 200 000 on "
-        "the books for a 600 000 bill"
-    ),
-)
 def test_spend_audit_and_late_task_charge_the_same_render_once(pipeline, clock):
     # GIVEN a job closed at its wall time (charging 0) whose runway task is kept late
     p, attempt = _wall_time_late_task(pipeline, clock)
@@ -78,14 +60,6 @@ def test_spend_audit_and_late_task_charge_the_same_render_once(pipeline, clock):
     assert p.ledger()["spent_micros"] == charged["cost_micros"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Reconciler._time_out adopts whatever id find returns without checking it is already "
-        "stored on another attempt; Replicate find matches on model+input only, so B takes A's "
-        "task and A's one bill is recorded twice"
-    ),
-)
 def test_a_lost_create_does_not_adopt_another_jobs_stored_task(pipeline, clock, monkeypatch):
     # GIVEN job A rendered on runway (its task id stored), and job B with the very same
     # request whose render function was lost right after its submit intent

@@ -20,6 +20,7 @@ COMPARE = {
     "==": operator.eq,
     ">": operator.gt,
     ">=": operator.ge,
+    "array_contains": lambda field, value: isinstance(field, list) and value in field,
 }
 
 

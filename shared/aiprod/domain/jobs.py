@@ -120,6 +120,13 @@ class Job(BaseModel):
         leases = [a.late_task_lease for a in self.attempts if a.late_task_lease is not None]
         return min(leases, default=None)
 
+    @computed_field
+    @property
+    def provider_task_ids(self) -> list[str]:
+        """Every provider task id stored on the job's attempts: a task found by a lookup is
+        adopted only if no attempt anywhere owns it already."""
+        return [a.provider_task_id for a in self.attempts if a.provider_task_id]
+
     @property
     def current(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None

@@ -60,6 +60,9 @@ class Books:
     attempts: Mapping[str, Recorded]  # by task key
     recorded_micros: int  # closed attempts' costs + open attempts' holds, on this day
     charged: Mapping[str, int] = field(default_factory=dict)  # charge id → charged so far
+    # model → attempts closed charging their hold for a create nobody could confirm (no task
+    # id): an orphan of that model may be that very create, already covered by the hold
+    estimates: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def total_charge_id(provider: str, day: str) -> str:
 def compare(seen: ProviderDay, books: Books, worst: Callable[[str], int]) -> list[Charge]:
     """The charges the provider's view calls for; ``worst(model)`` prices a task whose cost
     neither the provider nor an attempt tells (so recorded ≥ billed)."""
-    charges = [c for t in seen.tasks if (c := _task_charge(seen, t, books, worst))]
+    estimates = dict(books.estimates)
+    charges = [c for t in seen.tasks if (c := _task_charge(seen, t, books, worst, estimates))]
     if seen.total_micros is None:
         return charges
     total_id = total_charge_id(seen.provider, seen.day)
@@ -95,10 +99,15 @@ def compare(seen: ProviderDay, books: Books, worst: Callable[[str], int]) -> lis
     return charges
 
 
-def _task_charge(seen: ProviderDay, task: ProviderTask, books: Books, worst) -> Charge | None:
+def _task_charge(
+    seen: ProviderDay, task: ProviderTask, books: Books, worst, estimates: dict[str, int]
+) -> Charge | None:
     charge_id = task_charge_id(seen.provider, task.key)
     recorded = books.attempts.get(task.key)
     if charge_id in books.charged or task.billed is False:
+        return None
+    if recorded is None and estimates.get(task.model, 0) > 0:
+        estimates[task.model] -= 1  # the unconfirmed create's hold already covers it
         return None
     if recorded is None:
         reason = "orphan"

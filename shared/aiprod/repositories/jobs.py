@@ -77,6 +77,11 @@ def every(store: DocumentStore, limit: int) -> list[Job]:
     return [decode(doc) for doc in store.list(COLLECTION, limit)]
 
 
+def task_owned(store: DocumentStore, task_id: str) -> bool:
+    """Is this provider task id stored on some job's attempt already?"""
+    return bool(store.query(COLLECTION, "provider_task_ids", "array_contains", task_id, 1))
+
+
 def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
     """Jobs changed at or after ``since`` (the budget audit's scan). A document that does
     not decode is skipped and logged (the reconciler quarantines it): its hold then shows

@@ -55,7 +55,9 @@ class AttemptCosts:
             charged, change = charge_late_task(job, number, cost_micros, self._clock())
             if charged is job:
                 return None
-            self._ledger.correct(tx, job.require(number).ledger_keys, change)
+            before, after = job.require(number), charged.require(number)
+            overrun = max(0, after.overrun_micros - before.overrun_micros)
+            self._ledger.correct(tx, before.ledger_keys, change, overrun)
             jobs.save(tx, charged)
             return change
 

@@ -76,18 +76,24 @@ class Ledger:
             others, pool = ledger.mark_deficit([s for s in rest if not s.draining], pool)
         books.save(tx, [*others, shard], pool)
 
-    def correct(self, tx: Transaction, keys: list[str], change: int) -> None:
-        """Charge ``change`` more on each shard (a cost found after the attempt closed), or
-        give it back when negative (the estimate it was charged was above the real cost)."""
-        if change > 0:
-            self.settle(tx, keys, 0, change)
-            return
-        for key in keys if change < 0 else ():
+    def correct(self, tx: Transaction, keys: list[str], change: int, overrun: int = 0) -> None:
+        """Charge ``change`` more on each shard (a cost found after the attempt closed), of
+        which ``overrun`` went past the attempt's hold (booked as overrun, like a settlement
+        above its hold; the rest is plain spend allotted from the pool), or give it back when
+        negative (the estimate it was charged was above the real cost)."""
+        for key in keys:
             scope, day, index = ledger.parse_shard_key(key)
-            shard = books.load_shard(tx, scope, day, index)
-            pool = self.pool(tx, scope, day) if shard.draining else None
-            shard, pool = ledger.refund(shard, pool, -change)
-            books.save(tx, [shard], pool)
+            if change > overrun:
+                shard = books.load_shard(tx, scope, day, index)
+                shard, pool = ledger.charge(shard, self.pool(tx, scope, day), change - overrun)
+                self._save_maybe_in_deficit(tx, shard, pool)
+            if change > 0 and overrun > 0:
+                self.settle(tx, [key], 0, min(overrun, change))
+            if change < 0:
+                shard = books.load_shard(tx, scope, day, index)
+                pool = self.pool(tx, scope, day) if shard.draining else None
+                shard, pool = ledger.refund(shard, pool, -change)
+                books.save(tx, [shard], pool)
 
     # -- plain reads ----------------------------------------------------------------------------
 

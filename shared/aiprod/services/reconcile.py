@@ -183,7 +183,7 @@ class Reconciler:
             sent_at = attempt.submitting_at or attempt.claimed_at or attempt.dispatched_at
             task = effects.task_for(job, attempt)
             task_id = provider_calls.find(self._backend(attempt.backend), task, sent_at)
-            if task_id is not None:
+            if task_id is not None and not jobs.task_owned(self._store, task_id):
                 # its task is published again: a render function resumes polling it
                 adopt = partial(adopt_task, task_id=task_id, now=now, lease_s=self._lease_s)
                 return self._change(job, adopt, effects.resumed, "adopted")

@@ -175,10 +175,14 @@ def _books(provider: str, day: str, scanned: list[Job], charged) -> tuple[rules.
     """The provider's side of the books: its attempts by task key, what those of ``day``
     recorded, the charges already made, and the stored task ids whose attempts charged 0."""
     attempts: dict[str, rules.Recorded] = {}
-    recorded, stored = 0, []
+    recorded, stored, estimates = 0, [], {}
     for job in scanned:
         for attempt in (a for a in job.attempts if a.backend == provider):
-            seen = rules.Recorded(attempt.holds_budget, attempt.cost_micros, attempt.hold_micros)
+            # a pending late task is charged by the reconciler when it finishes: open until then
+            pending = attempt.holds_budget or attempt.late_task_lease is not None
+            seen = rules.Recorded(pending, attempt.cost_micros, attempt.hold_micros)
+            if attempt.cost_estimated and attempt.provider_task_id is None:
+                estimates[attempt.model] = estimates.get(attempt.model, 0) + 1
             for key in task_keys(job, attempt):
                 attempts[key] = seen
             if attempt.ledger_keys and parse_shard_key(attempt.ledger_keys[0])[1] == day:
@@ -186,7 +190,7 @@ def _books(provider: str, day: str, scanned: list[Job], charged) -> tuple[rules.
             if attempt.provider_task_id and not seen.open and not seen.cost_micros:
                 stored.append(attempt.provider_task_id)
     mine = {c.charge_id: c.amount_micros for c in charged if c.provider == provider}
-    return rules.Books(attempts, recorded, mine), stored
+    return rules.Books(attempts, recorded, mine, estimates), stored
 
 
 def task_keys(job: Job, attempt: Attempt) -> list[str]:
