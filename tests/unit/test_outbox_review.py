@@ -14,6 +14,7 @@ down behaviour the refactor kept and no other test covered.
 
 from __future__ import annotations
 
+import copy
 import json
 
 from aiprod import topology
@@ -174,8 +175,9 @@ def test_a_hold_above_the_callers_cap_is_not_a_candidate_regression():
     """The rounding above decides admission: a $0.13 hold under a $0.1299995 cap was refused
     before (cap read as 129 999) and is offered now (cap read as 130 000), over the caller's
     own limit."""
-    # GIVEN a replicate model holding exactly $0.13 for a 5 s 480p video
-    catalog = default_catalog()
+    # GIVEN a replicate model holding exactly $0.13 for a 5 s 480p video (on a copy: the
+    # shipped catalog is cached for the whole process)
+    catalog = copy.deepcopy(default_catalog())
     for spec in catalog.backends["replicate"].models.values():
         spec.price_micros_per_s["480p"] = 26_000
     request = JobRequest(
