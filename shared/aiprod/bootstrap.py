@@ -19,6 +19,7 @@ from aiprod import logs, topology
 from aiprod.adapter_tables import make_backend, make_metric_sink, make_spend_source
 from aiprod.config import Settings
 from aiprod.domain.catalog import Catalog, default_catalog
+from aiprod.domain.health import OUTPUT_STORE
 from aiprod.ports import Bus, DocumentStore, MetricSink, SpendSource, VideoBackend
 from aiprod.services.books import Books
 from aiprod.services.health import HealthBook
@@ -113,7 +114,7 @@ class App:
 
     @built_once
     def health(self) -> HealthBook:
-        backends = list(self.catalog.fallback_order)
+        backends = [*self.catalog.fallback_order, OUTPUT_STORE]
         return HealthBook(self.store, backends, self.telemetry, self.clock)
 
     @built_once

@@ -15,6 +15,10 @@ FAILURES_TO_OPEN = 3
 BASE_COOLDOWN_S = 60.0
 MAX_COOLDOWN_S = 3600.0
 PROBE_TIMEOUT_S = 600.0
+# Our own output bucket has a circuit too: when keeping outputs keeps failing on our side
+# (bucket missing or forbidden, storage down), new jobs are refused instead of paying
+# providers for renders that cannot be delivered.
+OUTPUT_STORE = "output-store"
 
 
 class CircuitState(StrEnum):

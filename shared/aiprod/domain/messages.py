@@ -47,6 +47,9 @@ class RejectReason(StrEnum):
     OVER_BUDGET = "over_budget"
     BUDGET_CRITICAL = "budget_critical"
     CONFLICT = "conflict"
+    # our output bucket is failing (its circuit is open): a render now would be paid for
+    # and could not be delivered
+    OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"
 
 
 class EventType(StrEnum):

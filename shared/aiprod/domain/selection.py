@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiprod.domain.budget import BudgetState, BudgetTotals, Thresholds, headroom, tightest
 from aiprod.domain.catalog import Catalog, ModelSpec
-from aiprod.domain.health import Circuit
+from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import ChainStep
 from aiprod.domain.messages import JobRequest, Priority, RejectReason
 
@@ -96,6 +96,11 @@ def plan_route(
         return Plan(
             rejection=RejectReason.NO_CAPABLE_BACKEND,
             message=_no_capable_message(request),
+        )
+    if not _admits(circuits, OUTPUT_STORE, now):
+        return Plan(
+            rejection=RejectReason.OUTPUT_STORE_UNAVAILABLE,
+            message="outputs cannot be kept: the output bucket keeps failing (circuit open)",
         )
     available = [c for c in capable if _admits(circuits, c.backend, now)]
     if not available:

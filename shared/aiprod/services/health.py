@@ -10,7 +10,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiprod.domain.health import Circuit
+from aiprod.domain.error_codes import ErrorCode
+from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import counts_against_provider
 from aiprod.ports import DocumentStore, Transaction
@@ -67,15 +68,31 @@ class HealthBook:
         """
         if not counts_against_provider(outcome):
             return None
-        if outcome.succeeded and seen is not None and seen == seen.record_success():
+        return self._move(outcome.backend, outcome.succeeded, outcome.error_code, now, seen)
+
+    def record_output_store(
+        self, outcome: RenderOutcome, now: float, seen: Circuit | None = None
+    ) -> tuple[Circuit, Circuit] | None:
+        """Apply an outcome to our output bucket's circuit: a failure to keep an output on
+        our side counts against it; an output kept in the bucket counts for it."""
+        if outcome.error_code == ErrorCode.OUTPUT_STORE_UNAVAILABLE:
+            return self._move(OUTPUT_STORE, False, outcome.error_code, now, seen)
+        if outcome.succeeded and (outcome.output_uri or "").startswith("gs://"):
+            return self._move(OUTPUT_STORE, True, None, now, seen)
+        return None
+
+    def _move(
+        self, name: str, succeeded: bool, code: str | None, now: float, seen: Circuit | None
+    ) -> tuple[Circuit, Circuit] | None:
+        if succeeded and seen is not None and seen == seen.record_success():
             return None
 
         def body(tx: Transaction) -> tuple[Circuit, Circuit]:
-            before = circuit_records.load(tx, outcome.backend)
-            if outcome.succeeded:
+            before = circuit_records.load(tx, name)
+            if succeeded:
                 after = before.record_success()
             else:
-                after = before.record_failure(now, outcome.error_code or "error")
+                after = before.record_failure(now, code or "error")
             if after != before:
                 circuit_records.save(tx, after)
             return before, after
@@ -83,7 +100,7 @@ class HealthBook:
         try:
             before, after = self._store.run_transaction(body)
         except Exception as exc:
-            log.warning("circuit update for %s failed: %s", outcome.backend, type(exc).__name__)
+            log.warning("circuit update for %s failed: %s", name, type(exc).__name__)
             return None
         self._telemetry.circuit(after, now)
         return before, after

@@ -11,7 +11,7 @@ from aiprod import topology
 from aiprod.domain import effects
 from aiprod.domain.budget import budget_day
 from aiprod.domain.effects import Effect
-from aiprod.domain.health import Circuit
+from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
@@ -73,15 +73,9 @@ class OutcomeHandler:
         settled = result.job.attempt(outcome.attempt)
         self._telemetry.attempt_settled(outcome, settled.hold_micros if settled else 0)
         moved = self._health.record(outcome, now, circuits.get(outcome.backend))
-        if moved and moved[0].state != moved[1].state:
-            log.warning(
-                "circuit %s: %s -> %s (%s)",
-                outcome.backend,
-                moved[0].state.value,
-                moved[1].state.value,
-                moved[1].last_error,
-                extra={**context, "event": "circuit_change", "reason": moved[1].last_error},
-            )
+        _note_circuit(outcome.backend, moved, context)
+        kept = self._health.record_output_store(outcome, now, circuits.get(OUTPUT_STORE))
+        _note_circuit(OUTPUT_STORE, kept, context)
         self._follow_up(result, outcome, context)
 
     def _apply(
@@ -147,6 +141,18 @@ class OutcomeHandler:
             log.warning("job failed: %s", job.message, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_finished(job)
         self._outbox.send(result.owed)
+
+
+def _note_circuit(name: str, moved, context: dict) -> None:
+    if moved and moved[0].state != moved[1].state:
+        log.warning(
+            "circuit %s: %s -> %s (%s)",
+            name,
+            moved[0].state.value,
+            moved[1].state.value,
+            moved[1].last_error,
+            extra={**context, "event": "circuit_change", "reason": moved[1].last_error},
+        )
 
 
 def _note_overrun(job: Job, outcome: RenderOutcome, context: dict) -> None:

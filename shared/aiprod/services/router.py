@@ -14,6 +14,7 @@ from aiprod.domain import effects
 from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.effects import CONFLICT_MESSAGE, Effect
+from aiprod.domain.health import OUTPUT_STORE
 from aiprod.domain.job_events import rejection
 from aiprod.domain.jobs import Job, JobStatus, new_job
 from aiprod.domain.messages import JOB_ID_PATTERN, JobRequest, RejectReason
@@ -96,6 +97,7 @@ class Router:
         else:
             job, _ = reserved
             self._health.claim_probe(tx, circuits.get(job.current.backend), now)
+            self._health.claim_probe(tx, circuits.get(OUTPUT_STORE), now)
         jobs.save(tx, job)
         return _admitted(job, True, False, request.tenant)
 
