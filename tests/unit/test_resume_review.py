@@ -336,3 +336,35 @@ def test_without_a_task_id_a_redelivery_stays_busy_and_never_submits_again(pipel
     assert attempts(p.job("t1")) == [("runway", "RUNNING")]
     assert p.ledger()["held_micros"] == 600_000
     assert p.bus.published["dead-letter"] == []
+
+
+def test_a_job_whose_sweep_step_keeps_failing_does_not_starve_the_others(pipeline, clock):
+    # GIVEN two stuck jobs (their tasks lost, leases run out), a sweep batch of 1, and the
+    # older one's step failing every time it is tried (say its backend cannot be built)
+    p = pipeline(lease_s=LEASE)
+    drop(p, "render-runway")
+    p.run(TEXT)
+    clock.advance(1)
+    p.run({**TEXT, "job_id": "t2"})
+    app = p.app
+    reconciler = Reconciler(app.store, app.outbox, app.settings, app.backend, app.clock, batch=1)
+    real_redispatch = reconciler._redispatch
+
+    def failing_for_t1(job, now):
+        if job.job_id == "t1":
+            raise RuntimeError("cannot reach the backend of t1")
+        return real_redispatch(job, now)
+
+    reconciler._steps[next(k for k, v in reconciler._steps.items() if v == real_redispatch)] = (
+        failing_for_t1
+    )
+
+    # WHEN the reconciler sweeps twice after the lease
+    clock.advance(LEASE)
+    first = reconciler.run().to_json()
+    second = reconciler.run().to_json()
+    p.drain()
+
+    # THEN the failing job was pushed behind the other, which the second sweep reached
+    assert (first["errors"], second["redispatched"]) == (1, 1), (first, second)
+    assert p.job("t1")["lease_expires_at"] > clock.now  # looked at again in a few sweeps

@@ -44,6 +44,7 @@ from aiprod.services.reconcile_report import SKIPPED, ReconcileReport
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
+ERROR_BACKOFF_S = 300.0  # a job whose sweep step failed is looked at again after this
 
 
 class Reconciler:
@@ -94,9 +95,10 @@ class Reconciler:
             try:
                 action = step(job, now)
             except Exception:
-                log.exception("reconcile failed; the next sweep tries again", extra=context)
+                log.exception("reconcile failed; tried again after the others", extra=context)
                 report.count("errors")
                 self._telemetry.reconciler_action("errors")
+                self._push_back(job, now)
                 continue
             report.count(action)
             self._telemetry.reconciler_action(action)
@@ -121,6 +123,17 @@ class Reconciler:
             self._hourly(now)
         except Exception:
             log.exception("spend audit failed; the next hour tries again")
+
+    def _push_back(self, job: Job, now: float) -> None:
+        """A job whose step failed goes behind the others (its lease moved on by a few
+        sweeps), so a batch of failing jobs at the head of the queue cannot starve the rest."""
+        later = partial(leases.extend, now=now, lease_s=ERROR_BACKOFF_S)
+        try:
+            self._change(job, later, _nothing, "errors")
+        except Exception:
+            log.warning(
+                "reconcile: could not push a failing job back", extra={"job_id": job.job_id}
+            )
 
     def _set_aside(self, job_id: str, now: float) -> None:
         """An unreadable job document: logged, and quarantined (out of the next sweeps'
