@@ -52,6 +52,7 @@ SECRETS_BY_GROUP: dict[str, tuple[str, ...]] = {
     "replicate": (REPLICATE_KEY_ENV,),
 }
 PROVIDER_MODES = ("simulated", "live")
+SUBMIT_MARGIN_S = 15.0  # storing a task id (three tries) and the claim's own transactions
 CONTENT_POLICIES = ("terminal", "fallback")
 
 
@@ -110,8 +111,9 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_s: float = 600.0
     # From a claim until its provider task id is stored (image fetch, create, storing the
-    # id): a worker lost in between is noticed after this, not after a whole lease.
-    submit_window_s: float = 90.0
+    # id): a worker lost in between is noticed after this, not after a whole lease. None:
+    # derived from the provider timeout, which bounds both the image fetch and the create.
+    submit_window_s: float | None = None
     poll_interval_s: float = 5.0
     render_deadline_s: float = 480.0
     max_backoff_wait_s: float = 30.0
@@ -127,8 +129,13 @@ class Settings:
 
     @property
     def submit_lease_s(self) -> float:
-        """The lease from a claim until the task id is stored: never longer than a lease."""
-        return min(self.submit_window_s, self.lease_s)
+        """The lease from a claim until the task id is stored: the image fetch and the
+        create (each bounded by the provider timeout) plus a margin for storing the id,
+        unless set; never longer than a lease."""
+        window = self.submit_window_s
+        if window is None:
+            window = 2 * self.providers.timeout_s + SUBMIT_MARGIN_S
+        return min(window, self.lease_s)
 
     def limit_for(self, scope: str) -> int:
         if scope == "global":
@@ -173,7 +180,11 @@ class Settings:
                 max_wall_s=_float(get, "AIPROD_MAX_JOB_WALL_S", 3600.0),
             ),
             lease_s=_float(get, "AIPROD_LEASE_S", 600.0),
-            submit_window_s=_float(get, "AIPROD_SUBMIT_WINDOW_S", 90.0),
+            submit_window_s=(
+                _float(get, "AIPROD_SUBMIT_WINDOW_S", 0.0)
+                if get("AIPROD_SUBMIT_WINDOW_S")
+                else None
+            ),
             poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
             render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
             ledger_shards=int(_float(get, "AIPROD_LEDGER_SHARDS", 16)),

@@ -45,6 +45,7 @@ from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
 ERROR_BACKOFF_S = 300.0  # a job whose sweep step failed is looked at again after this
+RECHECK_S = 60.0  # a stored task still running, nobody watching it: polled each minute
 
 
 class Reconciler:
@@ -179,7 +180,7 @@ class Reconciler:
             return self._close(job, outcome, now, "reported")
         if leases.overdue(job, now):
             return self._overdue(job, now)
-        extend = partial(leases.extend, now=now, lease_s=self._lease_s)
+        extend = partial(leases.extend, now=now, lease_s=min(self._lease_s, RECHECK_S))
         if result.unkept:  # its cost is known: written now, with the failed try to keep it
             noted = partial(
                 record_known_cost, number=attempt.number, cost_micros=result.cost_micros, now=now
