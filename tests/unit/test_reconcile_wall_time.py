@@ -13,7 +13,7 @@ import pytest
 
 from aiprod.domain.policy import RetryPolicy
 from support.scenarios import attempts
-from support.stuck import LEASE, TEXT, drop, only, slow_runway, sweep
+from support.stuck import TEXT, drop, only, slow_runway, sweep
 
 
 def test_job_past_its_wall_time_fails_and_releases_its_hold(pipeline, clock):
@@ -42,27 +42,44 @@ def test_job_past_its_wall_time_fails_and_releases_its_hold(pipeline, clock):
 
 @pytest.mark.parametrize(
     ("latency_s", "status", "action"),
-    [(1000, "FAILED", "overdue"), (50, "SUCCEEDED", "reported")],
+    [(1000, "FAILED", "overdue"), (20, "SUCCEEDED", "reported")],
     ids=["still rendering: failed", "finished: delivered and charged"],
 )
-def test_render_past_the_wall_time_is_judged_when_its_lease_expires(
+def test_a_render_nobody_watches_is_judged_at_the_next_sweep(
     pipeline, clock, latency_s, status, action
 ):
-    # GIVEN a render running at the provider, its job with a 30 s wall time
+    # GIVEN a render running at the provider whose render function stopped waiting after
+    # 10 s (its lease ended with it), its job with a 30 s wall time
     p = pipeline(**slow_runway(latency_s, retry=RetryPolicy(max_wall_s=30)))
     p.run(TEXT)
 
-    # WHEN the wall time passes while the lease lives THEN the render is not cut off
+    # WHEN the reconciler sweeps past the wall time
     clock.advance(25)
     assert clock() - clock.start > 30
-    assert sweep(p) == only()
-
-    # WHEN the lease expires too
-    clock.advance(LEASE)
     report = sweep(p)
 
-    # THEN a finished render is delivered and charged; one still running fails the job
+    # THEN a finished render is delivered and charged; one still running fails the job and
+    # is kept as a late task (charged when it finishes: test_money_review)
     assert report == only(**{action: 1})
-    assert p.job("t1")["status"] == status
+    job = p.job("t1")
+    assert job["status"] == status
+    if status == "FAILED":
+        assert job["attempts"][0]["late_task_lease"] is not None
     assert len(p.submitted("runway")) == 1
     p.assert_books_balanced()
+
+
+def test_a_watched_render_is_not_cut_off_by_the_wall_time(pipeline, clock):
+    # GIVEN a render whose render function is still watching it (a live lease), past the
+    # job's wall time
+    p = pipeline(**slow_runway(1000, retry=RetryPolicy(max_wall_s=30)))
+    p.run(TEXT)
+    watched = p.job("t1")
+    attempt = watched["attempts"][0]
+    leased = {**attempt, "lease_expires_at": clock.now + 300, "error_code": None, "reason": None}
+    p.store.set("jobs", "t1", {**watched, "attempts": [leased]})
+
+    # WHEN the reconciler sweeps past the wall time THEN it leaves the live render alone
+    clock.advance(25)
+    assert sweep(p) == only()
+    assert p.job("t1")["status"] == "RUNNING"

@@ -78,14 +78,20 @@ def record_report(
 
     A REPORTED attempt gets a fresh lease: if the outcome is never applied, the reconciler
     publishes it again when the lease runs out. An UNKNOWN outcome keeps the attempt RUNNING
-    and its lease as it was, so the stored task is polled once the lease expires.
+    with its lease ended: the render function has stopped watching it, so the reconciler's
+    next sweep polls the stored task (or decides about an unconfirmed create).
     ``from_states``: the reconciler also reports a DISPATCHED attempt (a timeout).
     """
     attempt = job.require(outcome.attempt)
     if attempt.state not in from_states:
         return job
     if outcome.error_class is ErrorClass.UNKNOWN:
-        update = {"reason": outcome.message, "error_code": outcome.error_code}
+        # its watcher left: the reconciler takes the attempt over at its next sweep
+        update = {
+            "reason": outcome.message,
+            "error_code": outcome.error_code,
+            "lease_expires_at": now,
+        }
     else:
         update = {
             "state": AttemptState.REPORTED,
