@@ -1,8 +1,9 @@
 """End to end with the real provider adapters: every function under functions-framework on
 the emulators, the SDKs talking to the provider fakes, outputs in the storage emulator.
 
-Runway's fake is down (503 on every create): the job retries Runway, falls back to Veo, and
-Veo's video lands in the bucket; the completion event carries its gs:// URI and Veo's cost.
+Runway's fake answers 503 to a create (which may hide a task a gateway lost): the attempt
+waits, never sent again, until the reconciler closes it charging its hold; the job falls back
+to Veo, whose video lands in the bucket; the completion event carries its gs:// URI.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import pytest
 
 from aiprod import topology
+from aiprod.repositories import jobs as job_records
 from fakes.base import VIDEO, Reply
 from support import EventTap, jobs_terminal, statuses, wait_for
 
@@ -21,7 +23,7 @@ JOB = {"job_id": "live-1", "prompt": "a lighthouse in fog", "duration_s": 8}
 VEO_COST = 8 * 100_000  # Veo 3.1 Fast, 720p, video only: $0.10/s (catalog)
 
 
-def test_runway_down_falls_back_to_veo_whose_video_lands_in_the_bucket(
+def test_a_runway_503_is_charged_its_hold_and_veo_renders_into_the_bucket(
     make_stack, fakes, storage_emulator
 ):
     # GIVEN live providers on their fakes, with Runway answering 503 to every create
@@ -37,29 +39,44 @@ def test_runway_down_falls_back_to_veo_whose_video_lands_in_the_bucket(
     # WHEN a job that Runway and Veo can both render is published
     stack.bus.publish(topology.JOBS, json.dumps(JOB).encode())
 
-    # THEN it completes
-    def completed():
-        docs = jobs_terminal(stack.store, [JOB["job_id"]])
-        return docs if docs and tap.has(JOB["job_id"], "job.completed") else None
+    # THEN Runway's attempt waits, unconfirmed, its create sent once
+    def unconfirmed():
+        doc = stack.store.get(job_records.COLLECTION, JOB["job_id"])
+        codes = [a.get("error_code") for a in (doc or {}).get("attempts", [])]
+        return doc if codes == ["submit_unconfirmed"] else None
 
     def seen() -> str:
         return f"jobs: {statuses(stack.store)}; events: {[e.type for e in tap.events]}"
 
-    doc = wait_for(completed, timeout=60, interval=0.25, describe=seen)[JOB["job_id"]]
+    wait_for(unconfirmed, timeout=60, interval=0.25, describe=seen)
+    assert len(fakes.runway.calls("POST", "/v1/text_to_video")) == 1
 
-    # AND on Veo, after Runway's attempts failed as server errors (each create sent once)
+    # WHEN Cloud Scheduler calls the reconciler (the attempt's watcher left: its lease ended)
+    report = stack.call("reconcile")
+    assert report["timed_out"] == 1, report
+
+    # THEN the job completes on Veo, Runway's attempt charged its hold (a task may exist)
+    def completed():
+        docs = jobs_terminal(stack.store, [JOB["job_id"]])
+        return docs if docs and tap.has(JOB["job_id"], "job.completed") else None
+
+    doc = wait_for(completed, timeout=60, interval=0.25, describe=seen)[JOB["job_id"]]
     backends = [(a["backend"], a["state"], a.get("error_code")) for a in doc["attempts"]]
-    assert backends[-1][:2] == ("veo", "SUCCEEDED"), backends
-    runway = [b for b in backends if b[0] == "runway"]
-    assert runway and all(b[1:] == ("FAILED", "server_error") for b in runway)
-    assert len(fakes.runway.calls("POST")) == len(runway)
+    assert backends == [
+        ("runway", "FAILED", "submit_unconfirmed"),
+        ("veo", "SUCCEEDED", None),
+    ], backends
+    runway = doc["attempts"][0]
+    assert runway["cost_estimated"] and runway["cost_micros"] == runway["hold_micros"]
+    assert len(fakes.runway.calls("POST", "/v1/text_to_video")) == 1
 
     # AND the event carries the gs:// URI of the video in the bucket, and Veo's cost
     event = next(e.payload for e in tap.events if e.type == "job.completed")
     attempt = len(doc["attempts"])
     name = f"videos/{JOB['job_id']}/attempt-{attempt}/sample_0.mp4"
     assert event["output_uri"] == f"gs://{fakes.bucket}/{name}"
-    assert (event["backend"], event["cost_micros"]) == ("veo", VEO_COST)
+    assert (event["backend"], doc["attempts"][-1]["cost_micros"]) == ("veo", VEO_COST)
+    assert event["cost_micros"] == runway["cost_micros"] + VEO_COST  # the job's whole cost
     assert storage_emulator.read(fakes.bucket, name) == VIDEO
     assert storage_emulator.blob(fakes.bucket, name).metadata["job_id"] == JOB["job_id"]
 

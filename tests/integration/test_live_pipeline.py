@@ -123,7 +123,7 @@ def test_a_5xx_create_is_never_sent_again_and_is_charged_its_hold(live, fakes, c
     # once: the pinned job ends, never rendered twice
     job = p.job("j1")
     assert job["status"] == "FAILED"
-    assert attempts(job) == [(provider.name, "FAILED", "lease_expired")]
+    assert attempts(job) == [(provider.name, "FAILED", "submit_unconfirmed")]
     assert job["cost_micros"] == hold and job["attempts"][0]["cost_estimated"] is True
     assert creates(provider, fakes) == 1
     p.assert_books_balanced()
@@ -220,7 +220,7 @@ def test_a_garbled_create_answer_keeps_the_hold_and_is_never_sent_again(
     # render nobody can look up), nothing stays held, and nothing was sent again
     job = p.job("j1")
     assert job["status"] == "FAILED"
-    assert attempts(job) == [(provider.name, "FAILED", "lease_expired")]
+    assert attempts(job) == [(provider.name, "FAILED", "submit_unconfirmed")]
     assert job["cost_micros"] == hold and "never confirmed" in job["attempts"][0]["reason"]
     assert creates(provider, fakes) == 1
     p.assert_books_balanced()

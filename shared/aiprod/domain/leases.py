@@ -100,11 +100,18 @@ def extend(job: Job, now: float, lease_s: float) -> Job:
 
 
 def timeout_outcome(job: Job, now: float) -> RenderOutcome:
-    """A FALLBACK failure that does not count against the provider (our process was lost)."""
+    """A FALLBACK failure. It does not count against the provider when our process was lost
+    (``lease_expired``); it does when the provider's own answer left the create unconfirmed
+    (a 5xx or a timeout: ``submit_unconfirmed``), so an outage opens the circuit instead of
+    charging a hold on every job."""
     attempt = job.current
     what = "was never claimed" if attempt.state is AttemptState.DISPATCHED else "stopped"
     message = f"attempt {attempt.number} {what}: its lease expired with no provider task to poll"
-    return _failure(job, attempt, ErrorClass.FALLBACK, ErrorCode.LEASE_EXPIRED, message, now)
+    code = ErrorCode.LEASE_EXPIRED
+    if attempt.error_code in UNCONFIRMED_SUBMIT_CODES and attempt.provider_task_id is None:
+        code = ErrorCode.SUBMIT_UNCONFIRMED
+        message = f"attempt {attempt.number}: the provider never confirmed its create"
+    return _failure(job, attempt, ErrorClass.FALLBACK, code, message, now)
 
 
 def possible_charge(attempt: Attempt) -> int:
