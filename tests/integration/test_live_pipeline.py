@@ -290,3 +290,22 @@ def test_a_throttled_create_is_retried_no_sooner_than_runway_asked(live, fakes):
     assert retry["not_before"] - first["outcome"]["finished_at"] >= 20
     assert creates(RUNWAY, fakes) == 2 and job["cost_micros"] == RUNWAY.cost
     p.assert_books_balanced()
+
+
+def test_a_replicate_create_whose_answer_a_gateway_lost_is_found_at_once(live, fakes):
+    # GIVEN Replicate creating the prediction, then a gateway answering 502 instead of it
+    gateway = Reply(502, b"<html>502 Bad Gateway</html>", {"content-type": "text/html"})
+    fakes.replicate.queue("create", Reply(**{**gateway.__dict__, "lost_answer": True}))
+    p = live()
+
+    # WHEN the job runs (no reconciler sweep)
+    p.run(REPLICATE.job())
+
+    # THEN the render function looked the prediction up, adopted it and delivered it:
+    # one create, charged once, exactly what Replicate bills
+    job = p.job("j1")
+    assert attempts(job) == [("replicate", "SUCCEEDED", None)]
+    assert creates(REPLICATE, fakes) == 1
+    assert job["attempts"][0]["provider_task_id"] in fakes.replicate.started
+    assert job["cost_micros"] == fakes.replicate.billed_total()
+    p.assert_books_balanced()
