@@ -122,6 +122,8 @@ class VideoBackend(ABC):
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         """Look at a submitted task once."""
 
+    can_find: bool = False  # the provider lets us look up a task a lost create made
+
     def find(self, task: RenderTask, sent_at: float) -> str | None:
         """The id of a task this attempt's create (sent at ``sent_at``) made although its
         answer was lost, where the provider lets us look (None: not found, or no way to

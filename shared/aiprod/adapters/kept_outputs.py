@@ -59,6 +59,10 @@ class KeptOutputs(LazyClient, VideoBackend):
     def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
         return self._inner.submit(task, before_send)
 
+    @property
+    def can_find(self) -> bool:
+        return self._inner.can_find
+
     def find(self, task: RenderTask, sent_at: float) -> str | None:
         return self._inner.find(task, sent_at)
 

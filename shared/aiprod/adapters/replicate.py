@@ -46,6 +46,7 @@ FIND_PAGES = 5  # 100 predictions a page, newest first
 class ReplicateBackend(LiveBackend):
     name = "replicate"
     task_kind, task_id_kind = "prediction", "prediction id"
+    can_find = True  # GET /v1/predictions lists what our token created
     unanswered = (
         (httpx.ConnectError, taxonomy.UNREACHABLE),  # connection refused: nothing sent
         (httpx.HTTPError, taxonomy.SUBMIT_UNCONFIRMED),  # sent, answer lost: it may exist

@@ -69,6 +69,8 @@ class Submitter:
 
     def _found(self, task: RenderTask, sent_at: float) -> str | None:
         """The task a lost answer hid, if the provider can say and no attempt owns it."""
+        if not self._backend.can_find:
+            return None
         self._sleep(LOOKUP_DELAY_S)  # let the provider's list catch up with the create
         found = provider_calls.find(self._backend, task, sent_at)
         if found is None or jobs.task_owned(self._store, found):
