@@ -148,3 +148,38 @@ def test_no_fallback_render_is_paid_while_the_output_store_circuit_is_open(
     job = p.job("t1")
     assert job["attempts"][0]["error_code"] == "output_store_unavailable"
     assert p.submitted("veo") == [] and p.submitted("replicate") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="leases.due picks POLL before the wall time for a stored task, and a POLL step "
+    "that raises is only pushed back (_push_back, ERROR_BACKOFF_S): a job whose poll step "
+    "keeps failing is never closed at its wall time and its hold stays held",
+)
+def test_a_job_whose_poll_keeps_failing_still_ends_at_its_wall_time(pipeline, clock):
+    # GIVEN a runway render that outlives its render function (its task id stored, the
+    # function's UNKNOWN report ended the lease) in a job with a 30 s wall time
+    from aiprod.domain.policy import RetryPolicy
+    from support.stuck import slow_runway
+
+    p = pipeline(**slow_runway(1000, retry=RetryPolicy(max_wall_s=30)))
+    p.run(TEXT)
+    [attempt] = p.job("t1")["attempts"]
+    assert attempt["provider_task_id"] is not None and attempt["state"] == "RUNNING"
+
+    # AND the reconciler's poll step for it keeps raising (any persistent step error: here
+    # runway's client cannot be built; a request that no longer validates does the same)
+    def unreachable(name):
+        raise RuntimeError(f"{name}: API key secret not found")
+
+    p.app.reconciler._backend = unreachable
+
+    # WHEN the reconciler sweeps for twenty minutes past the wall time
+    for _ in range(5):
+        clock.advance(300)
+        sweep(p)
+
+    # THEN the job ended at its wall time (its task kept as a late task) and holds nothing
+    job = p.job("t1")
+    assert (job["status"], job["reason"]) == ("FAILED", "wall_time_exceeded")
+    assert p.ledger()["held_micros"] == 0
