@@ -83,9 +83,9 @@ def test_an_estimate_of_yesterday_does_not_absorb_an_orphan_of_today(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="compare lets any estimate of the model absorb an orphan whatever the orphan "
-    "cost: an orphan the provider billed at three times the estimated hold is charged "
-    "nothing (recorded < billed)",
+    reason="compare lets an estimate of the model absorb an orphan whatever the orphan "
+    "cost (domain/spend_audit._task_charge): an orphan billed at three times the estimated "
+    "hold is charged nothing, so recorded < billed",
 )
 def test_an_estimate_does_not_absorb_an_orphan_that_cost_more_than_it(
     pipeline, clock, monkeypatch
@@ -94,8 +94,8 @@ def test_an_estimate_does_not_absorb_an_orphan_that_cost_more_than_it(
     p, first = _estimated_job(pipeline, clock, monkeypatch)
     hold = first["hold_micros"]
 
-    # WHEN replicate shows one orphan prediction of that model that it billed 3 H (a longer
-    # render: it cannot be this attempt's create, whose worst case is H)
+    # WHEN replicate shows one orphan prediction of that model that it billed 3 H (another,
+    # longer render; or this very create, overrunning its hold: either way billed 3 H)
     clock.advance(HOUR)
     p.app.spend_sources["replicate"].tasks[:] = [_orphan("pred-long", first["model"], 3 * hold)]
     p.app.spend_audit.run(p.day())
