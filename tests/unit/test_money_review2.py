@@ -1,10 +1,9 @@
 """Second review of the money paths (lost creates looked up at once, UNKNOWN ending a lease,
 submit_unconfirmed on the circuit, the output store's circuit, the spend audit's estimates):
-each test is a money bug found in them, written as a strict xfail that fails for its reason."""
+each test is a money bug a reviewer found in them (written as a strict xfail first, each
+failing for its stated reason), and holds since its fix."""
 
 from __future__ import annotations
-
-import pytest
 
 from aiprod.adapters.provider_common import error, unkept
 from aiprod.domain import taxonomy
@@ -47,15 +46,7 @@ def _orphan(task_id: str, model: str, cost: int) -> ProviderTask:
     return ProviderTask(task_id, task_id, model, "succeeded", True, cost)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_books counts estimates over every job scanned (a day's margin back), not the "
-    "audited day: yesterday's estimate, already matched to yesterday's orphan, absorbs an "
-    "unrelated orphan of today, which is then never charged",
-)
-def test_an_estimate_of_yesterday_does_not_absorb_an_orphan_of_today(
-    pipeline, clock, monkeypatch
-):
+def test_an_estimate_of_yesterday_does_not_absorb_an_orphan_of_today(pipeline, clock, monkeypatch):
     # GIVEN a replicate create lost at 23:30 on day D, closed charging its hold (an estimate)
     clock.advance(15.5 * HOUR)  # T0 is 08:00 UTC
     p, first = _estimated_job(pipeline, clock, monkeypatch)
@@ -81,15 +72,7 @@ def test_an_estimate_of_yesterday_does_not_absorb_an_orphan_of_today(
     assert report.charged_micros == first["hold_micros"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compare lets an estimate of the model absorb an orphan whatever the orphan "
-    "cost (domain/spend_audit._task_charge): an orphan billed at three times the estimated "
-    "hold is charged nothing, so recorded < billed",
-)
-def test_an_estimate_does_not_absorb_an_orphan_that_cost_more_than_it(
-    pipeline, clock, monkeypatch
-):
+def test_an_estimate_does_not_absorb_an_orphan_that_cost_more_than_it(pipeline, clock, monkeypatch):
     # GIVEN a lost replicate create closed charging its hold H as an estimate
     p, first = _estimated_job(pipeline, clock, monkeypatch)
     hold = first["hold_micros"]
@@ -108,12 +91,6 @@ def test_an_estimate_does_not_absorb_an_orphan_that_cost_more_than_it(
     assert replicate_recorded + unattributed >= 3 * hold
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_after_failure falls back on output_store_unavailable without looking at "
-    "the output store's circuit: with the bucket known down (circuit open), an in-flight "
-    "job pays a second provider for a render that cannot be kept either",
-)
 def test_no_fallback_render_is_paid_while_the_output_store_circuit_is_open(
     pipeline, clock, monkeypatch
 ):
@@ -150,12 +127,6 @@ def test_no_fallback_render_is_paid_while_the_output_store_circuit_is_open(
     assert p.submitted("veo") == [] and p.submitted("replicate") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leases.due picks POLL before the wall time for a stored task, and a POLL step "
-    "that raises is only pushed back (_push_back, ERROR_BACKOFF_S): a job whose poll step "
-    "keeps failing is never closed at its wall time and its hold stays held",
-)
 def test_a_job_whose_poll_keeps_failing_still_ends_at_its_wall_time(pipeline, clock):
     # GIVEN a runway render that outlives its render function (its task id stored, the
     # function's UNKNOWN report ended the lease) in a job with a 30 s wall time

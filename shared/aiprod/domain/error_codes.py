@@ -54,3 +54,4 @@ class FailReason(StrEnum):
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # the attempt cap or the wall time was reached
     TERMINAL = "terminal"  # the last attempt failed TERMINAL (the request itself is bad)
     WALL_TIME_EXCEEDED = "wall_time_exceeded"  # the reconciler failed it past its wall time
+    OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"  # our bucket's circuit is open

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aiprod.domain.error_codes import ErrorCode, FailReason
-from aiprod.domain.health import Circuit, CircuitState
+from aiprod.domain.health import OUTPUT_STORE, Circuit, CircuitState
 from aiprod.domain.jobs import ChainStep, Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.selection import fallback_steps
@@ -106,6 +106,10 @@ def plan_after_failure(
     decision = after_failure(job, outcome, policy, now)
     if decision is Next.WAIT:
         return AfterFailure(wait=True, reason="")
+    store = circuits.get(OUTPUT_STORE)
+    if decision is not Next.FAIL and store is not None and not store.admits(now):
+        # our bucket keeps failing: another provider's render could not be kept either
+        return AfterFailure(reason=FailReason.OUTPUT_STORE_UNAVAILABLE)
     if decision is Next.FAIL:
         if outcome.error_code == ErrorCode.WALL_TIME_EXCEEDED:
             return AfterFailure(reason=FailReason.WALL_TIME_EXCEEDED)

@@ -62,7 +62,7 @@ class Books:
     charged: Mapping[str, int] = field(default_factory=dict)  # charge id → charged so far
     # model → attempts closed charging their hold for a create nobody could confirm (no task
     # id): an orphan of that model may be that very create, already covered by the hold
-    estimates: Mapping[str, int] = field(default_factory=dict)
+    estimates: Mapping[str, list[int]] = field(default_factory=dict)  # model → holds charged
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def total_charge_id(provider: str, day: str) -> str:
 def compare(seen: ProviderDay, books: Books, worst: Callable[[str], int]) -> list[Charge]:
     """The charges the provider's view calls for; ``worst(model)`` prices a task whose cost
     neither the provider nor an attempt tells (so recorded ≥ billed)."""
-    estimates = dict(books.estimates)
+    estimates = {model: list(holds) for model, holds in books.estimates.items()}
     charges = [c for t in seen.tasks if (c := _task_charge(seen, t, books, worst, estimates))]
     if seen.total_micros is None:
         return charges
@@ -100,15 +100,24 @@ def compare(seen: ProviderDay, books: Books, worst: Callable[[str], int]) -> lis
 
 
 def _task_charge(
-    seen: ProviderDay, task: ProviderTask, books: Books, worst, estimates: dict[str, int]
+    seen: ProviderDay, task: ProviderTask, books: Books, worst, estimates: dict[str, list[int]]
 ) -> Charge | None:
     charge_id = task_charge_id(seen.provider, task.key)
     recorded = books.attempts.get(task.key)
     if charge_id in books.charged or task.billed is False:
         return None
-    if recorded is None and estimates.get(task.model, 0) > 0:
-        estimates[task.model] -= 1  # the unconfirmed create's hold already covers it
-        return None
+    covered = 0
+    if recorded is None and estimates.get(task.model):
+        # an unconfirmed create of this day and model was charged its hold: this orphan may
+        # be that very create, so the hold covers it (the smallest hold covering its cost;
+        # what a costlier one is past the hold is still charged)
+        holds = estimates[task.model]
+        cost = task.cost_micros
+        fits = [h for h in holds if cost is None or h >= cost]
+        covered = fits[0] if fits else holds[-1]
+        holds.remove(covered)
+        if cost is None or cost <= covered:
+            return None
     if recorded is None:
         reason = "orphan"
     elif task.billed and not recorded.open and recorded.cost_micros == 0:
@@ -118,6 +127,7 @@ def _task_charge(
     amount = task.cost_micros
     if amount is None:
         amount = recorded.hold_micros if recorded is not None else worst(task.model)
+    amount -= covered
     if amount <= 0:
         return None
     return Charge(charge_id, seen.provider, seen.day, amount, (task.provider_id,), reason)

@@ -1,14 +1,12 @@
 """reconcile: finish what a lost message or a dead process left open. Runs every minute.
 
-Candidates come from two range queries on fields every save keeps (``lease_expires_at`` and
-``wall_deadline_at`` on the job document; None once the job is over, which a range query
-never matches), so the sweep reads only stuck jobs, a bounded batch at a time, oldest first.
-For each, ``domain.leases.due`` decides; the change is one transaction conditioned on the
-job's current attempt being exactly as the sweep read it, and the publish follows the commit.
-Hence: a render function that claims the attempt meanwhile wins and the sweep does nothing
-(``skipped``); two sweeps at once change each job once; a lost publish is repeated at the
-next expiry, because the change stored it first (a timeout is stored on the attempt as its
-outcome, REPORTED, exactly as a render function stores a provider's outcome).
+Candidates come from range queries on fields every save keeps (``jobs.DUE_FIELDS``), a
+bounded batch at a time, oldest first. For each, ``domain.leases.due`` decides; the change is
+one transaction conditioned on the job's current attempt being exactly as the sweep read it,
+and the publish follows the commit. Hence: a render function that claims the attempt
+meanwhile wins (``skipped``); two sweeps at once change each job once; a lost publish is
+repeated at the next expiry, because the change stored it first (a timeout is stored on the
+attempt as its outcome, REPORTED, as a render function stores a provider's outcome).
 
 Holds: every hold belongs to an attempt (taken in the transaction that adds the attempt,
 settled in the one that closes it). The sweep closes an expired attempt only by sending its
@@ -127,9 +125,13 @@ class Reconciler:
 
     def _push_back(self, job: Job, now: float) -> None:
         """A job whose step failed goes behind the others (its lease moved on by a few
-        sweeps), so a batch of failing jobs at the head of the queue cannot starve the rest."""
+        sweeps), so a batch of failing jobs at the head of the queue cannot starve the rest;
+        past its wall time it is closed instead (its stored task kept as a late task)."""
         later = partial(leases.extend, now=now, lease_s=ERROR_BACKOFF_S)
         try:
+            if leases.overdue(job, now) and job.current.state in leases.CLOSABLE:
+                self._overdue(job, now)
+                return
             self._change(job, later, _nothing, "errors")
         except Exception:
             log.warning(
@@ -151,8 +153,8 @@ class Reconciler:
         """Each late task that is due: looked at once (``AttemptCosts.follow_late``)."""
         for attempt in job.attempts:
             if attempt.late_task_lease is not None and attempt.late_task_lease <= now:
-                backend = self._backend(attempt.backend)
                 try:
+                    backend = self._backend(attempt.backend)
                     action = self._costs.follow_late(job, attempt, backend, now, self._lease_s)
                 except Exception:
                     log.exception("late task not looked at", extra={"job_id": job.job_id})

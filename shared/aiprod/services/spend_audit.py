@@ -181,14 +181,18 @@ def _books(provider: str, day: str, scanned: list[Job], charged) -> tuple[rules.
             # a pending late task is charged by the reconciler when it finishes: open until then
             pending = attempt.holds_budget or attempt.late_task_lease is not None
             seen = rules.Recorded(pending, attempt.cost_micros, attempt.hold_micros)
-            if attempt.cost_estimated and attempt.provider_task_id is None:
-                estimates[attempt.model] = estimates.get(attempt.model, 0) + 1
             for key in task_keys(job, attempt):
                 attempts[key] = seen
-            if attempt.ledger_keys and parse_shard_key(attempt.ledger_keys[0])[1] == day:
-                recorded += seen.covers
             if attempt.provider_task_id and not seen.open and not seen.cost_micros:
                 stored.append(attempt.provider_task_id)
+            if not attempt.ledger_keys or parse_shard_key(attempt.ledger_keys[0])[1] != day:
+                continue
+            recorded += seen.covers
+            if attempt.cost_estimated and attempt.provider_task_id is None:
+                # this day's unconfirmed create, charged its hold: it may be an orphan below
+                estimates.setdefault(attempt.model, []).append(attempt.cost_micros)
+    for holds in estimates.values():
+        holds.sort()
     mine = {c.charge_id: c.amount_micros for c in charged if c.provider == provider}
     return rules.Books(attempts, recorded, mine, estimates), stored
 
