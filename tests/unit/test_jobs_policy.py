@@ -242,7 +242,10 @@ def test_backoff_doubles_and_is_capped():
     [
         (outcome(error_class=None, cost=1), True),
         (outcome(error_class=ErrorClass.FALLBACK, code="unavailable"), True),
-        (outcome(error_class=ErrorClass.RETRY_SAME, code="throttled"), True),
+        (
+            outcome(error_class=ErrorClass.RETRY_SAME, code="throttled"),
+            False,
+        ),  # rate limit: not broken
         (outcome(error_class=ErrorClass.FALLBACK, code="content_policy"), False),
         (outcome(error_class=ErrorClass.FALLBACK, code="bad_request"), False),
         (outcome(error_class=ErrorClass.RETRY_SAME, code="caller_timeout"), False),

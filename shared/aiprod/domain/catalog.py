@@ -60,9 +60,27 @@ class ModelSpec(_Data):
         return None if per_second is None else per_second * duration_s
 
 
+class Capacity(_Data):
+    """How many renders a provider runs for us at a time, and creates a minute where that is
+    its limit: versioned defaults here, changed at run time with ``aiprod capacity set`` (up
+    to ``max_concurrent``, which the deployed render function is sized for)."""
+
+    concurrent: Annotated[int, Field(ge=1)]
+    max_concurrent: Annotated[int, Field(ge=1)]
+    creates_per_minute: Annotated[int, Field(ge=1)] | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _default_within_the_ceiling(self) -> Capacity:
+        if self.concurrent > self.max_concurrent:
+            raise ValueError("capacity: concurrent is above max_concurrent")
+        return self
+
+
 class BackendSpec(_Data):
     display_name: str
     models: dict[str, ModelSpec] = Field(min_length=1)
+    capacity: Capacity
 
 
 class Catalog(_Data):

@@ -16,9 +16,11 @@ from aiprod.domain.jobs import ChainStep, Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.selection import fallback_steps
 
-# Error codes that say nothing about a provider's health: our request or our own timeout.
+# Error codes that say nothing about a provider's health: our request, our own timeout, or
+# the provider's rate limit (a 429 means "slow down", not "broken": the retry backs off).
 NOT_PROVIDER_HEALTH = frozenset(
     {
+        ErrorCode.THROTTLED,
         ErrorCode.BAD_REQUEST,
         ErrorCode.UNAUTHORIZED,
         ErrorCode.FORBIDDEN,

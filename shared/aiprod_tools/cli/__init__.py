@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiprod.exceptions import OperatorInputError
-from aiprod_tools.cli import budget, deploy, dlq, jobs, local, report, spend
+from aiprod_tools.cli import budget, capacity, deploy, dlq, jobs, local, report, spend
 from aiprod_tools.exceptions import UsageError
 
 Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) → its parser
@@ -25,6 +25,7 @@ DESCRIPTION = (
 )
 GROUPS = {
     "budget": "today's budget per scope; set limits; audit",
+    "capacity": "renders each backend runs at a time; set them without a deploy",
     "dlq": "the dead-letter inbox: list and replay",
     "spend": "the ledger against what the providers say ran",
 }
@@ -33,6 +34,8 @@ COMMANDS: dict[str, tuple[Register, Handler]] = {
     "budget set": (budget.add_set, budget.set_limit),
     "budget audit": (budget.add_audit, budget.audit),
     "spend audit": (spend.add_audit, spend.audit),
+    "capacity show": (capacity.add_show, capacity.show),
+    "capacity set": (capacity.add_set, capacity.set_capacity),
     "dlq list": (dlq.add_list, dlq.list_pending),
     "dlq replay": (dlq.add_replay, dlq.replay),
     "package": (deploy.add_package, deploy.package),
