@@ -96,6 +96,7 @@ class ProviderResult:
     error_code: ErrorCode | None = None
     message: str = ""
     retry_after_s: float | None = None  # the provider asked us to wait this long (429)
+    queued: bool = False  # not done: waiting in the provider's own queue, not rendering yet
 
     @property
     def unkept(self) -> bool:

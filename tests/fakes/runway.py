@@ -43,6 +43,7 @@ class Task:
     model: str
     duration: int
     polls_left: int
+    looks: int = 0
 
 
 class RunwayFake(FakeServer):
@@ -54,6 +55,7 @@ class RunwayFake(FakeServer):
         self.failure_code: str | None = None
         self.failure = "The task failed."
         self.report_cost = True
+        self.throttled_polls = 0  # the first looks at each task answer THROTTLED (Runway's queue)
         self.started: dict[str, Task] = {}
 
     def dispatch(self, request: Recorded) -> Reply:
@@ -119,6 +121,11 @@ class RunwayFake(FakeServer):
             return Reply(404, {"error": "Task not found"})
         credits = CREDITS_PER_S[task.model] * task.duration
         common = {"id": task.id, "createdAt": CREATED_AT}
+        task.looks += 1
+        if task.looks <= self.throttled_polls:
+            return Reply(
+                200, {**common, "status": "THROTTLED", "estimatedCost": {"credits": credits}}
+            )
         if task.polls_left > 0:
             task.polls_left -= 1
             running = {"status": "RUNNING", "progress": 0.5, "estimatedCost": {"credits": credits}}

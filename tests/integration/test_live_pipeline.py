@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from aiprod.config import ProviderSettings
+from aiprod.domain import metric_set as m
 from aiprod.domain.policy import RetryPolicy
 from aiprod_tools.embedded import run_schedules
 from fakes.base import VIDEO, Reply
@@ -309,3 +310,25 @@ def test_a_replicate_create_whose_answer_a_gateway_lost_is_found_at_once(live, f
     assert job["attempts"][0]["provider_task_id"] in fakes.replicate.started
     assert job["cost_micros"] == fakes.replicate.billed_total()
     p.assert_books_balanced()
+
+
+def test_time_in_runways_queue_is_measured_apart_from_render_time(live, fakes):
+    # GIVEN Runway holding the task THROTTLED (its queue past our tier's concurrency) for
+    # three looks before it renders
+    fakes.runway.throttled_polls = 3
+    p = live(poll_interval_s=5)
+
+    # WHEN the job runs
+    p.run(RUNWAY.job())
+
+    # THEN it succeeded (queueing at the provider is not a failure), the time queued is on
+    # the outcome, and the render-time metric leaves it out
+    job = p.job("j1")
+    assert attempts(job) == [("runway", "SUCCEEDED", None)]
+    outcome = job["attempts"][0]["outcome"]
+    assert outcome["provider_queue_s"] >= 10
+    queued = p.app.metrics.values(m.PROVIDER_QUEUE, backend="runway")
+    assert queued == [outcome["provider_queue_s"]]
+    [render_s] = p.app.metrics.values(m.RENDER_DURATION, backend="runway", status="succeeded")
+    total = outcome["finished_at"] - outcome["started_at"]
+    assert render_s == pytest.approx(total - outcome["provider_queue_s"])

@@ -24,6 +24,7 @@ MAX_MESSAGE = 500
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MICROS_PER_RUNWAY_CREDIT = 10_000  # 1 credit = $0.01
 NOT_DONE = ProviderResult(done=False)  # still running, or not answered: look again later
+QUEUED = ProviderResult(done=False, queued=True)  # accepted, waiting in the provider's queue
 
 
 def short(message: object) -> str:

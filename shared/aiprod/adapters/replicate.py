@@ -22,6 +22,7 @@ from replicate.exceptions import ReplicateError
 from aiprod.adapters.provider_base import LiveBackend
 from aiprod.adapters.provider_common import (
     NOT_DONE,
+    QUEUED,
     catalog_cost,
     failed,
     refuse_unless,
@@ -106,6 +107,8 @@ class ReplicateBackend(LiveBackend):
         status = raw.get("status") if isinstance(raw, dict) else None
         if status in FINISHED:
             return self._finished(raw, status, task)
+        if status == "starting":  # waiting for a worker (a cold boot or a queue): not rendering
+            return QUEUED
         if status not in RUNNING:
             log.warning("replicate prediction in unknown status %r; will look again", status)
         return NOT_DONE

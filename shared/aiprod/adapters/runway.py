@@ -19,6 +19,7 @@ from aiprod.adapters.provider_base import LiveBackend
 from aiprod.adapters.provider_common import (
     MICROS_PER_RUNWAY_CREDIT,
     NOT_DONE,
+    QUEUED,
     catalog_cost,
     failed,
     refuse_unless,
@@ -33,6 +34,8 @@ from aiprod.ports import ProviderResult, SpendSource
 
 log = logging.getLogger(__name__)
 RUNNING = frozenset({"PENDING", "THROTTLED", "RUNNING"})
+# Accepted but not rendering yet: THROTTLED is Runway's queue past our tier's concurrency.
+WAITING = frozenset({"PENDING", "THROTTLED"})
 MAX_PROMPT_UTF16 = 1000
 
 
@@ -69,6 +72,8 @@ class RunwayBackend(LiveBackend):
         return found.to_dict() if hasattr(found, "to_dict") else None
 
     def _read(self, raw: dict | None, task: RenderTask) -> ProviderResult:
+        if isinstance(raw, dict) and raw.get("status") in WAITING:
+            return QUEUED
         if not isinstance(raw, dict) or raw.get("status") in RUNNING:
             return NOT_DONE
         return self._finished(raw, task)

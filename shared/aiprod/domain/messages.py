@@ -147,6 +147,8 @@ class RenderOutcome(_Strict):
     provider_task_id: str | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    # Of that time, how long the task waited in the provider's own queue before rendering.
+    provider_queue_s: Annotated[float, Field(ge=0)] = 0.0
     # A throttling provider's Retry-After: a RETRY_SAME waits at least this long.
     retry_after_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
 

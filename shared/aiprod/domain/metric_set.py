@@ -112,6 +112,14 @@ PIPELINE_DURATION = _distribution(
 RENDER_DURATION = _distribution(
     "render/duration", "One render attempt on a provider", "s", SECONDS, BACKEND, STATUS
 )
+PROVIDER_QUEUE = _distribution(
+    "render/provider_queue",
+    "Time a render waited in the provider's own queue (Runway PENDING/THROTTLED, Replicate "
+    "starting), not counted in render/duration",
+    "s",
+    SECONDS,
+    BACKEND,
+)
 JOB_COST = _distribution(
     "job/cost", "Cost of a completed job, by the backend that delivered it", "{USD}", USD, BACKEND
 )
@@ -165,7 +173,7 @@ ALL: tuple[Metric, ...] = (
     JOBS_ACCEPTED, JOBS_REJECTED, JOBS_FINISHED, PIPELINE_DURATION, RENDER_DURATION, JOB_COST,
     COST_PER_MINUTE, BACKEND_COST, BUDGET_SPENT, BUDGET_HELD, BUDGET_UTILIZATION,
     BACKEND_REQUESTS, BACKEND_ERRORS, FALLBACKS, CIRCUIT_STATE, QUALITY, OVERRUNS,
-    RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED,
+    RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED, PROVIDER_QUEUE,
 )  # fmt: skip
 BY_TYPE: dict[str, Metric] = {m.type: m for m in ALL}
 

@@ -120,39 +120,47 @@ class Renderer:
                     return None
                 # crash tests: rendering at the provider, its task id stored, worker lost
                 checkpoint("render.after_submit", f"{task.job_id}#{task.attempt}")
-            result = self._wait(task, task_id)
+            result, queued_s = self._wait(task, task_id)
         except ClaimLostError:
             log.info("render task not run: another delivery holds the attempt", extra=_ctx(task))
             return None
         except ProviderError as exc:
-            result = result_of(exc)
-        return outcome_for(task, task_id, result, started, self._clock())
+            result, queued_s = result_of(exc), 0.0
+        outcome = outcome_for(task, task_id, result, started, self._clock())
+        return outcome.model_copy(update={"provider_queue_s": round(queued_s, 3)})
 
-    def _wait(self, task: RenderTask, task_id: str) -> ProviderResult:
+    def _wait(self, task: RenderTask, task_id: str) -> tuple[ProviderResult, float]:
         """Poll until the task is done or the render deadline. A poll that failed (UNKNOWN
         ``poll_failed``) is looked at again like one still running: one glitch must not park
         the attempt until its lease runs out. A finished render whose output could not be
         kept has its cost written on the attempt at once; after ``MAX_KEEP_TRIES`` the
-        attempt closes charged that cost. At the deadline the last failure is reported."""
-        deadline = self._clock() + self._settings.render_deadline_s
+        attempt closes charged that cost. At the deadline the last failure is reported.
+        Also returns how long the task waited in the provider's own queue (measured apart
+        from render time: queueing at the provider is not slowness or failure)."""
+        waiting_since = self._clock()
+        deadline = waiting_since + self._settings.render_deadline_s
+        queued_s = 0.0
         while True:
             result = look(self._backend, task_id, task)
+            if result.queued:
+                queued_s = self._clock() - waiting_since
             failed_poll = result.error_code == ErrorCode.POLL_FAILED
             if result.done and not failed_poll:
-                return result
+                return result, queued_s
             if result.unkept:
                 tries = self._costs.note_unkept(task.job_id, task.attempt, result.cost_micros)
                 if tries >= MAX_KEEP_TRIES:
-                    return dataclasses.replace(result, done=True)
+                    return dataclasses.replace(result, done=True), queued_s
             if self._clock() >= deadline:
                 if failed_poll:
-                    return result
-                return ProviderResult(
+                    return result, queued_s
+                timeout = ProviderResult(
                     done=True,
                     error_class=ErrorClass.UNKNOWN,
                     error_code=ErrorCode.CALLER_TIMEOUT,
                     message=f"still running after {self._settings.render_deadline_s:.0f}s",
                 )
+                return timeout, queued_s
             self._sleep(self._settings.poll_interval_s)
 
     def _after_close(self, task: RenderTask, task_id: str, stored: Stored) -> None:

@@ -60,8 +60,10 @@ class Telemetry:
         backend = {"backend": outcome.backend}
         status = "succeeded" if outcome.succeeded else "failed"
         self.sink.count(m.BACKEND_REQUESTS, backend)
-        seconds = max(0.0, outcome.finished_at - outcome.started_at)
+        seconds = max(0.0, outcome.finished_at - outcome.started_at - outcome.provider_queue_s)
         self.sink.observe(m.RENDER_DURATION, seconds, {**backend, "status": status})
+        if outcome.provider_queue_s:
+            self.sink.observe(m.PROVIDER_QUEUE, outcome.provider_queue_s, backend)
         if not outcome.succeeded:
             error_class = outcome.error_class or "UNKNOWN"
             self.sink.count(m.BACKEND_ERRORS, {**backend, "error_class": error_class})
