@@ -33,7 +33,7 @@ resource "google_pubsub_subscription" "push" {
 
   dead_letter_policy {
     dead_letter_topic     = google_pubsub_topic.topic[local.dead_letter_topic].id
-    max_delivery_attempts = local.max_delivery_attempts
+    max_delivery_attempts = each.value.max_delivery_attempts
   }
 
   expiration_policy {

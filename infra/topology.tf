@@ -19,8 +19,11 @@ locals {
   # Every push subscription: deliveries before a message goes to the dead-letter topic, and
   # the exponential backoff between them (topology.MAX_DELIVERY_ATTEMPTS, MIN/MAX_BACKOFF_S).
   max_delivery_attempts = 5
-  min_backoff_s         = 10
-  max_backoff_s         = 600
+  # Render subscriptions: a push Cloud Run refuses at capacity (429) counts as a delivery,
+  # so they allow the most Pub/Sub does (topology.RENDER_MAX_DELIVERY_ATTEMPTS).
+  render_max_delivery_attempts = 100
+  min_backoff_s                = 10
+  max_backoff_s                = 600
 
   # The pull subscriptions deployed (topology.PULL_SUBSCRIPTIONS minus the local-only tap):
   # `aiprod dlq` reads the dead-letter inbox.
@@ -35,54 +38,59 @@ locals {
   # `bucket` whether it writes rendered videos, `roles` any further project roles.
   push_functions = {
     route_job = {
-      service   = "route-job"
-      topic     = "jobs"
-      schedule  = null
-      timeout_s = 60
-      publishes = ["render-runway", "render-veo", "render-replicate", "job-events", "dead-letter"]
-      secrets   = []
-      bucket    = false
-      roles     = []
+      service               = "route-job"
+      topic                 = "jobs"
+      schedule              = null
+      timeout_s             = 60
+      max_delivery_attempts = local.max_delivery_attempts
+      publishes             = ["render-runway", "render-veo", "render-replicate", "job-events", "dead-letter"]
+      secrets               = []
+      bucket                = false
+      roles                 = []
     }
     render_runway = {
-      service   = "render-runway"
-      topic     = "render-runway"
-      schedule  = null
-      timeout_s = 540
-      publishes = ["render-outcomes", "dead-letter"]
-      secrets   = ["runway"]
-      bucket    = true
-      roles     = []
+      service               = "render-runway"
+      topic                 = "render-runway"
+      schedule              = null
+      timeout_s             = 540
+      max_delivery_attempts = local.render_max_delivery_attempts
+      publishes             = ["render-outcomes", "dead-letter"]
+      secrets               = ["runway"]
+      bucket                = true
+      roles                 = []
     }
     render_veo = {
-      service   = "render-veo"
-      topic     = "render-veo"
-      schedule  = null
-      timeout_s = 540
-      publishes = ["render-outcomes", "dead-letter"]
-      secrets   = []
-      bucket    = true
-      roles     = ["roles/aiplatform.user"] # Veo on Vertex AI: the function's own identity, no key
+      service               = "render-veo"
+      topic                 = "render-veo"
+      schedule              = null
+      timeout_s             = 540
+      max_delivery_attempts = local.render_max_delivery_attempts
+      publishes             = ["render-outcomes", "dead-letter"]
+      secrets               = []
+      bucket                = true
+      roles                 = ["roles/aiplatform.user"] # Veo on Vertex AI: the function's own identity, no key
     }
     render_replicate = {
-      service   = "render-replicate"
-      topic     = "render-replicate"
-      schedule  = null
-      timeout_s = 540
-      publishes = ["render-outcomes", "dead-letter"]
-      secrets   = ["replicate"]
-      bucket    = true
-      roles     = []
+      service               = "render-replicate"
+      topic                 = "render-replicate"
+      schedule              = null
+      timeout_s             = 540
+      max_delivery_attempts = local.render_max_delivery_attempts
+      publishes             = ["render-outcomes", "dead-letter"]
+      secrets               = ["replicate"]
+      bucket                = true
+      roles                 = []
     }
     handle_outcome = {
-      service   = "handle-outcome"
-      topic     = "render-outcomes"
-      schedule  = null
-      timeout_s = 60
-      publishes = ["render-runway", "render-veo", "render-replicate", "job-events", "dead-letter"]
-      secrets   = []
-      bucket    = false
-      roles     = []
+      service               = "handle-outcome"
+      topic                 = "render-outcomes"
+      schedule              = null
+      timeout_s             = 60
+      max_delivery_attempts = local.max_delivery_attempts
+      publishes             = ["render-runway", "render-veo", "render-replicate", "job-events", "dead-letter"]
+      secrets               = []
+      bucket                = false
+      roles                 = []
     }
   }
 

@@ -16,6 +16,11 @@ DEAD_LETTER = "dead-letter"
 BACKENDS = ("runway", "veo", "replicate")
 
 MAX_DELIVERY_ATTEMPTS = 5
+# A render push that Cloud Run refuses (429: every instance busy at its concurrency) counts as
+# a delivery attempt. Render subscriptions allow the most Pub/Sub does, so with the backoff
+# below a burst past capacity waits (about 16 hours of retries) instead of dead-lettering.
+# Malformed or misrouted render tasks are dead-lettered by the render function itself.
+RENDER_MAX_DELIVERY_ATTEMPTS = 100
 MIN_BACKOFF_S = 10
 MAX_BACKOFF_S = 600
 
@@ -43,6 +48,7 @@ class FunctionSpec:
     extras: tuple[str, ...] = ()
     trigger: Literal["pubsub", "http"] = "pubsub"
     schedule: str | None = None
+    max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
 
     @property
     def subscription(self) -> str:
@@ -59,7 +65,14 @@ class FunctionSpec:
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("route_job", JOBS, timeout_s=60),
     *(
-        FunctionSpec(f"render_{b}", render_topic(b), timeout_s=540, memory="1Gi", extras=(b,))
+        FunctionSpec(
+            f"render_{b}",
+            render_topic(b),
+            timeout_s=540,
+            memory="1Gi",
+            extras=(b,),
+            max_delivery_attempts=RENDER_MAX_DELIVERY_ATTEMPTS,
+        )
         for b in BACKENDS
     ),
     FunctionSpec("handle_outcome", RENDER_OUTCOMES, timeout_s=60),

@@ -108,8 +108,25 @@ def test_retry_backoff_and_dead_letter_follow_the_topology(tf):
     (dead,) = resource["dead_letter_policy"]
     assert dead["dead_letter_topic"] == "${google_pubsub_topic.topic[local.dead_letter_topic].id}"
     assert tf.locals["dead_letter_topic"] == topology.DEAD_LETTER
-    assert only_expression(dead["max_delivery_attempts"]) == "local.max_delivery_attempts"
+    assert only_expression(dead["max_delivery_attempts"]) == "each.value.max_delivery_attempts"
     assert tf.locals["max_delivery_attempts"] == topology.MAX_DELIVERY_ATTEMPTS
+    for name, spec in _push_specs().items():
+        attempts = tf.locals["push_functions"][name]["max_delivery_attempts"]
+        assert render(attempts, {}, locals_=tf.locals) == str(spec.max_delivery_attempts), name
+
+
+def test_a_render_push_refused_at_capacity_waits_rather_than_dead_letters():
+    """Cloud Run answers 429 when every instance is busy, and Pub/Sub counts that push as a
+    delivery: a render subscription retries for hours (backoff doubling from the minimum to
+    the maximum) before it could dead-letter a task for capacity."""
+    for name, spec in _push_specs().items():
+        if not name.startswith("render_"):
+            continue
+        waits = [
+            min(topology.MAX_BACKOFF_S, topology.MIN_BACKOFF_S * 2**i)
+            for i in range(spec.max_delivery_attempts - 1)
+        ]
+        assert sum(waits) >= 12 * 3600, (name, sum(waits))
 
 
 def test_the_dead_letter_topic_has_its_own_subscription(tf):

@@ -90,7 +90,7 @@ def create_topology(
             ack_deadline_seconds=min(spec.timeout_s, 600),
             dead_letter_policy={
                 "dead_letter_topic": topic_path[topology.DEAD_LETTER],
-                "max_delivery_attempts": topology.MAX_DELIVERY_ATTEMPTS,
+                "max_delivery_attempts": spec.max_delivery_attempts,
             },
             retry_policy={
                 "minimum_backoff": _seconds(min_backoff_s),
