@@ -26,9 +26,11 @@ from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.outcome import OutcomeHandler
+from aiprod.services.queue import RenderQueue
 from aiprod.services.reconcile import Reconciler
 from aiprod.services.render import Renderer
 from aiprod.services.router import Router
+from aiprod.services.slots import SlotBook
 from aiprod.services.spend_audit import SpendAudit
 from aiprod.services.telemetry import Telemetry
 
@@ -124,14 +126,17 @@ class App:
     @built_once
     def books(self) -> Books:
         return Books(
-            self.store,
-            self.outbox,
-            self.settings,
-            self.health,
-            self.ledger,
-            self.clock,
-            self.telemetry,
-        )
+            self.store, self.outbox, self.settings, self.health, self.ledger, self.clock,
+            self.telemetry, self.slots, self.queue,
+        )  # fmt: skip
+
+    @built_once
+    def slots(self) -> SlotBook:
+        return SlotBook(self.catalog)
+
+    @built_once
+    def queue(self) -> RenderQueue:
+        return RenderQueue(self.store, self.outbox, self.slots, self.settings, self.clock)
 
     @built_once
     def router(self) -> Router:
@@ -152,6 +157,8 @@ class App:
             telemetry=self.telemetry,
             health=self.health,
             ledger=self.ledger,
+            queue=self.queue,
+            backends=list(self.catalog.fallback_order),
             hourly=lambda now: self.spend_audit.hourly(now),
         )
 

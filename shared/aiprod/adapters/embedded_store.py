@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aiprod.ports import Document, DocumentStore, QueryOp, T, Transaction
 
+RANGE_OPS = frozenset({"<", "<=", ">", ">="})
 COMPARE = {
     "<": operator.lt,
     "<=": operator.le,
@@ -79,4 +80,6 @@ class EmbeddedStore(DocumentStore):
         with self._lock:
             docs = self._docs.get(collection, {}).values()
             hits = [d for d in docs if d.get(field) is not None and compare(d[field], value)]
+            if op in RANGE_OPS:  # as Firestore: a range query comes ordered by its field
+                hits.sort(key=lambda d: d[field])
             return copy.deepcopy(hits[:limit])

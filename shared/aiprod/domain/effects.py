@@ -110,8 +110,11 @@ def after_admission(job: Job, conflict: bool, tenant: str | None) -> list[Effect
     attempt = job.current
     if attempt is None or attempt.number != 1:
         return []
+    accepted = PublishEvent(event_for(job, EventType.ACCEPTED))
+    if attempt.state is AttemptState.QUEUED:
+        return [accepted, PublishEvent(event_for(job, EventType.QUEUED))]
     owed = dispatched(job)
-    return [PublishEvent(event_for(job, EventType.ACCEPTED)), *owed] if owed else []
+    return [accepted, *owed] if owed else []
 
 
 def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:

@@ -12,6 +12,7 @@ from aiprod.domain.money import usd
 
 STATUS_OF = {
     EventType.ACCEPTED: "ACCEPTED",
+    EventType.QUEUED: "QUEUED",
     EventType.REJECTED: "REJECTED",
     EventType.COMPLETED: "SUCCEEDED",
     EventType.FAILED: "FAILED",

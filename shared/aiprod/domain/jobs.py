@@ -24,7 +24,8 @@ TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.
 
 
 class AttemptState(StrEnum):
-    # Every open state carries a lease: past it, the reconciler takes the attempt over.
+    # Every open state but QUEUED carries a lease: past it, the reconciler takes over.
+    QUEUED = "QUEUED"  # hold taken, waiting for a render slot (no lease: the queue is not late)
     DISPATCHED = "DISPATCHED"  # hold taken, task published, nobody has claimed it
     RUNNING = "RUNNING"  # claimed under a lease; provider task id stored once submitted
     REPORTED = "REPORTED"  # outcome stored and published, not yet applied
@@ -49,6 +50,8 @@ class Attempt(BaseModel):
     not_before: float = 0.0
     lease_expires_at: float | None = None
     claimed_at: float | None = None
+    queued_at: float | None = None  # when it waited for a render slot (None: it never did)
+    slot_key: str | None = None  # the render slot it holds until it closes (domain.slots)
     claim_id: str | None = None  # the delivery that holds the claim (a stale one cannot submit)
     submitting_at: float | None = None  # intent: from now on a create may reach the provider
     restarts: int = 0  # times a claim was lost before anything was sent (started again)
@@ -119,6 +122,17 @@ class Job(BaseModel):
         reconciler polls it and charges what it cost, whether or not the job is over."""
         leases = [a.late_task_lease for a in self.attempts if a.late_task_lease is not None]
         return min(leases, default=None)
+
+    @computed_field
+    @property
+    def queue_key(self) -> str | None:
+        """Where the job waits for a render slot: ``{backend}|{queued_at}|{job_id}``, so one
+        range query from ``{backend}|`` reads a backend's queue oldest first. None when its
+        current attempt is not queued."""
+        current = self.current
+        if self.is_terminal or current is None or current.state is not AttemptState.QUEUED:
+            return None
+        return f"{current.backend}|{current.queued_at or 0.0:017.6f}|{self.job_id}"
 
     @computed_field
     @property

@@ -52,8 +52,11 @@ def due(job: Job, now: float) -> Due:
     if job.is_terminal or attempt is None:
         return Due.NOTHING
     expired = lease_expired(attempt, now)
-    if attempt.state is AttemptState.DISPATCHED and overdue(job, now):
+    waiting = attempt.state in (AttemptState.DISPATCHED, AttemptState.QUEUED)
+    if waiting and overdue(job, now):
         return Due.OVERDUE
+    if attempt.state is AttemptState.QUEUED:
+        return Due.NOTHING  # no lease: it waits for a slot (the queue drains it)
     if not expired or attempt.state not in _OPEN:
         return Due.NOTHING
     if attempt.state is AttemptState.REPORTED:
@@ -184,4 +187,4 @@ def _failure(
 
 _OPEN = frozenset({AttemptState.DISPATCHED, AttemptState.RUNNING, AttemptState.REPORTED})
 # The states the reconciler may close with a timeout or an overdue outcome (as REPORTED).
-CLOSABLE = frozenset({AttemptState.DISPATCHED, AttemptState.RUNNING})
+CLOSABLE = frozenset({AttemptState.QUEUED, AttemptState.DISPATCHED, AttemptState.RUNNING})

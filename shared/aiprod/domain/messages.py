@@ -54,6 +54,7 @@ class RejectReason(StrEnum):
 
 class EventType(StrEnum):
     ACCEPTED = "job.accepted"
+    QUEUED = "job.queued"  # accepted and funded, waiting for a render slot
     REJECTED = "job.rejected"
     COMPLETED = "job.completed"
     FAILED = "job.failed"

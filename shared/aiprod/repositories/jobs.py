@@ -77,6 +77,16 @@ def every(store: DocumentStore, limit: int) -> list[Job]:
     return [decode(doc) for doc in store.list(COLLECTION, limit)]
 
 
+def queued_for(store: DocumentStore, backend: str, limit: int) -> list[Job]:
+    """Jobs waiting for a render slot on ``backend``, oldest first (``Job.queue_key``)."""
+    prefix = f"{backend}|"
+    found = []
+    for doc in store.query(COLLECTION, "queue_key", ">=", prefix, limit):
+        if str(doc.get("queue_key", "")).startswith(prefix):
+            found.append(decode(doc))
+    return found
+
+
 def task_owned(store: DocumentStore, task_id: str) -> bool:
     """Is this provider task id stored on some job's attempt already?"""
     return bool(store.query(COLLECTION, "provider_task_ids", "array_contains", task_id, 1))

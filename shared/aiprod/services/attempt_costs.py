@@ -71,6 +71,22 @@ class AttemptCosts:
             )
         return change
 
+    def follow_due(
+        self, job: Job, backend_for: Callable[[str], VideoBackend], now: float, lease_s: float
+    ) -> list[str]:
+        """Each of the job's late tasks that is due, looked at once; the actions taken."""
+        actions = []
+        for attempt in job.attempts:
+            if attempt.late_task_lease is None or attempt.late_task_lease > now:
+                continue
+            try:
+                backend = backend_for(attempt.backend)
+                actions.append(self.follow_late(job, attempt, backend, now, lease_s))
+            except Exception:
+                log.exception("late task not looked at", extra={"job_id": job.job_id})
+                actions.append("errors")
+        return actions
+
     def follow_late(
         self, job: Job, attempt: Attempt, backend: VideoBackend, now: float, lease_s: float
     ) -> str:

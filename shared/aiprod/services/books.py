@@ -11,6 +11,8 @@ from aiprod.ports import DocumentStore
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
+from aiprod.services.queue import RenderQueue
+from aiprod.services.slots import SlotBook
 from aiprod.services.telemetry import Telemetry
 
 
@@ -23,3 +25,5 @@ class Books:
     ledger: Ledger
     clock: Callable[[], float]
     telemetry: Telemetry
+    slots: SlotBook | None = None  # None: no capacity limit (a dispatch never queues)
+    queue: RenderQueue | None = None

@@ -42,7 +42,7 @@ class OutcomeHandler:
     def __init__(self, books: Books):
         self._store, self._outbox, self._settings = books.store, books.outbox, books.settings
         self._health, self._ledger, self._clock = books.health, books.ledger, books.clock
-        self._telemetry = books.telemetry
+        self._telemetry, self._slots, self._queue = books.telemetry, books.slots, books.queue
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
@@ -77,6 +77,17 @@ class OutcomeHandler:
         kept = self._health.record_output_store(outcome, now, circuits.get(OUTPUT_STORE))
         _note_circuit(OUTPUT_STORE, kept, context)
         self._follow_up(result, outcome, context)
+        closed = result.job.attempt(outcome.attempt)
+        if closed is not None and closed.slot_key is not None and self._queue is not None:
+            self._drain(outcome.backend, context)
+
+    def _drain(self, backend: str, context: dict) -> None:
+        """A slot was given back: start the backend's oldest queued jobs (after the commit;
+        if this fails, the reconciler's next sweep drains instead)."""
+        try:
+            self._queue.drain(backend)
+        except Exception:
+            log.exception("queue not drained; the reconciler will", extra=context)
 
     def _apply(
         self, tx: Transaction, outcome: RenderOutcome, circuits: dict[str, Circuit], now: float
@@ -93,6 +104,8 @@ class OutcomeHandler:
                 return Settlement(job, Next.WAIT)  # keep the hold; the task is polled again
         attempt = job.current
         self._ledger.settle(tx, attempt.ledger_keys, attempt.hold_micros, outcome.cost_micros)
+        if attempt.slot_key is not None and self._slots is not None:
+            self._slots.give_back(tx, attempt.slot_key)
         job = close_attempt(job, outcome, now)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
@@ -106,7 +119,9 @@ class OutcomeHandler:
         day = budget_day(now, self._settings.timezone)
         options = [(o.step, o.not_before) for o in plan.options]
         lease_s = self._settings.lease_s
-        reserved = dispatch.reserve_attempt(tx, self._ledger, job, options, day, now, lease_s)
+        reserved = dispatch.reserve_attempt(
+            tx, self._ledger, job, options, day, now, lease_s, self._slots
+        )
         if reserved is None:
             message = f"{outcome.backend}: {outcome.message or outcome.error_code}"
             if plan.options:

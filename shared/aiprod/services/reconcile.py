@@ -38,6 +38,7 @@ from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for
+from aiprod.services.queue import RenderQueue
 from aiprod.services.reconcile_report import SKIPPED, ReconcileReport
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
@@ -59,11 +60,14 @@ class Reconciler:
         health: HealthBook | None = None,
         ledger: Ledger | None = None,
         hourly: Callable[[float], object] | None = None,
+        queue: RenderQueue | None = None,
+        backends: list[str] | None = None,
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
         self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
         self._telemetry = telemetry or null_telemetry()
         self._health, self._hourly = health, hourly
+        self._queue, self._backends = queue, backends or []
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
@@ -106,6 +110,7 @@ class Reconciler:
                 level, "reconcile: %s", action, extra={**context, "event": f"reconcile_{action}"}
             )
         self._telemetry.stuck_attempts(stuck)
+        self._drain_queues(report)
         if self._health is not None:
             # Reading the circuits reports each one's state gauge: once a minute, so the
             # circuit alert has data while no job arrives to read them.
@@ -123,10 +128,13 @@ class Reconciler:
         except Exception:
             log.exception("spend audit failed; the next hour tries again")
 
+    def _drain_queues(self, report: ReconcileReport) -> None:
+        if self._queue is not None:  # the safety net: start queued jobs where a slot is free
+            report.dequeued += self._queue.drain_all(self._backends)
+
     def _push_back(self, job: Job, now: float) -> None:
-        """A job whose step failed goes behind the others (its lease moved on by a few
-        sweeps), so a batch of failing jobs at the head of the queue cannot starve the rest;
-        past its wall time it is closed instead (its stored task kept as a late task)."""
+        """A failing job goes behind the others (its lease moved on), so a failing batch
+        cannot starve the rest; past its wall time it is closed (its task kept late)."""
         later = partial(leases.extend, now=now, lease_s=ERROR_BACKOFF_S)
         try:
             if leases.overdue(job, now) and job.current.state in leases.CLOSABLE:
@@ -150,16 +158,8 @@ class Reconciler:
             log.exception("reconcile: could not quarantine", extra={"job_id": job_id})
 
     def _late_tasks(self, job: Job, now: float, report: ReconcileReport) -> None:
-        """Each late task that is due: looked at once (``AttemptCosts.follow_late``)."""
-        for attempt in job.attempts:
-            if attempt.late_task_lease is not None and attempt.late_task_lease <= now:
-                try:
-                    backend = self._backend(attempt.backend)
-                    action = self._costs.follow_late(job, attempt, backend, now, self._lease_s)
-                except Exception:
-                    log.exception("late task not looked at", extra={"job_id": job.job_id})
-                    action = "errors"
-                report.count(action)
+        for action in self._costs.follow_due(job, self._backend, now, self._lease_s):
+            report.count(action)
 
     def _restart(self, job: Job, now: float) -> str:
         restart = partial(leases.restart, now=now, lease_s=self._lease_s)

@@ -21,6 +21,7 @@ class ReconcileReport:
     restarted: int = 0  # its worker was lost before sending anything: dispatched again
     adopted: int = 0  # a lost create's task found at the provider: polled from now on
     late_charged: int = 0  # a late provider task finished: what it cost was charged
+    dequeued: int = 0  # queued jobs started where a slot was free
     skipped: int = 0  # changed since read: someone else acted first
     errors: int = 0  # failed this time (logged); the next sweep tries again
     unreadable: int = 0  # a job document that does not decode (logged, skipped)

@@ -43,7 +43,7 @@ class Router:
     def __init__(self, books: Books, catalog: Catalog):
         self._store, self._outbox, self._catalog = books.store, books.outbox, catalog
         self._settings, self._health, self._clock = books.settings, books.health, books.clock
-        self._ledger, self._telemetry = books.ledger, books.telemetry
+        self._ledger, self._telemetry, self._slots = books.ledger, books.telemetry, books.slots
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
@@ -90,7 +90,9 @@ class Router:
         start = plan.chain.index(plan.first)
         options = [(step, 0.0) for step in chain[start:]]
         lease_s = self._settings.lease_s
-        reserved = dispatch.reserve_attempt(tx, self._ledger, job, options, day, now, lease_s)
+        reserved = dispatch.reserve_attempt(
+            tx, self._ledger, job, options, day, now, lease_s, self._slots
+        )
         if reserved is None:
             message = "no capable backend's hold fits what is left of the budget"
             job = _rejected(body, payload_hash, request, RejectReason.OVER_BUDGET, message, now)

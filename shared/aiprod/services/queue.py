@@ -1,0 +1,74 @@
+"""The render queue: jobs waiting for a render slot, dispatched oldest first as slots free.
+
+Whoever frees a slot drains its backend right after its commit (handle_outcome, when it
+closes an attempt that held one); the reconciler drains every backend each sweep as the
+safety net. Each start is one transaction: take a slot, move the queued attempt to
+DISPATCHED (conditioned on it still waiting), then its task is published. Two drainers at
+once start each job once; a drain that finds no free slot stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiprod.config import Settings
+from aiprod.domain import effects
+from aiprod.domain.effects import Effect
+from aiprod.domain.queueing import is_queued, start_queued
+from aiprod.ports import DocumentStore
+from aiprod.repositories import jobs
+from aiprod.services.outbox import Outbox
+from aiprod.services.slots import SlotBook
+
+log = logging.getLogger(__name__)
+DRAIN_BATCH = 50  # queued jobs read per drain (one range query)
+
+
+class RenderQueue:
+    def __init__(
+        self,
+        store: DocumentStore,
+        outbox: Outbox,
+        slots: SlotBook,
+        settings: Settings,
+        clock: Callable[[], float],
+    ):
+        self._store, self._outbox, self._slots = store, outbox, slots
+        self._settings, self._clock = settings, clock
+
+    def drain(self, backend: str) -> int:
+        """Start queued jobs of ``backend`` while slots are free; how many started."""
+        started = 0
+        for job in jobs.queued_for(self._store, backend, DRAIN_BATCH):
+            owed = self._store.run_transaction(lambda tx, j=job.job_id: self._start(tx, j))
+            if owed is None:
+                break  # no free slot: the next freed one drains again
+            if owed:
+                self._outbox.send(owed)
+                started += 1
+                log.info("queued job dispatched", extra={"job_id": job.job_id, "backend": backend})
+        return started
+
+    def drain_all(self, backends: list[str]) -> int:
+        """Drain every backend (the reconciler's safety net); one failing does not stop
+        the others."""
+        started = 0
+        for backend in backends:
+            try:
+                started += self.drain(backend)
+            except Exception:
+                log.exception("queue not drained", extra={"backend": backend})
+        return started
+
+    def _start(self, tx, job_id: str) -> list[Effect] | None:
+        job = jobs.load(tx, job_id)
+        if job is None or not is_queued(job):
+            return []  # started or closed meanwhile
+        slot = self._slots.take(tx, job.current.backend)
+        if slot is None:
+            return None
+        now = self._clock()
+        started = start_queued(job, slot, now, self._settings.lease_s)
+        jobs.save(tx, started)
+        return effects.dispatched(started)
