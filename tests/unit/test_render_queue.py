@@ -101,11 +101,11 @@ def test_the_reconciler_starts_a_queued_job_a_lost_drain_left_waiting(pipeline, 
     queue = p.app.queue
     drain, failures = queue.drain, []
 
-    def lost_once(backend):
+    def lost_once(backend, most=20):
         if not failures:
             failures.append(backend)
             raise RuntimeError("instance lost before draining")
-        return drain(backend)
+        return drain(backend, most)
 
     monkeypatch.setattr(queue, "drain", lost_once)
     p.run(_runway_job(1), _runway_job(2))

@@ -12,7 +12,16 @@ COLLECTION = "backends"
 
 
 def load(reader: Transaction | DocumentStore, backend: str) -> Circuit:
-    doc = reader.get(COLLECTION, backend)
+    return _decode(backend, reader.get(COLLECTION, backend))
+
+
+def load_many(store: DocumentStore, backends: list[str]) -> dict[str, Circuit]:
+    """Several circuits in one read (one batched get on Firestore)."""
+    docs = store.get_many(COLLECTION, backends)
+    return {b: _decode(b, docs.get(b)) for b in backends}
+
+
+def _decode(backend: str, doc: dict | None) -> Circuit:
     if doc is None:
         return Circuit(backend=backend)
     return Circuit(**{**doc, "state": CircuitState(doc["state"])})

@@ -37,7 +37,7 @@ class HealthBook:
     def snapshot(self) -> dict[str, Circuit]:
         """Current circuits; if the store cannot be read, assume healthy (fail open)."""
         try:
-            circuits = {b: circuit_records.load(self._store, b) for b in self._backends}
+            circuits = circuit_records.load_many(self._store, self._backends)
         except Exception as exc:
             log.warning("circuit states unreadable, assuming closed: %s", type(exc).__name__)
             return {}

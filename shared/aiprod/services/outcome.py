@@ -85,7 +85,7 @@ class OutcomeHandler:
         """A slot was given back: start the backend's oldest queued jobs (after the commit;
         if this fails, the reconciler's next sweep drains instead)."""
         try:
-            self._queue.drain(backend)
+            self._queue.drain(backend, most=1)
         except Exception:
             log.exception("queue not drained; the reconciler will", extra=context)
 

@@ -22,7 +22,7 @@ from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
 
 log = logging.getLogger(__name__)
-DRAIN_BATCH = 50  # queued jobs read per drain (one range query)
+DRAIN_BATCH = 20  # most jobs one drain starts (the reconciler's next sweep goes on)
 
 
 class RenderQueue:
@@ -37,17 +37,22 @@ class RenderQueue:
         self._store, self._outbox, self._slots = store, outbox, slots
         self._settings, self._clock = settings, clock
 
-    def drain(self, backend: str) -> int:
-        """Start queued jobs of ``backend`` while slots are free; how many started."""
+    def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
+        """Start up to ``most`` queued jobs of ``backend`` while slots are free; how many
+        started (a closed attempt frees one slot: its drain starts at most one)."""
         started = 0
-        for job in jobs.queued_for(self._store, backend, DRAIN_BATCH):
-            owed = self._store.run_transaction(lambda tx, j=job.job_id: self._start(tx, j))
+        for _ in range(most):
+            head = jobs.queued_for(self._store, backend, 1)  # a freed slot usually starts one
+            if not head:
+                break
+            job_id = head[0].job_id
+            owed = self._store.run_transaction(lambda tx, j=job_id: self._start(tx, j))
             if owed is None:
                 break  # no free slot: the next freed one drains again
             if owed:
                 self._outbox.send(owed)
                 started += 1
-                log.info("queued job dispatched", extra={"job_id": job.job_id, "backend": backend})
+                log.info("queued job dispatched", extra={"job_id": job_id, "backend": backend})
         return started
 
     def drain_all(self, backends: list[str]) -> int:
