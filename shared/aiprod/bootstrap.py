@@ -202,6 +202,7 @@ class App:
             self.sleep,
             self.telemetry,
             self.ledger,
+            self.slots,
         )
 
 

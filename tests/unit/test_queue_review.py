@@ -1,14 +1,12 @@
 """Review of the render queue (issue 11, first part): render slots and the durable queue.
 
-Each test is a finding, marked xfail(strict=True) until it is fixed."""
+Each test is a finding a reviewer wrote as a strict xfail (each failing for its stated
+reason first), and holds since its fix."""
 
 from __future__ import annotations
 
-import pytest
-
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.policy import RetryPolicy
-from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
 from support.stuck import sweep
 
@@ -28,12 +26,6 @@ def _corrupt(p, job_id: str) -> None:
     p.store.run_transaction(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="queued_for decodes the head of the queue outside any try: one unreadable queued "
-    "job raises in every drain of its backend (outcome and reconciler alike), and quarantine "
-    "clears only DUE_FIELDS, not queue_key, so every job behind it waits forever",
-)
 def test_an_unreadable_queued_job_does_not_block_the_jobs_behind_it(pipeline, clock):
     # GIVEN runway limited to 1 render at a time, q1 rendering slowly, q2 and q3 queued
     # behind it, and q2's document then becoming unreadable
@@ -63,12 +55,6 @@ def test_an_unreadable_queued_job_does_not_block_the_jobs_behind_it(pipeline, cl
     assert len(p.submitted("runway")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="closing a RUNNING attempt past its wall time gives its slot back and drains, "
-    "while its provider task keeps rendering (polled as a late task): the next queued job is "
-    "submitted and the backend runs capacity + 1 renders",
-)
 def test_a_wall_time_close_of_a_running_render_does_not_free_its_slot_while_it_renders(
     pipeline, clock
 ):

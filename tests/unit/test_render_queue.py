@@ -36,7 +36,8 @@ def watched_slots(monkeypatch):
 
 def test_a_burst_past_capacity_waits_and_runs_as_slots_free(pipeline, watched_slots):
     # GIVEN runway limited to 2 renders at a time, each render taking 10 s
-    p = pipeline(simulation={"runway": {"latency_s": 10}}, render_deadline_s=60)
+    # (one worker: the 6 job messages are all admitted before any render runs)
+    p = pipeline(workers=1, simulation={"runway": {"latency_s": 10}}, render_deadline_s=60)
     set_capacity(p.store, default_catalog(), "runway", 2)
 
     # WHEN 6 jobs pinned to runway arrive at once

@@ -66,7 +66,7 @@ def quarantine(store: DocumentStore, job_id: str, now: float) -> None:
     def body(tx: Transaction) -> None:
         doc = tx.get(COLLECTION, job_id)
         if doc is not None:
-            cleared = dict.fromkeys(DUE_FIELDS)
+            cleared = dict.fromkeys((*DUE_FIELDS, "queue_key"))
             tx.set(COLLECTION, job_id, {**doc, **cleared, "quarantined_at": now})
 
     store.run_transaction(body)
@@ -82,8 +82,12 @@ def queued_for(store: DocumentStore, backend: str, limit: int) -> list[Job]:
     prefix = f"{backend}|"
     found = []
     for doc in store.query(COLLECTION, "queue_key", ">=", prefix, limit):
-        if str(doc.get("queue_key", "")).startswith(prefix):
+        if not str(doc.get("queue_key", "")).startswith(prefix):
+            continue
+        try:
             found.append(decode(doc))
+        except ValueError:  # one bad document must not block the jobs behind it
+            log.error("unreadable queued job skipped", extra={"job_id": str(doc.get("job_id"))})
     return found
 
 

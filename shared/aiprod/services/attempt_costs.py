@@ -20,13 +20,20 @@ from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services.ledger import Ledger
 from aiprod.services.provider_calls import look
+from aiprod.services.slots import SlotBook
 
 log = logging.getLogger(__name__)
 
 
 class AttemptCosts:
-    def __init__(self, store: DocumentStore, ledger: Ledger, clock: Callable[[], float]):
-        self._store, self._ledger, self._clock = store, ledger, clock
+    def __init__(
+        self,
+        store: DocumentStore,
+        ledger: Ledger,
+        clock: Callable[[], float],
+        slots: SlotBook | None = None,
+    ):
+        self._store, self._ledger, self._clock, self._slots = store, ledger, clock, slots
 
     def note_unkept(self, job_id: str, number: int, cost_micros: int) -> int:
         """A finished render whose output could not be kept this time: its cost is written
@@ -58,6 +65,7 @@ class AttemptCosts:
             before, after = job.require(number), charged.require(number)
             overrun = max(0, after.overrun_micros - before.overrun_micros)
             self._ledger.correct(tx, before.ledger_keys, change, overrun)
+            self._free_slot(tx, before)
             jobs.save(tx, charged)
             return change
 
@@ -108,6 +116,11 @@ class AttemptCosts:
         self.look_later(job.job_id, attempt.number, None if given_up else now + lease_s)
         return "extended"
 
+    def _free_slot(self, tx, attempt: Attempt) -> None:
+        """A late task over (charged, or given up): the render slot it kept is free."""
+        if attempt.slot_key is not None and self._slots is not None:
+            self._slots.give_back(tx, attempt.slot_key)
+
     def look_later(self, job_id: str, number: int, until: float | None) -> None:
         """Poll the late task again at ``until`` (None: given up, left to the spend audit)."""
 
@@ -115,5 +128,7 @@ class AttemptCosts:
             job = jobs.load(tx, job_id)
             if job is not None and job.require(number).late_task_lease is not None:
                 jobs.save(tx, extend_late_task(job, number, until, self._clock()))
+                if until is None:
+                    self._free_slot(tx, job.require(number))
 
         self._store.run_transaction(body)

@@ -78,7 +78,8 @@ class OutcomeHandler:
         _note_circuit(OUTPUT_STORE, kept, context)
         self._follow_up(result, outcome, context)
         closed = result.job.attempt(outcome.attempt)
-        if closed is not None and closed.slot_key is not None and self._queue is not None:
+        gave_back = closed is not None and closed.slot_key and closed.late_task_lease is None
+        if gave_back and self._queue is not None:
             self._drain(outcome.backend, context)
 
     def _drain(self, backend: str, context: dict) -> None:
@@ -104,9 +105,11 @@ class OutcomeHandler:
                 return Settlement(job, Next.WAIT)  # keep the hold; the task is polled again
         attempt = job.current
         self._ledger.settle(tx, attempt.ledger_keys, attempt.hold_micros, outcome.cost_micros)
-        if attempt.slot_key is not None and self._slots is not None:
-            self._slots.give_back(tx, attempt.slot_key)
         job = close_attempt(job, outcome, now)
+        closed = job.require(outcome.attempt)
+        if closed.slot_key is not None and closed.late_task_lease is None and self._slots:
+            # (a task still rendering at the provider keeps its slot until it is charged)
+            self._slots.give_back(tx, closed.slot_key)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
         else:

@@ -22,6 +22,7 @@ from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
 
 log = logging.getLogger(__name__)
+HEAD_READ = 4
 DRAIN_BATCH = 20  # most jobs one drain starts (the reconciler's next sweep goes on)
 
 
@@ -35,6 +36,7 @@ class RenderQueue:
         clock: Callable[[], float],
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
+        self.slots = slots  # the book its drains take from (the reconciler's late tasks too)
         self._settings, self._clock = settings, clock
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
@@ -42,7 +44,8 @@ class RenderQueue:
         started (a closed attempt frees one slot: its drain starts at most one)."""
         started = 0
         for _ in range(most):
-            head = jobs.queued_for(self._store, backend, 1)  # a freed slot usually starts one
+            # a freed slot usually starts one; a few more are read past unreadable ones
+            head = jobs.queued_for(self._store, backend, HEAD_READ)
             if not head:
                 break
             job_id = head[0].job_id

@@ -64,9 +64,9 @@ class Reconciler:
         backends: list[str] | None = None,
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
-        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
-        self._telemetry = telemetry or null_telemetry()
-        self._health, self._hourly = health, hourly
+        slots = queue.slots if queue else None  # a late task's slot is freed when charged
+        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock, slots)
+        self._telemetry, self._health, self._hourly = telemetry or null_telemetry(), health, hourly
         self._queue, self._backends = queue, backends or []
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {

@@ -31,6 +31,7 @@ from aiprod.services.attempt_costs import AttemptCosts
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for, result_of
+from aiprod.services.slots import SlotBook
 from aiprod.services.submission import Submitter
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
@@ -48,12 +49,13 @@ class Renderer:
         sleep: Callable[[float], None] = time.sleep,
         telemetry: Telemetry | None = None,
         ledger: Ledger | None = None,
+        slots: SlotBook | None = None,
     ):
         self._backend, self._store, self._outbox = backend, store, outbox
         self._settings, self._clock, self._sleep = settings, clock, sleep
         self._telemetry = telemetry or null_telemetry()
         self._submitter = Submitter(backend, store, settings, clock, sleep)
-        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock)
+        self._costs = AttemptCosts(store, ledger or Ledger(settings), clock, slots)
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
