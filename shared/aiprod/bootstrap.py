@@ -159,6 +159,7 @@ class App:
             ledger=self.ledger,
             queue=self.queue,
             backends=list(self.catalog.fallback_order),
+            slots=self.slots,
             hourly=lambda now: self.spend_audit.hourly(now),
         )
 

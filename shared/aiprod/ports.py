@@ -99,6 +99,12 @@ class ProviderResult:
     queued: bool = False  # not done: waiting in the provider's own queue, not rendering yet
 
     @property
+    def settles_cost(self) -> bool:
+        """The answer says what the task cost for good: finished (not UNKNOWN), or rendered
+        with its output not kept yet. A late task is charged on the first such answer."""
+        return (self.done and self.error_class is not ErrorClass.UNKNOWN) or self.unkept
+
+    @property
     def unkept(self) -> bool:
         """Rendered, its cost known, but the output could not be kept this time: not done,
         yet the cost must be written on the attempt (``error_code`` says what failed)."""

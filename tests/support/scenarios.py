@@ -18,5 +18,10 @@ CLOSED = {
 }
 
 
+def runway_job(i: int) -> dict:
+    """A job pinned to runway (the render queue's scenarios)."""
+    return {"job_id": f"q{i}", "prompt": f"a paper boat {i}", "backends": ["runway"]}
+
+
 def attempts(job: dict) -> list[tuple[str, str]]:
     return [(a["backend"], a["state"]) for a in job["attempts"]]

@@ -8,11 +8,8 @@ from __future__ import annotations
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.policy import RetryPolicy
 from aiprod.services.capacity_admin import set_capacity
+from support.scenarios import runway_job
 from support.stuck import sweep
-
-
-def _runway_job(i: int) -> dict:
-    return {"job_id": f"q{i}", "prompt": f"a paper boat {i}", "backends": ["runway"]}
 
 
 def _corrupt(p, job_id: str) -> None:
@@ -37,7 +34,7 @@ def test_an_unreadable_queued_job_does_not_block_the_jobs_behind_it(pipeline, cl
     )
     set_capacity(p.store, default_catalog(), "runway", 1)
     for i in (1, 2, 3):  # one at a time: q1 takes the slot, then q2 and q3 queue in order
-        p.run(_runway_job(i))
+        p.run(runway_job(i))
         clock.advance(1)
     assert p.job("q2")["attempts"][0]["state"] == "QUEUED"
     assert p.job("q3")["attempts"][0]["state"] == "QUEUED"
@@ -67,9 +64,9 @@ def test_a_wall_time_close_of_a_running_render_does_not_free_its_slot_while_it_r
         retry=RetryPolicy(max_wall_s=60),
     )
     set_capacity(p.store, default_catalog(), "runway", 1)
-    p.run(_runway_job(1))
+    p.run(runway_job(1))
     clock.advance(40)
-    p.run(_runway_job(2))
+    p.run(runway_job(2))
     assert p.job("q2")["attempts"][0]["state"] == "QUEUED"
 
     # WHEN q1 passes its wall time and the reconciler sweeps (q1's provider task still has

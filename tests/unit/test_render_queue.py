@@ -10,11 +10,8 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.domain.policy import RetryPolicy
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
+from support.scenarios import runway_job
 from support.stuck import sweep
-
-
-def _runway_job(i: int) -> dict:
-    return {"job_id": f"q{i}", "prompt": f"a paper boat {i}", "backends": ["runway"]}
 
 
 @pytest.fixture
@@ -41,7 +38,7 @@ def test_a_burst_past_capacity_waits_and_runs_as_slots_free(pipeline, watched_sl
     set_capacity(p.store, default_catalog(), "runway", 2)
 
     # WHEN 6 jobs pinned to runway arrive at once
-    p.run(*[_runway_job(i) for i in range(6)])
+    p.run(*[runway_job(i) for i in range(6)])
 
     # THEN every job succeeded on runway, four of them after waiting (job.queued), never
     # more than 2 renders at once, each render created once, and every slot given back
@@ -61,7 +58,7 @@ def test_a_queued_job_is_funded_and_a_full_queue_never_overspends(pipeline):
     p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     set_capacity(p.store, default_catalog(), "runway", 1)
 
-    p.run(_runway_job(1), _runway_job(2))
+    p.run(runway_job(1), runway_job(2))
 
     # THEN the waiting job holds its budget already (admitted means funded), has no lease
     # (time in the queue is not a lost worker), and nothing was sent for it
@@ -81,7 +78,7 @@ def test_a_job_that_waits_past_its_wall_time_fails_and_gives_its_hold_back(pipel
         retry=RetryPolicy(max_wall_s=60),
     )
     set_capacity(p.store, default_catalog(), "runway", 1)
-    p.run(_runway_job(1), _runway_job(2))
+    p.run(runway_job(1), runway_job(2))
 
     # WHEN its wall time passes and the reconciler sweeps
     clock.advance(120)
@@ -109,7 +106,7 @@ def test_the_reconciler_starts_a_queued_job_a_lost_drain_left_waiting(pipeline, 
         return drain(backend, most)
 
     monkeypatch.setattr(queue, "drain", lost_once)
-    p.run(_runway_job(1), _runway_job(2))
+    p.run(runway_job(1), runway_job(2))
     assert p.job("q2")["attempts"][0]["state"] == "QUEUED"
 
     # WHEN the reconciler sweeps

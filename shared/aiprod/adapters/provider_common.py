@@ -8,6 +8,7 @@ only its provider's SDK.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from email.utils import parsedate_to_datetime
@@ -78,14 +79,7 @@ def failed(verdict: Verdict, message: object, cost_micros: int = 0) -> ProviderR
 def unkept(verdict: Verdict, message: object, cost_micros: int) -> ProviderResult:
     """A finished render whose output could not be kept this time: not done (keeping is
     tried again, a bounded number of times), but its cost is known and must be recorded."""
-    error_class, code = verdict
-    return ProviderResult(
-        done=False,
-        error_class=error_class,
-        error_code=code,
-        message=short(message),
-        cost_micros=cost_micros,
-    )
+    return dataclasses.replace(failed(verdict, message, cost_micros), done=False)
 
 
 def misconfigured(exc: ConfigError, submitted: bool = False) -> ProviderError:

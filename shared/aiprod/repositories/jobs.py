@@ -80,15 +80,8 @@ def every(store: DocumentStore, limit: int) -> list[Job]:
 def queued_for(store: DocumentStore, backend: str, limit: int) -> list[Job]:
     """Jobs waiting for a render slot on ``backend``, oldest first (``Job.queue_key``)."""
     prefix = f"{backend}|"
-    found = []
-    for doc in store.query(COLLECTION, "queue_key", ">=", prefix, limit):
-        if not str(doc.get("queue_key", "")).startswith(prefix):
-            continue
-        try:
-            found.append(decode(doc))
-        except ValueError:  # one bad document must not block the jobs behind it
-            log.error("unreadable queued job skipped", extra={"job_id": str(doc.get("job_id"))})
-    return found
+    docs = store.query(COLLECTION, "queue_key", ">=", prefix, limit)
+    return _readable([d for d in docs if str(d.get("queue_key", "")).startswith(prefix)])
 
 
 def task_owned(store: DocumentStore, task_id: str) -> bool:
@@ -100,8 +93,14 @@ def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
     """Jobs changed at or after ``since`` (the budget audit's scan). A document that does
     not decode is skipped and logged (the reconciler quarantines it): its hold then shows
     as unexplained, which is what the audit should say."""
+    return _readable(store.query(COLLECTION, "updated_at", ">=", since, limit))
+
+
+def _readable(docs: list[dict]) -> list[Job]:
+    """The documents that decode; one that does not is logged and skipped, so it cannot
+    block the others (the reconciler quarantines it)."""
     found = []
-    for doc in store.query(COLLECTION, "updated_at", ">=", since, limit):
+    for doc in docs:
         try:
             found.append(decode(doc))
         except ValueError:  # pydantic's ValidationError is a ValueError

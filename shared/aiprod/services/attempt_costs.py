@@ -14,7 +14,6 @@ from collections.abc import Callable
 from aiprod.domain import effects
 from aiprod.domain.jobs import Attempt, Job
 from aiprod.domain.leases import LATE_TASK_GIVE_UP_S
-from aiprod.domain.messages import ErrorClass
 from aiprod.domain.submissions import charge_late_task, extend_late_task, record_known_cost
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
@@ -102,7 +101,7 @@ class AttemptCosts:
         again after a lease, and give up (left to the spend audit) after a day."""
         task = effects.task_for(job, attempt)
         result = look(backend, attempt.provider_task_id, task)
-        if (result.done and result.error_class is not ErrorClass.UNKNOWN) or result.unkept:
+        if result.settles_cost:
             charged = self.charge_late(job.job_id, attempt.number, result.cost_micros)
             return "skipped" if charged is None else "late_charged"
         waited = now - (attempt.finished_at or now)

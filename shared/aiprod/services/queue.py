@@ -36,7 +36,6 @@ class RenderQueue:
         clock: Callable[[], float],
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
-        self.slots = slots  # the book its drains take from (the reconciler's late tasks too)
         self._settings, self._clock = settings, clock
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:

@@ -40,6 +40,7 @@ from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for
 from aiprod.services.queue import RenderQueue
 from aiprod.services.reconcile_report import SKIPPED, ReconcileReport
+from aiprod.services.slots import SlotBook
 from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ class Reconciler:
         hourly: Callable[[float], object] | None = None,
         queue: RenderQueue | None = None,
         backends: list[str] | None = None,
+        slots: SlotBook | None = None,  # a late task's slot is given back when it is charged
     ):
         self._store, self._outbox, self._backend = store, outbox, backend
-        slots = queue.slots if queue else None  # a late task's slot is freed when charged
         self._costs = AttemptCosts(store, ledger or Ledger(settings), clock, slots)
         self._telemetry, self._health, self._hourly = telemetry or null_telemetry(), health, hourly
         self._queue, self._backends = queue, backends or []
@@ -110,7 +111,8 @@ class Reconciler:
                 level, "reconcile: %s", action, extra={**context, "event": f"reconcile_{action}"}
             )
         self._telemetry.stuck_attempts(stuck)
-        self._drain_queues(report)
+        if self._queue is not None:  # the safety net: start queued jobs where a slot is free
+            report.dequeued += self._queue.drain_all(self._backends)
         if self._health is not None:
             # Reading the circuits reports each one's state gauge: once a minute, so the
             # circuit alert has data while no job arrives to read them.
@@ -127,10 +129,6 @@ class Reconciler:
             self._hourly(now)
         except Exception:
             log.exception("spend audit failed; the next hour tries again")
-
-    def _drain_queues(self, report: ReconcileReport) -> None:
-        if self._queue is not None:  # the safety net: start queued jobs where a slot is free
-            report.dequeued += self._queue.drain_all(self._backends)
 
     def _push_back(self, job: Job, now: float) -> None:
         """A failing job goes behind the others (its lease moved on), so a failing batch

@@ -177,8 +177,7 @@ class Renderer:
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
             result = look(self._backend, task_id, task)
-            finished = result.done and result.error_class is not ErrorClass.UNKNOWN
-            if finished or result.unkept:
+            if result.settles_cost:
                 self._costs.charge_late(task.job_id, task.attempt, result.cost_micros)
                 return
             if self._clock() >= deadline:
