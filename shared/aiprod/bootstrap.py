@@ -136,7 +136,10 @@ class App:
 
     @built_once
     def queue(self) -> RenderQueue:
-        return RenderQueue(self.store, self.outbox, self.slots, self.settings, self.clock)
+        return RenderQueue(
+            self.store, self.outbox, self.slots, self.settings, self.clock,
+            self.ledger, self.catalog.fallback_order,
+        )  # fmt: skip
 
     @built_once
     def router(self) -> Router:

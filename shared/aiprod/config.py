@@ -115,6 +115,9 @@ class Settings:
     # derived from the provider timeout, which bounds both the image fetch and the create.
     submit_window_s: float | None = None
     poll_interval_s: float = 5.0
+    # A queued job that waited this long may take a free slot on a later backend of its
+    # chain (``priority: speed`` jobs may at once): domain.queueing.
+    queue_spill_after_s: float = 300.0
     render_deadline_s: float = 480.0
     max_backoff_wait_s: float = 30.0
     ledger_shards: int = 16
@@ -186,6 +189,7 @@ class Settings:
                 else None
             ),
             poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
+            queue_spill_after_s=_float(get, "AIPROD_QUEUE_SPILL_AFTER_S", 300.0),
             render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
             ledger_shards=int(_float(get, "AIPROD_LEDGER_SHARDS", 16)),
             provider_mode=_choice(get, "AIPROD_PROVIDER_MODE", PROVIDER_MODES, cls.provider_mode),

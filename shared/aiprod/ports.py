@@ -35,6 +35,12 @@ class Transaction(ABC):
     @abstractmethod
     def set(self, collection: str, doc_id: str, data: Document) -> None: ...
 
+    def get_many(self, collection: str, doc_ids: list[str]) -> dict[str, Document]:
+        """Several documents of one collection (one round trip where the store allows);
+        absent ones are left out. Reads see the transaction's own writes, as ``get``."""
+        found = {doc_id: self.get(collection, doc_id) for doc_id in doc_ids}
+        return {doc_id: doc for doc_id, doc in found.items() if doc is not None}
+
 
 QueryOp = Literal["<", "<=", "==", ">", ">=", "array_contains"]
 

@@ -72,6 +72,18 @@ class _OptimisticTransaction(Transaction):
         ref = self._client.collection(collection).document(doc_id)
         self._writes[ref.path] = (ref, dict(data))
 
+    def get_many(self, collection: str, doc_ids: list[str]) -> dict[str, Document]:
+        refs = {d: self._client.collection(collection).document(d) for d in doc_ids}
+        writes = self._writes
+        found = {d: dict(writes[r.path][1]) for d, r in refs.items() if r.path in writes}
+        unread = [r for d, r in refs.items() if d not in found]
+        for snapshot in self._client.get_all(unread) if unread else ():
+            path = snapshot.reference.path
+            self._seen.setdefault(path, snapshot.update_time if snapshot.exists else _ABSENT)
+            if snapshot.exists:
+                found[snapshot.reference.id] = snapshot.to_dict()
+        return {d: found[d] for d in doc_ids if d in found}
+
     def view_moved(self) -> bool:
         """Did any document this body read change (or appear) since it was read?"""
         paths = list(self._seen)

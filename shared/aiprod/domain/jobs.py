@@ -10,7 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, computed_field
 
-from aiprod.domain.messages import ErrorClass, RejectReason, RenderOutcome
+from aiprod.domain.messages import ErrorClass, Priority, RejectReason, RenderOutcome
+from aiprod.domain.slots import tenant_key
 
 
 class JobStatus(StrEnum):
@@ -126,13 +127,16 @@ class Job(BaseModel):
     @computed_field
     @property
     def queue_key(self) -> str | None:
-        """Where the job waits for a render slot: ``{backend}|{queued_at}|{job_id}``, so one
-        range query from ``{backend}|`` reads a backend's queue oldest first. None when its
-        current attempt is not queued."""
+        """Where the job waits for a render slot:
+        ``{backend}|{tenant}|{rank}|{queued_at}|{job_id}``, so a range query from
+        ``{backend}|{tenant}|`` reads one tenant's queue on a backend in its order (speed
+        first, then oldest) and the queue's fair order picks among tenants
+        (``domain.queueing``). None when its current attempt is not queued."""
         current = self.current
         if self.is_terminal or current is None or current.state is not AttemptState.QUEUED:
             return None
-        return f"{current.backend}|{current.queued_at or 0.0:017.6f}|{self.job_id}"
+        who, rank = tenant_key(self.tenant), queue_rank(self.request)
+        return f"{current.backend}|{who}|{rank}|{current.queued_at or 0.0:017.6f}|{self.job_id}"
 
     @computed_field
     @property
@@ -159,6 +163,12 @@ class Job(BaseModel):
 
     def retries_on(self, backend: str) -> int:
         return sum(1 for a in self.attempts if a.backend == backend) - 1
+
+
+def queue_rank(request: dict) -> int:
+    """A job's place among its tenant's queued jobs: ``priority: speed`` first (0), then the
+    rest (1); oldest first within a rank."""
+    return 0 if request.get("priority") == Priority.SPEED else 1
 
 
 def new_job(request: dict, payload_hash: str, tenant: str | None, now: float, **fields) -> Job:

@@ -1,12 +1,23 @@
-"""An attempt waiting for a render slot, and its start when one frees. Pure.
+"""An attempt waiting for a render slot, the order the queue serves, and its start when a
+slot frees. Pure.
 
 An admitted job is funded: its hold is taken at admission whether it runs or waits. A queued
 attempt has no lease (time in the queue is not a lost worker) but its job's wall time runs.
+
+Order, for one backend's free slot: first the tenant holding the fewest of its slots (so one
+tenant's 1,000-job batch does not starve another's 3 jobs), and within a tenant its
+``priority: speed`` jobs, then the oldest (``Job.queue_key``). A backend whose own queue is
+empty takes a job queued elsewhere that may spill to it: ``priority: speed``, or waited past
+the spill bound, with this backend later in its chain and not tried yet.
 """
 
 from __future__ import annotations
 
-from aiprod.domain.jobs import AttemptState, Job, replace_attempt
+from collections.abc import Mapping
+
+from aiprod.domain.jobs import AttemptState, ChainStep, Job, queue_rank, replace_attempt
+from aiprod.domain.messages import Priority
+from aiprod.domain.slots import tenant_key
 
 
 def with_slot(job: Job, slot_key: str | None, now: float) -> Job:
@@ -32,6 +43,57 @@ def start_queued(job: Job, slot_key: str, now: float, lease_s: float) -> Job | N
         return None
     attempt = job.current
     update = {
+        "state": AttemptState.DISPATCHED,
+        "slot_key": slot_key,
+        "lease_expires_at": max(now, attempt.not_before) + lease_s,
+    }
+    return replace_attempt(job, attempt.model_copy(update=update), now)
+
+
+def fairest(heads: list[Job], held: Mapping[str, int]) -> Job | None:
+    """The job a free slot goes to, among each tenant's first queued job: the tenant holding
+    the fewest of the backend's slots, then speed before the rest, then the oldest."""
+
+    def order(job: Job) -> tuple[int, int, float, str]:
+        waiting = job.current.queued_at or 0.0
+        return (held.get(tenant_key(job.tenant), 0), queue_rank(job.request), waiting, job.job_id)
+
+    return min(heads, key=order, default=None)
+
+
+def may_spill(job: Job, now: float, spill_after_s: float) -> bool:
+    """May this queued job take free capacity on another backend of its chain?"""
+    if not is_queued(job):
+        return False
+    speed = job.request.get("priority") == Priority.SPEED
+    return speed or now - (job.current.queued_at or now) >= spill_after_s
+
+
+def spill_step(job: Job, backend: str) -> ChainStep | None:
+    """The step on ``backend`` a queued job may move to: later in its chain than the backend
+    it waits for, and not tried by an earlier attempt. None when there is none."""
+    backends = [step.backend for step in job.chain]
+    waiting_on = job.current.backend
+    if backend not in backends or waiting_on not in backends:
+        return None
+    tried = {a.backend for a in job.attempts[:-1]}
+    if backends.index(backend) <= backends.index(waiting_on) or backend in tried:
+        return None
+    return job.chain[backends.index(backend)]
+
+
+def spilled(
+    job: Job, step: ChainStep, ledger_keys: list[str], slot_key: str, now: float, lease_s: float
+) -> Job:
+    """The queued attempt moves to ``step``'s backend and starts there, holding its budget
+    under ``ledger_keys``: nothing was sent for it, so it is the same attempt, not a
+    fallback, and the backend it waited for stays untried."""
+    attempt = job.current
+    update = {
+        "backend": step.backend,
+        "model": step.model,
+        "hold_micros": step.hold_micros,
+        "ledger_keys": ledger_keys,
         "state": AttemptState.DISPATCHED,
         "slot_key": slot_key,
         "lease_expires_at": max(now, attempt.not_before) + lease_s,

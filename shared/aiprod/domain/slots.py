@@ -6,13 +6,18 @@ capacity, some shares 0 when the capacity is small); taking a slot increments on
 has room, giving it back decrements the shard the attempt took it from (``slot_key``). A
 capacity lowered at run time lowers the shares at once: shards above their new share take
 nothing until renders finish.
+
+Each shard also counts what it holds per tenant (the queue serves the tenant holding the
+fewest slots first) and, where the provider limits creates a minute, the slots it gave out
+in the current minute: a dispatch is a create, so a backend's creates stay within its rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 SHARDS = 8
+UNTENANTED = "-"  # the untenanted jobs share one place in the fair order (not a tenant name)
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,21 @@ class SlotShard:
     backend: str
     index: int
     in_use: int = 0
+    tenants: dict[str, int] = field(default_factory=dict)  # slots held per tenant
+    minute: int = 0  # the epoch minute ``created`` counts in
+    created: int = 0  # slots taken in that minute
 
     @property
     def key(self) -> str:
         return slot_key(self.backend, self.index)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a backend may run: renders at once, and creates a minute (None: no rate)."""
+
+    concurrent: int
+    creates_per_minute: int | None = None
 
 
 def slot_key(backend: str, index: int) -> str:
@@ -35,9 +51,13 @@ def parse_slot_key(key: str) -> tuple[str, int]:
     return backend, int(index)
 
 
-def share(capacity: int, index: int) -> int:
-    """Shard ``index``'s share of ``capacity`` (the shares add up to it)."""
-    return capacity // SHARDS + (1 if index < capacity % SHARDS else 0)
+def tenant_key(tenant: str | None) -> str:
+    return tenant or UNTENANTED
+
+
+def share(total: int, index: int) -> int:
+    """Shard ``index``'s share of ``total`` (the shares add up to it)."""
+    return total // SHARDS + (1 if index < total % SHARDS else 0)
 
 
 def order(start: int) -> list[int]:
@@ -45,13 +65,45 @@ def order(start: int) -> list[int]:
     return [(start + i) % SHARDS for i in range(SHARDS)]
 
 
-def has_room(shard: SlotShard, capacity: int) -> bool:
-    return shard.in_use < share(capacity, shard.index)
+def minute_of(now: float) -> int:
+    return int(now // 60)
 
 
-def taken(shard: SlotShard) -> SlotShard:
-    return replace(shard, in_use=shard.in_use + 1)
+def has_room(shard: SlotShard, limits: Limits, now: float) -> bool:
+    if shard.in_use >= share(limits.concurrent, shard.index):
+        return False
+    if limits.creates_per_minute is None:
+        return True
+    created = shard.created if shard.minute == minute_of(now) else 0
+    return created < share(limits.creates_per_minute, shard.index)
 
 
-def given_back(shard: SlotShard) -> SlotShard:
-    return replace(shard, in_use=max(0, shard.in_use - 1))
+def taken(shard: SlotShard, tenant: str | None, now: float) -> SlotShard:
+    who = tenant_key(tenant)
+    minute = minute_of(now)
+    created = (shard.created if shard.minute == minute else 0) + 1
+    tenants = {**shard.tenants, who: shard.tenants.get(who, 0) + 1}
+    return replace(shard, in_use=shard.in_use + 1, tenants=tenants, minute=minute, created=created)
+
+
+def given_back(shard: SlotShard, tenant: str | None) -> SlotShard:
+    who = tenant_key(tenant)
+    tenants = dict(shard.tenants)
+    left = tenants.pop(who, 0) - 1
+    if left > 0:
+        tenants[who] = left
+    return replace(shard, in_use=max(0, shard.in_use - 1), tenants=tenants)
+
+
+def untaken(shard: SlotShard, tenant: str | None) -> SlotShard:
+    """A take undone before its attempt went ahead: not a create either."""
+    return replace(given_back(shard, tenant), created=max(0, shard.created - 1))
+
+
+def held_by_tenant(shards: list[SlotShard]) -> dict[str, int]:
+    """Slots each tenant holds across a backend's shards."""
+    held: dict[str, int] = {}
+    for shard in shards:
+        for who, count in shard.tenants.items():
+            held[who] = held.get(who, 0) + count
+    return held

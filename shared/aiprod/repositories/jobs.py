@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 COLLECTION = "jobs"
 # The top-level fields whose ``<= now`` finds a job the reconciler must look at.
 DUE_FIELDS = ("lease_expires_at", "wall_deadline_at", "late_task_due_at")
+MAX_TENANTS_SCANNED = 100  # tenants one drain compares (configured tenants are far fewer)
 
 
 def decode(doc: dict) -> Job:
@@ -82,6 +83,27 @@ def queued_for(store: DocumentStore, backend: str, limit: int) -> list[Job]:
     prefix = f"{backend}|"
     docs = store.query(COLLECTION, "queue_key", ">=", prefix, limit)
     return _readable([d for d in docs if str(d.get("queue_key", "")).startswith(prefix)])
+
+
+def queue_heads(store: DocumentStore, backend: str, read: int = 4) -> list[Job]:
+    """The first readable queued job of each tenant waiting on ``backend`` (its speed jobs
+    first, then oldest: ``Job.queue_key``), one range query per tenant: from a tenant's
+    first key, the next query starts past every key of that tenant. At most
+    ``MAX_TENANTS_SCANNED`` tenants; each query reads ``read`` keys, to step over a few
+    unreadable documents."""
+    heads: list[Job] = []
+    start = prefix = f"{backend}|"
+    for _ in range(MAX_TENANTS_SCANNED):
+        docs = store.query(COLLECTION, "queue_key", ">=", start, read)
+        keys = [str(d.get("queue_key", "")) for d in docs]
+        mine = [d for d, k in zip(docs, keys, strict=True) if k.startswith(prefix)]
+        if not mine:
+            break
+        tenant = keys[0][len(prefix) :].split("|", 1)[0]
+        same = f"{prefix}{tenant}|"
+        heads += _readable([d for d in mine if str(d["queue_key"]).startswith(same)])[:1]
+        start = f"{prefix}{tenant}}}"  # "}" sorts right after "|": past this tenant's keys
+    return heads
 
 
 def task_owned(store: DocumentStore, task_id: str) -> bool:

@@ -64,7 +64,7 @@ class AttemptCosts:
             before, after = job.require(number), charged.require(number)
             overrun = max(0, after.overrun_micros - before.overrun_micros)
             self._ledger.correct(tx, before.ledger_keys, change, overrun)
-            self._free_slot(tx, before)
+            self._free_slot(tx, job.tenant, before)
             jobs.save(tx, charged)
             return change
 
@@ -115,10 +115,10 @@ class AttemptCosts:
         self.look_later(job.job_id, attempt.number, None if given_up else now + lease_s)
         return "extended"
 
-    def _free_slot(self, tx, attempt: Attempt) -> None:
+    def _free_slot(self, tx, tenant: str | None, attempt: Attempt) -> None:
         """A late task over (charged, or given up): the render slot it kept is free."""
         if attempt.slot_key is not None and self._slots is not None:
-            self._slots.give_back(tx, attempt.slot_key)
+            self._slots.give_back(tx, attempt.slot_key, tenant)
 
     def look_later(self, job_id: str, number: int, until: float | None) -> None:
         """Poll the late task again at ``until`` (None: given up, left to the spend audit)."""
@@ -128,6 +128,6 @@ class AttemptCosts:
             if job is not None and job.require(number).late_task_lease is not None:
                 jobs.save(tx, extend_late_task(job, number, until, self._clock()))
                 if until is None:
-                    self._free_slot(tx, job.require(number))
+                    self._free_slot(tx, job.tenant, job.require(number))
 
         self._store.run_transaction(body)

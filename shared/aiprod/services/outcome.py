@@ -109,7 +109,7 @@ class OutcomeHandler:
         closed = job.require(outcome.attempt)
         if closed.slot_key is not None and closed.late_task_lease is None and self._slots:
             # (a task still rendering at the provider keeps its slot until it is charged)
-            self._slots.give_back(tx, closed.slot_key)
+            self._slots.give_back(tx, closed.slot_key, job.tenant)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
         else:

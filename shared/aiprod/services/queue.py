@@ -1,29 +1,39 @@
-"""The render queue: jobs waiting for a render slot, dispatched oldest first as slots free.
+"""The render queue: jobs waiting for a render slot, started as slots free, in the fair
+order of ``domain.queueing`` (tenant holding the fewest slots, then speed, then oldest).
 
 Whoever frees a slot drains its backend right after its commit (handle_outcome, when it
 closes an attempt that held one); the reconciler drains every backend each sweep as the
 safety net. Each start is one transaction: take a slot, move the queued attempt to
-DISPATCHED (conditioned on it still waiting), then its task is published. Two drainers at
-once start each job once; a drain that finds no free slot stops.
+DISPATCHED (conditioned on it still waiting), then its task is published. A backend whose
+own queue is empty takes a job that may spill to it from another backend's queue: the
+queued attempt moves there, its hold exchanged for the new step's in the same transaction.
+Two drainers at once start each job once; a drain that finds no free slot stops.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiprod.config import Settings
 from aiprod.domain import effects
+from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.effects import Effect
-from aiprod.domain.queueing import is_queued, start_queued
-from aiprod.ports import DocumentStore
+from aiprod.domain.jobs import Job
+from aiprod.domain.queueing import fairest, is_queued, may_spill, spill_step, spilled, start_queued
+from aiprod.ports import DocumentStore, Transaction
 from aiprod.repositories import jobs
+from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
 
 log = logging.getLogger(__name__)
-HEAD_READ = 4
 DRAIN_BATCH = 20  # most jobs one drain starts (the reconciler's next sweep goes on)
+EXTRA_PICKS = 4  # picks a drain may waste on jobs started or closed by someone else
+
+
+class _NotStarted(Exception):
+    """Abandon a start's transaction: nothing of it is written."""
 
 
 class RenderQueue:
@@ -34,27 +44,33 @@ class RenderQueue:
         slots: SlotBook,
         settings: Settings,
         clock: Callable[[], float],
+        ledger: Ledger,
+        backends: Sequence[str],
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
         self._settings, self._clock = settings, clock
+        self._ledger, self._backends = ledger, tuple(backends)
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
-        """Start up to ``most`` queued jobs of ``backend`` while slots are free; how many
+        """Start up to ``most`` queued jobs on ``backend`` while slots are free; how many
         started (a closed attempt frees one slot: its drain starts at most one)."""
-        started = 0
-        for _ in range(most):
-            # a freed slot usually starts one; a few more are read past unreadable ones
-            head = jobs.queued_for(self._store, backend, HEAD_READ)
-            if not head:
+        started, passed = 0, set[str]()
+        for _ in range(most + EXTRA_PICKS):
+            job = self._next(backend, passed)
+            if job is None or started >= most:
                 break
-            job_id = head[0].job_id
-            owed = self._store.run_transaction(lambda tx, j=job_id: self._start(tx, j))
+            try:
+                owed = self._store.run_transaction(lambda tx, j=job: self._start(tx, j, backend))
+            except _NotStarted:
+                owed = []
             if owed is None:
                 break  # no free slot: the next freed one drains again
-            if owed:
-                self._outbox.send(owed)
-                started += 1
-                log.info("queued job dispatched", extra={"job_id": job_id, "backend": backend})
+            if not owed:
+                passed.add(job.job_id)
+                continue
+            self._outbox.send(owed)
+            started += 1
+            log.info("queued job dispatched", extra={"job_id": job.job_id, "backend": backend})
         return started
 
     def drain_all(self, backends: list[str]) -> int:
@@ -68,14 +84,55 @@ class RenderQueue:
                 log.exception("queue not drained", extra={"backend": backend})
         return started
 
-    def _start(self, tx, job_id: str) -> list[Effect] | None:
-        job = jobs.load(tx, job_id)
+    def _next(self, backend: str, passed: set[str]) -> Job | None:
+        """The job the backend's next free slot goes to (a plain read: the start re-checks)."""
+        held = self._slots.held_by_tenant(self._store, backend)
+        heads = [j for j in jobs.queue_heads(self._store, backend) if j.job_id not in passed]
+        if heads:
+            return fairest(heads, held)
+        now, bound = self._clock(), self._settings.queue_spill_after_s
+        movable = [
+            job
+            for other in self._backends
+            if other != backend
+            for job in jobs.queue_heads(self._store, other)
+            if job.job_id not in passed
+            and may_spill(job, now, bound)
+            and spill_step(job, backend) is not None
+        ]
+        return fairest(movable, held)
+
+    def _start(self, tx: Transaction, picked: Job, backend: str) -> list[Effect] | None:
+        job = jobs.load(tx, picked.job_id)
         if job is None or not is_queued(job):
             return []  # started or closed meanwhile
-        slot = self._slots.take(tx, job.current.backend)
+        now = self._clock()
+        step = None
+        if job.current.backend != backend:
+            step = spill_step(job, backend)
+            if step is None or not may_spill(job, now, self._settings.queue_spill_after_s):
+                return []
+        slot = self._slots.take(tx, backend, job.tenant, now)
         if slot is None:
             return None
-        now = self._clock()
-        started = start_queued(job, slot, now, self._settings.lease_s)
+        lease_s = self._settings.lease_s
+        if step is None:
+            started = start_queued(job, slot, now, lease_s)
+        else:
+            started = self._moved(tx, job, step, slot, now, lease_s)
         jobs.save(tx, started)
         return effects.dispatched(started)
+
+    def _moved(self, tx: Transaction, job: Job, step, slot: str, now: float, lease_s: float):
+        """Exchange the queued attempt's hold for ``step``'s, and start it there."""
+        waiting = job.current
+        self._ledger.settle(tx, waiting.ledger_keys, waiting.hold_micros, 0)
+        day = budget_day(now, self._settings.timezone)
+        keys = self._ledger.reserve(tx, scopes_for(job.tenant), day, step.hold_micros)
+        if keys is None:
+            raise _NotStarted  # the new step's hold does not fit: it stays where it waits
+        log.info(
+            "queued job moved to a free backend",
+            extra={"job_id": job.job_id, "from": waiting.backend, "backend": step.backend},
+        )
+        return spilled(job, step, keys, slot, now, lease_s)
