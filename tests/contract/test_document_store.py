@@ -115,6 +115,31 @@ def test_get_many_returns_the_existing_documents_by_id(store: DocumentStore):
     assert store.get_many("ledger", []) == {}
 
 
+def test_a_transactions_batched_read_sees_its_own_writes_and_guards_what_it_writes(
+    store: DocumentStore,
+):
+    # GIVEN two shards, one of which the body writes before reading both in one batch
+    store.set("ledger", "a", {"n": 1})
+    store.set("ledger", "b", {"n": 2})
+
+    def body(tx: Transaction) -> dict:
+        tx.set("ledger", "a", {"n": 10})
+        seen = tx.get_many("ledger", ["a", "b", "missing"])
+        tx.set("ledger", "b", {"n": seen["b"]["n"] + 1})
+        if calls.append(1) or len(calls) == 1:
+            store.set("ledger", "b", {"n": 100})  # another writer, between read and commit
+        return seen
+
+    calls: list[int] = []
+    seen = store.run_transaction(body)
+
+    # THEN the batch saw the body's own write, skipped the missing id, and a write based on
+    # a batched read that moved before the commit was not committed from a stale view
+    assert seen["a"] == {"n": 10} and "missing" not in seen
+    after = store.get("ledger", "b")["n"]
+    assert after in (101, 3) and (after == 101) == (len(calls) == 2)
+
+
 def test_query_compares_a_top_level_field_and_skips_missing_values(store: DocumentStore):
     for i, lease in enumerate([10.0, 20.0, None, 30.0]):
         store.set("jobs", f"j{i}", {"i": i, "lease": lease})

@@ -155,3 +155,24 @@ def test_a_pinned_job_never_moves(pipeline, clock):
     # THEN it still waits for runway: its chain has nowhere else to go
     [attempt] = p.job("pinned")["attempts"]
     assert (attempt["backend"], attempt["state"]) == ("runway", "QUEUED")
+
+
+def test_creates_per_minute_bound_how_many_renders_start_in_a_minute(pipeline, clock):
+    # GIVEN runway with room for 10 renders at once but 2 creates a minute
+    p = pipeline(simulation={"runway": {"latency_s": 1}}, render_deadline_s=60)
+    set_capacity(p.store, default_catalog(), "runway", 10, creates_per_minute=2)
+
+    # WHEN 5 runway jobs arrive at once
+    p.run(*[_job(f"r{i}", backends=["runway"]) for i in range(5)])
+
+    # THEN 2 started this minute and 3 wait; each later minute's sweep starts 2 more
+    def started() -> int:
+        return sum(1 for j in p.jobs() if j["attempts"][0]["state"] != "QUEUED")
+
+    assert started() == 2 and len(p.submitted("runway")) == 2
+    clock.advance(60)
+    sweep(p)
+    assert started() == 4
+    clock.advance(60)
+    sweep(p)
+    assert {j["status"] for j in p.jobs()} == {"SUCCEEDED"} and len(p.submitted("runway")) == 5

@@ -7,10 +7,12 @@ to the same behaviour as the Firestore adapter.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import operator
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from aiprod.ports import Document, DocumentStore, QueryOp, T, Transaction
 
@@ -25,9 +27,49 @@ COMPARE = {
 }
 
 
+class _RangeIndex:
+    """One field of one collection, its values sorted with their document ids, so a range
+    query reads only what it returns (the render queue's drains query often). Built on the
+    field's first range query; a field whose values do not compare falls back to a scan."""
+
+    def __init__(self, field: str, docs: dict[str, Document]):
+        self.field = field
+        self.entries = sorted(
+            (doc[field], doc_id) for doc_id, doc in docs.items() if doc.get(field) is not None
+        )
+
+    def moved(self, doc_id: str, before: Document | None, after: Document | None) -> None:
+        old = None if before is None else before.get(self.field)
+        new = None if after is None else after.get(self.field)
+        if old == new:
+            return
+        if old is not None:
+            at = bisect.bisect_left(self.entries, (old, doc_id))
+            if at < len(self.entries) and self.entries[at] == (old, doc_id):
+                del self.entries[at]
+        if new is not None:
+            bisect.insort(self.entries, (new, doc_id))
+
+    def ids(self, op: QueryOp, value: object, limit: int) -> list[str]:
+        first = partial(bisect.bisect_left, self.entries, value, key=_value)
+        past = partial(bisect.bisect_right, self.entries, value, key=_value)
+        lo, hi = {
+            ">=": (first(), None),
+            ">": (past(), None),
+            "<=": (0, past()),
+            "<": (0, first()),
+        }[op]
+        return [doc_id for _, doc_id in self.entries[lo:hi][:limit]]
+
+
+def _value(entry: tuple[object, str]) -> object:
+    return entry[0]
+
+
 class _EmbeddedTransaction(Transaction):
-    def __init__(self, docs: dict[str, dict[str, Document]]):
+    def __init__(self, docs: dict[str, dict[str, Document]], write=None):
         self._docs = docs
+        self._write = write
         self._writes: dict[tuple[str, str], Document] = {}
 
     def get(self, collection: str, doc_id: str) -> Document | None:
@@ -40,17 +82,19 @@ class _EmbeddedTransaction(Transaction):
 
     def commit(self) -> None:
         for (collection, doc_id), data in self._writes.items():
-            self._docs.setdefault(collection, {})[doc_id] = data
+            self._write(collection, doc_id, data)
 
 
 class EmbeddedStore(DocumentStore):
     def __init__(self) -> None:
         self._docs: dict[str, dict[str, Document]] = {}
         self._lock = threading.RLock()
+        # per collection, per field: its range index, or None once its values did not compare
+        self._indexes: dict[str, dict[str, _RangeIndex | None]] = {}
 
     def run_transaction(self, body: Callable[[Transaction], T]) -> T:
         with self._lock:
-            tx = _EmbeddedTransaction(self._docs)
+            tx = _EmbeddedTransaction(self._docs, self._write)
             result = body(tx)
             tx.commit()
             return result
@@ -61,7 +105,18 @@ class EmbeddedStore(DocumentStore):
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         with self._lock:
-            self._docs.setdefault(collection, {})[doc_id] = copy.deepcopy(data)
+            self._write(collection, doc_id, copy.deepcopy(data))
+
+    def _write(self, collection: str, doc_id: str, data: Document) -> None:
+        docs = self._docs.setdefault(collection, {})
+        indexes = self._indexes.get(collection, {})
+        for field, index in indexes.items():
+            try:
+                if index is not None:
+                    index.moved(doc_id, docs.get(doc_id), data)
+            except TypeError:  # a value that does not compare with the others: scan instead
+                indexes[field] = None
+        docs[doc_id] = data
 
     def list(self, collection: str, limit: int = 1000) -> list[Document]:
         with self._lock:
@@ -78,8 +133,25 @@ class EmbeddedStore(DocumentStore):
     ) -> list[Document]:
         compare = COMPARE[op]
         with self._lock:
+            if op in RANGE_OPS:
+                ids = self._indexed(collection, field, op, value, limit)
+                if ids is not None:
+                    found = self._docs.get(collection, {})
+                    return copy.deepcopy([found[doc_id] for doc_id in ids])
             docs = self._docs.get(collection, {}).values()
             hits = [d for d in docs if d.get(field) is not None and compare(d[field], value)]
             if op in RANGE_OPS:  # as Firestore: a range query comes ordered by its field
                 hits.sort(key=lambda d: d[field])
             return copy.deepcopy(hits[:limit])
+
+    def _indexed(self, collection: str, field: str, op, value, limit: int) -> list[str] | None:
+        """The ids a range query returns, from the field's index; None: scan instead."""
+        indexes = self._indexes.setdefault(collection, {})
+        try:
+            if field not in indexes:
+                indexes[field] = _RangeIndex(field, self._docs.get(collection, {}))
+            index = indexes[field]
+            return None if index is None else index.ids(op, value, limit)
+        except TypeError:  # values that do not compare with each other, or with ``value``
+            indexes[field] = None
+            return None

@@ -89,19 +89,22 @@ def queue_heads(store: DocumentStore, backend: str, read: int = 4) -> list[Job]:
     """The first readable queued job of each tenant waiting on ``backend`` (its speed jobs
     first, then oldest: ``Job.queue_key``), one range query per tenant: from a tenant's
     first key, the next query starts past every key of that tenant. At most
-    ``MAX_TENANTS_SCANNED`` tenants; each query reads ``read`` keys, to step over a few
-    unreadable documents."""
+    ``MAX_TENANTS_SCANNED`` tenants; a head that does not decode is stepped over by reading
+    ``read`` of that tenant's keys."""
     heads: list[Job] = []
     start = prefix = f"{backend}|"
     for _ in range(MAX_TENANTS_SCANNED):
-        docs = store.query(COLLECTION, "queue_key", ">=", start, read)
-        keys = [str(d.get("queue_key", "")) for d in docs]
-        mine = [d for d, k in zip(docs, keys, strict=True) if k.startswith(prefix)]
-        if not mine:
+        docs = store.query(COLLECTION, "queue_key", ">=", start, 1)
+        key = str(docs[0].get("queue_key", "")) if docs else ""
+        if not key.startswith(prefix):
             break
-        tenant = keys[0][len(prefix) :].split("|", 1)[0]
+        tenant = key[len(prefix) :].split("|", 1)[0]
         same = f"{prefix}{tenant}|"
-        heads += _readable([d for d in mine if str(d["queue_key"]).startswith(same)])[:1]
+        found = _readable(docs) or _readable(
+            [d for d in store.query(COLLECTION, "queue_key", ">=", key, read)
+             if str(d.get("queue_key", "")).startswith(same)]
+        )  # fmt: skip
+        heads += found[:1]
         start = f"{prefix}{tenant}}}"  # "}" sorts right after "|": past this tenant's keys
     return heads
 
