@@ -136,7 +136,10 @@ class App:
 
     @built_once
     def queue(self) -> RenderQueue:
-        return RenderQueue(self.store, self.outbox, self.slots, self.settings, self.clock)
+        return RenderQueue(
+            self.store, self.outbox, self.slots, self.settings, self.clock,
+            telemetry=self.telemetry,
+        )  # fmt: skip
 
     @built_once
     def router(self) -> Router:

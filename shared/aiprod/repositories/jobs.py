@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 COLLECTION = "jobs"
 # The top-level fields whose ``<= now`` finds a job the reconciler must look at.
 DUE_FIELDS = ("lease_expires_at", "wall_deadline_at", "late_task_due_at")
+# Most queued jobs one look at a backend's queue reads (the depth gauge, a job's position):
+# a count that reaches it means "this many or more".
+QUEUE_READ = 1000
 
 
 def decode(doc: dict) -> Job:
@@ -117,3 +120,14 @@ def note_announced(store: DocumentStore, job_id: str) -> None:
             save(tx, announce(stored))
 
     store.run_transaction(body)
+
+
+def queued_ahead(store: DocumentStore, job: Job, limit: int = QUEUE_READ) -> int:
+    """How many jobs wait on the same backend with a ``queue_key`` before ``job``'s (0 when
+    it is not queued); reads at most ``limit``, so ``limit`` means that many or more."""
+    key = job.queue_key
+    if key is None:
+        return 0
+    return sum(
+        1 for other in queued_for(store, job.current.backend, limit) if other.queue_key < key
+    )

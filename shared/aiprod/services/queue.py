@@ -20,6 +20,7 @@ from aiprod.ports import DocumentStore
 from aiprod.repositories import jobs
 from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
+from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
 HEAD_READ = 4
@@ -34,9 +35,11 @@ class RenderQueue:
         slots: SlotBook,
         settings: Settings,
         clock: Callable[[], float],
+        telemetry: Telemetry | None = None,
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
         self._settings, self._clock = settings, clock
+        self._telemetry = telemetry or null_telemetry()
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
         """Start up to ``most`` queued jobs of ``backend`` while slots are free; how many
@@ -54,6 +57,7 @@ class RenderQueue:
             if owed:
                 self._outbox.send(owed)
                 started += 1
+                self._telemetry.queue_waited(head[0], self._clock())
                 log.info("queued job dispatched", extra={"job_id": job_id, "backend": backend})
         return started
 
