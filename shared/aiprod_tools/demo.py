@@ -1,7 +1,8 @@
 """``aiprod demo`` (``make run``): a sample batch through the real handlers, in-process.
 
 Runway is scripted to go down part-way, so the run shows fallback and the circuit breaker;
-the budget is sized so the 70 % warning (cheapest-first routing) is reached.
+the budget is sized so the 70 % warning (cheapest-first routing) is reached; Veo runs one
+render at a time, so its jobs wait in the render queue (the report's queue columns).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiprod.config import Settings
 from aiprod.domain.jobs import TERMINAL_STATUSES
 from aiprod.domain.money import money
 from aiprod.repositories import jobs as job_records
+from aiprod.services.capacity_admin import set_capacity
 from aiprod_tools.embedded import embedded_app
 from aiprod_tools.views.budget import ledger_days_table
 from aiprod_tools.views.jobs import jobs_table
@@ -35,6 +37,7 @@ DEMO_SETTINGS = Settings(
         "replicate": {"latency_s": 0.2, "cost_ratio": 0.9},
     },
 )
+DEMO_CAPACITY = {"veo": 1}  # renders at a time (aiprod capacity set), so some jobs queue
 
 
 def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
@@ -45,9 +48,12 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     metrics_path.unlink(missing_ok=True)  # this run's metrics only
     metrics = JsonLinesSink(metrics_path, job="demo")
     app = embedded_app(DEMO_SETTINGS, workers=24, metrics=metrics)
+    for backend, concurrent in DEMO_CAPACITY.items():
+        set_capacity(app.store, app.catalog, backend, concurrent)
     out = sys.stdout
     out.write(f"aiprod demo: {len(lines)} jobs from {batch} on the embedded bus and store\n")
-    out.write("simulated providers; runway is scripted to fail part-way (watch the fallbacks)\n\n")
+    out.write("simulated providers; runway is scripted to fail part-way (watch the fallbacks),\n")
+    out.write("and veo runs one render at a time (watch its queue: queued, wait p95)\n\n")
     started = time.time()
     stop = threading.Event()
     progress = threading.Thread(target=_show_progress, args=(app, len(lines), stop, out))

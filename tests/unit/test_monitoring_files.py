@@ -159,6 +159,7 @@ def test_alert_thresholds_are_the_product_policy():
     assert thresholds("budget_limit")[0] == defaults.critical
     assert thresholds("quality_low") == [m.QUALITY_FLOOR]
     assert thresholds("pipeline_latency") == [m.LATENCY_TARGET_S]
+    assert thresholds("queue_stuck") == [m.LATENCY_TARGET_S]  # queued past the target
     assert thresholds("backend_errors") == [5]
     latency = load(MONITORING / "slo" / "latency.json")
     assert latency["goal"] == 0.95

@@ -6,6 +6,7 @@ backend of its chain instead of waiting, as the same attempt (not a fallback).""
 from __future__ import annotations
 
 from aiprod.domain.catalog import default_catalog
+from aiprod.repositories import jobs
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
 from support.stuck import sweep
@@ -176,3 +177,20 @@ def test_creates_per_minute_bound_how_many_renders_start_in_a_minute(pipeline, c
     clock.advance(60)
     sweep(p)
     assert {j["status"] for j in p.jobs()} == {"SUCCEEDED"} and len(p.submitted("runway")) == 5
+
+
+def test_a_small_tenants_position_counts_turns_not_the_whole_queue(pipeline):
+    # GIVEN runway running 1 render at a time, tenant "big" with 6 jobs waiting behind it
+    p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
+    _capacities(p, runway=1)
+    p.run(*[_job(f"big{i}", "big", backends=["runway"]) for i in range(7)])
+
+    # WHEN tenant "small" queues 2 jobs
+    p.run(*[_job(f"small{i}", "small", backends=["runway"]) for i in range(2)])
+
+    # THEN its first job is next (0 ahead: the tenants take turns), its second after one
+    # more of each tenant's; the big tenant's last job has its own 5 and small's 2 ahead
+    def ahead(job_id: str) -> int:
+        return jobs.queued_ahead(p.store, jobs.load(p.store, job_id))
+
+    assert (ahead("small0"), ahead("small1"), ahead("big6")) == (0, 2, 7)

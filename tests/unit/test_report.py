@@ -12,7 +12,7 @@ from aiprod.domain import metric_set as m
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.services.telemetry import Telemetry
 from aiprod_tools.cli import main
-from aiprod_tools.views.metrics import percentile, summarize
+from aiprod_tools.views.metrics import HEADERS, backend_rows, percentile, summarize
 from aiprod_tools.views.report import run_report
 
 
@@ -97,3 +97,29 @@ def test_concurrent_flushes_never_tear_a_line(tmp_path):
     # THEN every line is whole
     lines = path.read_text().splitlines()
     assert len(lines) == len(read_points(path)) == 8 * 50 * 20
+
+
+def test_report_shows_how_many_jobs_waited_for_a_slot_and_the_p95_wait(tmp_path):
+    # GIVEN three veo jobs that waited for a render slot, and a runway render that did not
+    path = tmp_path / "metrics.jsonl"
+    sink = JsonLinesSink(path, job="handle_outcome")
+    for seconds in (1.0, 2.0, 30.0):
+        sink.observe(m.QUEUE_WAIT, seconds, {"backend": "veo"})
+    Telemetry(sink).render_finished(render("runway", 0.5))
+    sink.flush()
+    out = io.StringIO()
+
+    # WHEN the report is printed
+    assert run_report(path, None, out) == 0
+
+    # THEN veo's row says 3 queued with a p95 wait of 30 s; runway's that none waited
+    rows = {
+        r[0]: dict(zip(HEADERS, r, strict=True)) for r in backend_rows(summarize(read_points(path)))
+    }
+    assert (rows["veo"]["queued"], rows["veo"]["wait p95"]) == (3, "30.00s")
+    assert (rows["runway"]["queued"], rows["runway"]["wait p95"]) == (0, None)
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if line.startswith("backend"))
+    assert "queued" in header and "wait p95" in header
+    veo = next(line for line in lines if line.startswith("veo"))
+    assert veo.split()[6:8] == ["3", "30.00s"]

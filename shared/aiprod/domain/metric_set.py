@@ -168,12 +168,33 @@ SPEND_UNRECORDED = _counter(
     value=REAL,
 )
 STUCK_JOBS = _gauge("jobs/stuck", "Attempts past their lease when the reconciler last looked")
+QUEUE_DEPTH = _gauge(
+    "queue/depth",
+    "Jobs waiting for a render slot, counted each reconciler sweep up to a bound (1000)",
+    BACKEND,
+)
+QUEUE_OLDEST_AGE = _gauge(
+    "queue/oldest_age",
+    "How long the longest-waiting queued job has waited, each reconciler sweep (0: none waits)",
+    BACKEND,
+    unit="s",
+    value=REAL,
+)
+QUEUE_WAIT = _distribution(
+    "queue/wait", "Time a job waited for a render slot, recorded when it starts", "s", SECONDS,
+    BACKEND,
+)  # fmt: skip
+SLOTS_IN_USE = _gauge("slots/in_use", "Render slots held, each reconciler sweep", BACKEND)
+SLOTS_CAPACITY = _gauge(
+    "slots/capacity", "Renders the backend may run at once (aiprod capacity), each sweep", BACKEND
+)
 
 ALL: tuple[Metric, ...] = (
     JOBS_ACCEPTED, JOBS_REJECTED, JOBS_FINISHED, PIPELINE_DURATION, RENDER_DURATION, JOB_COST,
     COST_PER_MINUTE, BACKEND_COST, BUDGET_SPENT, BUDGET_HELD, BUDGET_UTILIZATION,
     BACKEND_REQUESTS, BACKEND_ERRORS, FALLBACKS, CIRCUIT_STATE, QUALITY, OVERRUNS,
-    RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED, PROVIDER_QUEUE,
+    RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED, PROVIDER_QUEUE, QUEUE_DEPTH,
+    QUEUE_OLDEST_AGE, QUEUE_WAIT, SLOTS_IN_USE, SLOTS_CAPACITY,
 )  # fmt: skip
 BY_TYPE: dict[str, Metric] = {m.type: m for m in ALL}
 

@@ -13,6 +13,7 @@ the spill bound, with this backend later in its chain and not tried yet.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 from aiprod.domain.jobs import AttemptState, ChainStep, Job, queue_rank, replace_attempt
@@ -99,3 +100,15 @@ def spilled(
         "lease_expires_at": max(now, attempt.not_before) + lease_s,
     }
     return replace_attempt(job, attempt.model_copy(update=update), now)
+
+
+def jobs_ahead(job: Job, waiting: list[Job]) -> int:
+    """About how many of ``waiting`` (jobs queued on the same backend) start before ``job``:
+    those of its own tenant ahead of it in its tenant's order, and as many of each other
+    tenant's (each freed slot goes to the tenant holding fewer, so tenants take turns).
+    Jobs that spill elsewhere make the real number smaller."""
+    mine = tenant_key(job.tenant)
+    key = job.queue_key or ""
+    own = sum(1 for o in waiting if tenant_key(o.tenant) == mine and (o.queue_key or "") < key)
+    others = Counter(tenant_key(o.tenant) for o in waiting if tenant_key(o.tenant) != mine)
+    return own + sum(min(count, own) for count in others.values())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiprod.domain.jobs import Job
+from aiprod.domain.queueing import jobs_ahead
 from aiprod.domain.transitions import announce
 from aiprod.ports import DocumentStore, Transaction
 
@@ -19,6 +20,9 @@ COLLECTION = "jobs"
 # The top-level fields whose ``<= now`` finds a job the reconciler must look at.
 DUE_FIELDS = ("lease_expires_at", "wall_deadline_at", "late_task_due_at")
 MAX_TENANTS_SCANNED = 100  # tenants one drain compares (configured tenants are far fewer)
+# Most queued jobs one look at a backend's queue reads (the depth gauge, a job's position):
+# a count that reaches it means "this many or more".
+QUEUE_READ = 1000
 
 
 def decode(doc: dict) -> Job:
@@ -142,3 +146,12 @@ def note_announced(store: DocumentStore, job_id: str) -> None:
             save(tx, announce(stored))
 
     store.run_transaction(body)
+
+
+def queued_ahead(store: DocumentStore, job: Job, limit: int = QUEUE_READ) -> int:
+    """About how many queued jobs start before ``job`` on its backend, in the fair order
+    (``queueing.jobs_ahead``; 0 when it is not queued). Reads at most ``limit`` queued jobs,
+    so ``limit`` means that many or more."""
+    if job.queue_key is None:
+        return 0
+    return min(limit, jobs_ahead(job, queued_for(store, job.current.backend, limit)))

@@ -26,6 +26,7 @@ from aiprod.repositories import jobs
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
+from aiprod.services.telemetry import Telemetry, null_telemetry
 
 log = logging.getLogger(__name__)
 DRAIN_BATCH = 20  # most jobs one drain starts (the reconciler's next sweep goes on)
@@ -46,10 +47,12 @@ class RenderQueue:
         clock: Callable[[], float],
         ledger: Ledger,
         backends: Sequence[str],
+        telemetry: Telemetry | None = None,
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
         self._settings, self._clock = settings, clock
         self._ledger, self._backends = ledger, tuple(backends)
+        self._telemetry = telemetry or null_telemetry()
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
         """Start up to ``most`` queued jobs on ``backend`` while slots are free; how many
@@ -70,6 +73,7 @@ class RenderQueue:
                 continue
             self._outbox.send(owed)
             started += 1
+            self._telemetry.queue_waited(job, self._clock())
             log.info("queued job dispatched", extra={"job_id": job.job_id, "backend": backend})
         return started
 

@@ -32,7 +32,7 @@ from aiprod.domain.submissions import MAX_KEEP_TRIES, adopt_task, record_known_c
 from aiprod.domain.transitions import record_report
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
-from aiprod.services import provider_calls
+from aiprod.services import provider_calls, queue_gauges
 from aiprod.services.attempt_costs import AttemptCosts
 from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
@@ -68,7 +68,7 @@ class Reconciler:
         self._store, self._outbox, self._backend = store, outbox, backend
         self._costs = AttemptCosts(store, ledger or Ledger(settings), clock, slots)
         self._telemetry, self._health, self._hourly = telemetry or null_telemetry(), health, hourly
-        self._queue, self._backends = queue, backends or []
+        self._queue, self._backends, self._slots = queue, backends or [], slots
         self._lease_s, self._clock, self._batch = settings.lease_s, clock, batch
         self._steps: dict[Due, Callable[[Job, float], str]] = {
             Due.REDISPATCH: self._redispatch,
@@ -113,6 +113,7 @@ class Reconciler:
         self._telemetry.stuck_attempts(stuck)
         if self._queue is not None:  # the safety net: start queued jobs where a slot is free
             report.dequeued += self._queue.drain_all(self._backends)
+            queue_gauges.sample(self._store, self._slots, self._telemetry, self._backends, now)
         if self._health is not None:
             # Reading the circuits reports each one's state gauge: once a minute, so the
             # circuit alert has data while no job arrives to read them.

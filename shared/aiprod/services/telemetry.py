@@ -98,6 +98,23 @@ class Telemetry:
     def stuck_attempts(self, count: int) -> None:
         self.sink.gauge(m.STUCK_JOBS, count)
 
+    def queue_sampled(
+        self, backend: str, depth: int, oldest_age_s: float, in_use: int, capacity: int
+    ) -> None:
+        """A backend's render queue and slots as a sweep found them."""
+        labels = {"backend": backend}
+        self.sink.gauge(m.QUEUE_DEPTH, depth, labels)
+        self.sink.gauge(m.QUEUE_OLDEST_AGE, round(max(0.0, oldest_age_s), 3), labels)
+        self.sink.gauge(m.SLOTS_IN_USE, in_use, labels)
+        self.sink.gauge(m.SLOTS_CAPACITY, capacity, labels)
+
+    def queue_waited(self, job: Job, now: float) -> None:
+        """A queued job started (its current attempt waited since ``queued_at``)."""
+        attempt = job.current
+        if attempt is not None and attempt.queued_at is not None:
+            waited = max(0.0, now - attempt.queued_at)
+            self.sink.observe(m.QUEUE_WAIT, waited, {"backend": attempt.backend})
+
     def _quality(self, job: Job) -> float | None:
         last = job.current
         if self._catalog is None or last is None:

@@ -75,5 +75,9 @@ def status(args: argparse.Namespace) -> int:
     if job is None:
         print(f"no job {args.job_id!r} in project {app.settings.project}", file=sys.stderr)
         return 1
-    print(job.model_dump_json(indent=2) if args.json else describe_job(job))
+    if args.json:
+        print(job.model_dump_json(indent=2))
+        return 0
+    ahead = jobs.queued_ahead(app.store, job) if job.queue_key else None
+    print(describe_job(job, app.clock(), ahead))
     return 0

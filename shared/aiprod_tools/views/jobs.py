@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 
 from aiprod.domain.jobs import Job
 from aiprod.domain.money import money
+from aiprod.repositories.jobs import QUEUE_READ
 from aiprod_tools.views.tables import render_table
 
 
-def describe_job(job: Job) -> str:
+def describe_job(job: Job, now: float | None = None, ahead: int | None = None) -> str:
+    """The job; a queued one (given ``now`` and ``ahead``: ``jobs.queued_ahead``) also says
+    where it waits, for how long, and its place in the queue."""
     head = [
         f"job       {job.job_id}" + (f"  (tenant {job.tenant})" if job.tenant else ""),
         f"status    {job.status.value}"
@@ -20,6 +23,8 @@ def describe_job(job: Job) -> str:
         f"output    {job.output_uri or '-'}",
         "chain     " + (" > ".join(f"{s.backend}/{s.model}" for s in job.chain) or "-"),
     ]
+    if job.queue_key and now is not None and ahead is not None:
+        head.insert(2, queue_line(job, now, ahead))
     rows = [
         [
             a.number,
@@ -37,6 +42,26 @@ def describe_job(job: Job) -> str:
         ["#", "backend", "model", "state", "hold", "cost", "class", "reason"], rows
     )
     return "\n".join(head) + ("\n\n" + table if rows else "")
+
+
+def queue_line(job: Job, now: float, ahead: int) -> str:
+    """``queued    on runway for 2m05s, position 4 (3 ahead)``; past the bounded read of the
+    queue (``QUEUE_READ``) the count is a floor: ``1000+ ahead``."""
+    attempt = job.current
+    waited = wait_text(max(0.0, now - (attempt.queued_at or now)))
+    more = "+" if ahead >= QUEUE_READ else ""
+    place = f"position {ahead + 1}{more} ({ahead}{more} ahead)"
+    return f"queued    on {attempt.backend} for {waited}, {place}"
+
+
+def wait_text(seconds: float) -> str:
+    """42s, 2m05s, 1h02m."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def jobs_table(jobs: list[Job]) -> str:

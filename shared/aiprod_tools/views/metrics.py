@@ -25,6 +25,7 @@ class BackendStats:
     fallbacks: int = 0  # jobs moved away from it after a failure
     cost_usd: float = 0.0
     durations: list[float] = field(default_factory=list)
+    queue_waits: list[float] = field(default_factory=list)  # jobs that waited for a slot
 
     @property
     def success_rate(self) -> float | None:
@@ -73,6 +74,7 @@ _PER_BACKEND = {
     m.BACKEND_ERRORS.name: _add("failed"),
     m.BACKEND_COST.name: _add("cost_usd", float),
     m.RENDER_DURATION.name: lambda stats, value: stats.durations.append(value),
+    m.QUEUE_WAIT.name: lambda stats, value: stats.queue_waits.append(value),
 }
 
 
@@ -84,7 +86,10 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-HEADERS = ("backend", "renders", "success", "delivered", "p50", "p95", "cost", "fallbacks")
+HEADERS = (
+    "backend", "renders", "success", "delivered", "p50", "p95", "queued", "wait p95", "cost",
+    "fallbacks",
+)  # fmt: skip
 
 
 def backend_rows(summary: Summary) -> list[list[object]]:
@@ -100,6 +105,8 @@ def backend_rows(summary: Summary) -> list[list[object]]:
                 stats.completed,
                 _seconds(percentile(stats.durations, 0.50)),
                 _seconds(percentile(stats.durations, 0.95)),
+                len(stats.queue_waits),
+                _seconds(percentile(stats.queue_waits, 0.95)),
                 f"${stats.cost_usd:,.2f}",
                 stats.fallbacks,
             ]
