@@ -194,3 +194,16 @@ def test_a_small_tenants_position_counts_turns_not_the_whole_queue(pipeline):
         return jobs.queued_ahead(p.store, jobs.load(p.store, job_id))
 
     assert (ahead("small0"), ahead("small1"), ahead("big6")) == (0, 2, 7)
+
+
+def test_a_small_capacity_keeps_the_whole_create_rate(pipeline, clock):
+    # GIVEN veo running 1 render at a time with 10 creates a minute (its slot on one shard)
+    p = pipeline(simulation={"veo": {"latency_s": 1}}, render_deadline_s=60)
+    set_capacity(p.store, default_catalog(), "veo", 1, creates_per_minute=10)
+
+    # WHEN 6 veo jobs arrive within a minute
+    p.run(*[_job(f"v{i}", backends=["veo"], duration_s=8) for i in range(6)])
+
+    # THEN all 6 ran in that minute, one at a time: the shard holding the one slot has the
+    # whole rate, not an eighth of it
+    assert {j["status"] for j in p.jobs()} == {"SUCCEEDED"} and len(p.submitted("veo")) == 6

@@ -55,9 +55,19 @@ def tenant_key(tenant: str | None) -> str:
     return tenant or UNTENANTED
 
 
-def share(total: int, index: int) -> int:
-    """Shard ``index``'s share of ``total`` (the shares add up to it)."""
-    return total // SHARDS + (1 if index < total % SHARDS else 0)
+def share(total: int, index: int, shards: int = SHARDS) -> int:
+    """Shard ``index``'s share of ``total`` spread over the first ``shards`` shards (the
+    shares add up to it)."""
+    if index >= shards:
+        return 0
+    return total // shards + (1 if index < total % shards else 0)
+
+
+def rate_share(limits: Limits, index: int) -> int:
+    """Shard ``index``'s share of the creates a minute, spread over the shards that hold
+    slots at all (a capacity of 1 lives on shard 0, which then has the whole rate)."""
+    assert limits.creates_per_minute is not None
+    return share(limits.creates_per_minute, index, min(limits.concurrent, SHARDS))
 
 
 def order(start: int) -> list[int]:
@@ -75,7 +85,7 @@ def has_room(shard: SlotShard, limits: Limits, now: float) -> bool:
     if limits.creates_per_minute is None:
         return True
     created = shard.created if shard.minute == minute_of(now) else 0
-    return created < share(limits.creates_per_minute, shard.index)
+    return created < rate_share(limits, shard.index)
 
 
 def taken(shard: SlotShard, tenant: str | None, now: float) -> SlotShard:
