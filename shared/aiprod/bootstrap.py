@@ -139,7 +139,7 @@ class App:
         return RenderQueue(
             self.store, self.outbox, self.slots, self.settings, self.clock,
             self.ledger, self.catalog.fallback_order,
-            telemetry=self.telemetry,
+            telemetry=self.telemetry, health=self.health,
         )  # fmt: skip
 
     @built_once

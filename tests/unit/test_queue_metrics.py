@@ -9,7 +9,7 @@ import pytest
 from aiprod.adapters.local_metrics import MemorySink
 from aiprod.domain import metric_set as m
 from aiprod.domain.catalog import default_catalog
-from aiprod.repositories import jobs
+from aiprod.repositories import jobs, queue
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
 from aiprod_tools import cli
@@ -68,7 +68,7 @@ def test_each_sweep_writes_queue_depth_oldest_age_and_slots_per_backend(pipeline
 def test_queue_depth_is_counted_up_to_the_bounded_read(pipeline, monkeypatch):
     # GIVEN 3 jobs waiting for runway, and a queue read bounded at 2
     p = stalled_runway(pipeline, capacity=2, count=5)
-    monkeypatch.setattr(jobs, "QUEUE_READ", 2)
+    monkeypatch.setattr(queue, "QUEUE_READ", 2)
 
     # WHEN the reconciler sweeps, THEN the depth says the bound: that many or more
     p.app.reconciler.run()
@@ -134,9 +134,9 @@ def test_queued_ahead_counts_the_jobs_before_it_within_a_bounded_read(pipeline):
 
     # THEN the last has three ahead; a read bounded at 2 says 2 (that many or more); a job
     # that is not queued has none
-    assert jobs.queued_ahead(p.store, last) == 3
-    assert jobs.queued_ahead(p.store, last, limit=2) == 2
-    assert jobs.queued_ahead(p.store, running) == 0
+    assert queue.queued_ahead(p.store, last) == 3
+    assert queue.queued_ahead(p.store, last, limit=2) == 2
+    assert queue.queued_ahead(p.store, running) == 0
 
 
 def test_a_position_past_the_bounded_read_is_shown_as_a_floor(pipeline):
@@ -144,6 +144,6 @@ def test_a_position_past_the_bounded_read_is_shown_as_a_floor(pipeline):
     waiting = jobs.load(p.store, "q2")
     now = waiting.current.queued_at + 3725
 
-    line = queue_line(waiting, now, jobs.QUEUE_READ)
+    line = queue_line(waiting, now, queue.QUEUE_READ)
 
     assert line == "queued    on runway for 1h02m, position 1001+ (1000+ ahead)"

@@ -6,7 +6,7 @@ backend of its chain instead of waiting, as the same attempt (not a fallback).""
 from __future__ import annotations
 
 from aiprod.domain.catalog import default_catalog
-from aiprod.repositories import jobs
+from aiprod.repositories import jobs, queue
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
 from support.stuck import sweep
@@ -191,7 +191,7 @@ def test_a_small_tenants_position_counts_turns_not_the_whole_queue(pipeline):
     # THEN its first job is next (0 ahead: the tenants take turns), its second after one
     # more of each tenant's; the big tenant's last job has its own 5 and small's 2 ahead
     def ahead(job_id: str) -> int:
-        return jobs.queued_ahead(p.store, jobs.load(p.store, job_id))
+        return queue.queued_ahead(p.store, jobs.load(p.store, job_id))
 
     assert (ahead("small0"), ahead("small1"), ahead("big6")) == (0, 2, 7)
 

@@ -1,10 +1,10 @@
 """Review of the render queue (issue 11: fair order, spill, creates per minute, queue heads,
-the embedded store's range index): attacks written down as tests. Those marked ``xfail``
-(strict) show a rule the code breaks today; the others guard what it withstood."""
+the embedded store's range index): attacks written down as tests, first as strict xfails,
+kept as regression tests once fixed (spill past an open circuit, spill behind a pinned speed
+job, a start past the wall time, positions and the oldest-age gauge in the fair order, a low
+create rate capping renders in flight, the 101st tenant)."""
 
 from __future__ import annotations
-
-import pytest
 
 from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.domain.budget import budget_day
@@ -12,7 +12,7 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.domain.health import Circuit, CircuitState
 from aiprod.domain.policy import RetryPolicy
 from aiprod.repositories import circuits as circuit_records
-from aiprod.repositories import jobs
+from aiprod.repositories import jobs, queue
 from aiprod.repositories import slots as slot_records
 from aiprod.services import queue_gauges
 from aiprod.services.capacity_admin import set_capacity
@@ -49,11 +49,6 @@ def _capacity(p, backend: str, concurrent: int, **rate) -> None:
 # --- spill -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spill ignores the circuit breaker: a queued job moves to a backend whose circuit "
-    "is open (an open backend has free slots and an empty queue, so it attracts every spill)",
-)
 def test_a_queued_job_does_not_spill_to_a_backend_whose_circuit_is_open(pipeline, clock):
     # GIVEN runway (a quality job's first choice) full with a render that never ends, a
     # second job waiting for it, and replicate's circuit open for the next hour
@@ -76,11 +71,6 @@ def test_a_queued_job_does_not_spill_to_a_backend_whose_circuit_is_open(pipeline
     assert _attempts(p, "second") == [("runway", "QUEUED")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spill only looks at each tenant's queue head: a speed job pinned to the busy "
-    "backend (rank 0, so the head) hides its tenant's long-waiting job that could spill",
-)
 def test_a_job_waiting_past_the_bound_spills_even_behind_its_tenants_pinned_speed_job(
     pipeline, clock
 ):
@@ -213,7 +203,7 @@ def test_a_drainer_with_a_stale_pick_does_not_start_a_job_twice(pipeline, monkey
     queue = p.app.queue
     stale = jobs.load(p.store, "second")
     monkeypatch.setattr(
-        queue, "_next", lambda backend, passed: None if stale.job_id in passed else stale
+        queue, "_next", lambda backend, passed, circuits: None if stale.job_id in passed else stale
     )
     started = queue.drain("runway", most=5)
     p.drain()
@@ -228,11 +218,6 @@ def test_a_drainer_with_a_stale_pick_does_not_start_a_job_twice(pipeline, monkey
 # --- wall time ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a drain starts a queued job whose wall time already ran out (start_queued does "
-    "not look at the job's wall deadline): a render is paid for a job that must fail",
-)
 def test_a_drain_does_not_start_a_job_past_its_wall_time(pipeline, clock):
     # GIVEN a 100 s wall time, runway running 1 render at a time, the first render taking
     # 110 s (its render function polls until done) and a second job waiting behind it
@@ -257,11 +242,6 @@ def test_a_drain_does_not_start_a_job_past_its_wall_time(pipeline, clock):
 # --- position and gauges -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="queued_ahead reads the first `limit` keys of a queue now ordered by tenant: a "
-    "late tenant's job behind a big early tenant reads none of its own and shows 0 ahead",
-)
 def test_a_bounded_position_read_never_shows_a_deep_job_as_next(pipeline):
     # GIVEN runway full; tenant "zz" queues 3 jobs, then tenant "aa" queues 5
     p = pipeline(workers=1, **STALLED)
@@ -272,11 +252,11 @@ def test_a_bounded_position_read_never_shows_a_deep_job_as_next(pipeline):
 
     # WHEN z2's position is read with a bound of 3 ("3 means 3 or more")
     z2 = jobs.load(p.store, "z2")
-    unbounded = jobs.queued_ahead(p.store, z2)
+    unbounded = queue.queued_ahead(p.store, z2)
 
     # THEN it says 3 or more (unbounded: its own 2 and as many of aa's, 4), not "next"
     assert unbounded == 4
-    assert jobs.queued_ahead(p.store, z2, limit=3) == 3
+    assert queue.queued_ahead(p.store, z2, limit=3) == 3
 
 
 class _Gauges:
@@ -287,11 +267,6 @@ class _Gauges:
         self.sampled[backend] = values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the oldest-age gauge is the oldest of the first QUEUE_READ keys, which are now in "
-    "tenant order: a late tenant's long-waiting job is not seen and queue_stuck stays quiet",
-)
 def test_the_oldest_age_gauge_sees_a_late_tenants_old_job(pipeline, clock, monkeypatch):
     # GIVEN runway full; tenant "zz" queued a job 1000 s ago, then tenant "aa" queued 5
     p = pipeline(workers=1, **STALLED)
@@ -302,7 +277,7 @@ def test_the_oldest_age_gauge_sees_a_late_tenants_old_job(pipeline, clock, monke
 
     # WHEN the gauges are sampled with a read bound smaller than the queue (1000 in
     # production, 3 here)
-    monkeypatch.setattr(jobs, "QUEUE_READ", 3)
+    monkeypatch.setattr(queue, "QUEUE_READ", 3)
     gauges = _Gauges()
     queue_gauges.sample(p.store, p.app.slots, gauges, ["runway"], clock())
 
@@ -310,11 +285,6 @@ def test_the_oldest_age_gauge_sees_a_late_tenants_old_job(pipeline, clock, monke
     assert gauges.sampled["runway"]["oldest_age_s"] >= 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs_ahead ignores the slots each tenant holds: a job of a tenant holding more "
-    "slots shows 0 ahead, yet the next freed slot goes to a tenant holding fewer",
-)
 def test_a_position_counts_the_tenants_served_first_for_holding_fewer_slots(pipeline, clock):
     # GIVEN runway running 2 renders of tenant "a" (100 s each), a's third job waiting, then
     # tenant "b"'s first job
@@ -322,7 +292,7 @@ def test_a_position_counts_the_tenants_served_first_for_holding_fewer_slots(pipe
     _capacity(p, "runway", 2)
     p.run(*[_job(f"a{i}", "a", backends=["runway"]) for i in range(3)])
     p.run(_job("b0", "b", backends=["runway"]))
-    shown = jobs.queued_ahead(p.store, jobs.load(p.store, "a2"))
+    shown = queue.queued_ahead(p.store, jobs.load(p.store, "a2"))
 
     # WHEN a's renders end and the freed slots are handed out
     clock.advance(200)
@@ -338,12 +308,6 @@ def test_a_position_counts_the_tenants_served_first_for_holding_fewer_slots(pipe
 # --- creates per minute ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a create rate below 8 lives on its first shards only (rate_share): the shards "
-    "with no rate share never take, so renders in flight are capped near the rate, not the "
-    "capacity",
-)
 def test_a_low_create_rate_does_not_cap_renders_in_flight(pipeline, clock):
     # GIVEN runway with 8 renders at once and 2 creates a minute, renders lasting hours
     p = pipeline(workers=1, **STALLED)
@@ -395,15 +359,10 @@ def test_queue_heads_reads_one_head_per_tenant_whatever_the_tenant_names(pipelin
     assert len([j for j in p.jobs() if j["queue_key"]]) == 2 * len(tenants) + 2
 
     # THEN queue_heads has each tenant's oldest job once (untenanted as one tenant)
-    heads = sorted(j.job_id for j in jobs.queue_heads(p.store, "runway"))
+    heads = sorted(j.job_id for j in queue.queue_heads(p.store, "runway"))
     assert heads == sorted([f"j{i}.0" for i in range(len(tenants))] + ["untenanted.0"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="queue_heads scans at most MAX_TENANTS_SCANNED (100) tenants in name order: the "
-    "101st tenant's job is invisible to the fair order while earlier tenants keep jobs queued",
-)
 def test_the_fair_order_sees_a_tenant_past_the_first_hundred(pipeline):
     # GIVEN runway full; tenant "zzz" queues first (the oldest job, holding no slot), then
     # 100 other tenants queue one job each
@@ -413,7 +372,7 @@ def test_the_fair_order_sees_a_tenant_past_the_first_hundred(pipeline):
     p.run(*[_job(f"t{i:03d}", f"t{i:03d}", backends=["runway"]) for i in range(100)])
 
     # THEN the queue's heads include zzz's job, the one the next free slot should go to
-    assert "oldest" in {j.job_id for j in jobs.queue_heads(p.store, "runway")}
+    assert "oldest" in {j.job_id for j in queue.queue_heads(p.store, "runway")}
 
 
 # --- the embedded store's range index ----------------------------------------------------

@@ -13,7 +13,6 @@ the spill bound, with this backend later in its chain and not tried yet.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 
 from aiprod.domain.jobs import AttemptState, ChainStep, Job, queue_rank, replace_attempt
@@ -62,12 +61,19 @@ def fairest(heads: list[Job], held: Mapping[str, int]) -> Job | None:
     return min(heads, key=order, default=None)
 
 
-def may_spill(job: Job, now: float, spill_after_s: float) -> bool:
-    """May this queued job take free capacity on another backend of its chain?"""
+def may_spill(job: Job, now: float, spill_after_s: float, stuck: bool = False) -> bool:
+    """May this queued job take free capacity on another backend of its chain? A speed job
+    may at once, any job once it waited ``spill_after_s``, or when the backend it waits for
+    admits nothing now (``stuck``: its circuit is open)."""
     if not is_queued(job):
         return False
     speed = job.request.get("priority") == Priority.SPEED
-    return speed or now - (job.current.queued_at or now) >= spill_after_s
+    return speed or stuck or now - (job.current.queued_at or now) >= spill_after_s
+
+
+def past_wall_time(job: Job, now: float) -> bool:
+    """Out of wall time: not to be started (the reconciler fails it and frees its hold)."""
+    return job.wall_deadline_at is not None and now >= job.wall_deadline_at
 
 
 def spill_step(job: Job, backend: str) -> ChainStep | None:
@@ -95,20 +101,22 @@ def spilled(
         "model": step.model,
         "hold_micros": step.hold_micros,
         "ledger_keys": ledger_keys,
+        "not_before": 0.0,  # a retry's backoff was for the backend it waited for
         "state": AttemptState.DISPATCHED,
         "slot_key": slot_key,
-        "lease_expires_at": max(now, attempt.not_before) + lease_s,
+        "lease_expires_at": now + lease_s,
     }
     return replace_attempt(job, attempt.model_copy(update=update), now)
 
 
-def jobs_ahead(job: Job, waiting: list[Job]) -> int:
-    """About how many of ``waiting`` (jobs queued on the same backend) start before ``job``:
-    those of its own tenant ahead of it in its tenant's order, and as many of each other
-    tenant's (each freed slot goes to the tenant holding fewer, so tenants take turns).
-    Jobs that spill elsewhere make the real number smaller."""
-    mine = tenant_key(job.tenant)
-    key = job.queue_key or ""
-    own = sum(1 for o in waiting if tenant_key(o.tenant) == mine and (o.queue_key or "") < key)
-    others = Counter(tenant_key(o.tenant) for o in waiting if tenant_key(o.tenant) != mine)
-    return own + sum(min(count, own) for count in others.values())
+def jobs_ahead(own: int, others: Mapping[str, int], held: Mapping[str, int], mine: str) -> int:
+    """About how many queued jobs start before a job with ``own`` of its tenant's jobs ahead
+    of it: each freed slot goes to the tenant holding the fewest, so the tenants take turns,
+    and each other tenant (``others``: how many it has waiting) starts as many as ``own``,
+    one more if it holds fewer slots than the job's tenant ``mine`` (``held``). Jobs that
+    spill elsewhere make the real number smaller."""
+    ahead = own
+    for tenant, waiting in others.items():
+        turns = own + (1 if held.get(tenant, 0) < held.get(mine, 0) else 0)
+        ahead += min(waiting, turns)
+    return ahead

@@ -63,11 +63,23 @@ def share(total: int, index: int, shards: int = SHARDS) -> int:
     return total // shards + (1 if index < total % shards else 0)
 
 
+def active_shards(limits: Limits) -> int:
+    """How many shards take slots: as many as there are slots and creates a minute to give
+    each one a share of both (a capacity of 1, or 2 creates a minute, use fewer shards, so
+    no shard holds slots it may never start, or creates it has no slot for)."""
+    rate = limits.creates_per_minute or SHARDS
+    return max(1, min(SHARDS, limits.concurrent, rate))
+
+
+def slot_share(limits: Limits, index: int) -> int:
+    """Shard ``index``'s share of the renders at a time."""
+    return share(limits.concurrent, index, active_shards(limits))
+
+
 def rate_share(limits: Limits, index: int) -> int:
-    """Shard ``index``'s share of the creates a minute, spread over the shards that hold
-    slots at all (a capacity of 1 lives on shard 0, which then has the whole rate)."""
+    """Shard ``index``'s share of the creates a minute."""
     assert limits.creates_per_minute is not None
-    return share(limits.creates_per_minute, index, min(limits.concurrent, SHARDS))
+    return share(limits.creates_per_minute, index, active_shards(limits))
 
 
 def order(start: int) -> list[int]:
@@ -80,7 +92,7 @@ def minute_of(now: float) -> int:
 
 
 def has_room(shard: SlotShard, limits: Limits, now: float) -> bool:
-    if shard.in_use >= share(limits.concurrent, shard.index):
+    if shard.in_use >= slot_share(limits, shard.index):
         return False
     if limits.creates_per_minute is None:
         return True

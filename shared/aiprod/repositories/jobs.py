@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from aiprod.domain.jobs import Job
-from aiprod.domain.queueing import jobs_ahead
 from aiprod.domain.transitions import announce
 from aiprod.ports import DocumentStore, Transaction
 
@@ -19,10 +18,6 @@ log = logging.getLogger(__name__)
 COLLECTION = "jobs"
 # The top-level fields whose ``<= now`` finds a job the reconciler must look at.
 DUE_FIELDS = ("lease_expires_at", "wall_deadline_at", "late_task_due_at")
-MAX_TENANTS_SCANNED = 100  # tenants one drain compares (configured tenants are far fewer)
-# Most queued jobs one look at a backend's queue reads (the depth gauge, a job's position):
-# a count that reaches it means "this many or more".
-QUEUE_READ = 1000
 
 
 def decode(doc: dict) -> Job:
@@ -82,37 +77,6 @@ def every(store: DocumentStore, limit: int) -> list[Job]:
     return [decode(doc) for doc in store.list(COLLECTION, limit)]
 
 
-def queued_for(store: DocumentStore, backend: str, limit: int) -> list[Job]:
-    """Jobs waiting for a render slot on ``backend``, oldest first (``Job.queue_key``)."""
-    prefix = f"{backend}|"
-    docs = store.query(COLLECTION, "queue_key", ">=", prefix, limit)
-    return _readable([d for d in docs if str(d.get("queue_key", "")).startswith(prefix)])
-
-
-def queue_heads(store: DocumentStore, backend: str, read: int = 4) -> list[Job]:
-    """The first readable queued job of each tenant waiting on ``backend`` (its speed jobs
-    first, then oldest: ``Job.queue_key``), one range query per tenant: from a tenant's
-    first key, the next query starts past every key of that tenant. At most
-    ``MAX_TENANTS_SCANNED`` tenants; a head that does not decode is stepped over by reading
-    ``read`` of that tenant's keys."""
-    heads: list[Job] = []
-    start = prefix = f"{backend}|"
-    for _ in range(MAX_TENANTS_SCANNED):
-        docs = store.query(COLLECTION, "queue_key", ">=", start, 1)
-        key = str(docs[0].get("queue_key", "")) if docs else ""
-        if not key.startswith(prefix):
-            break
-        tenant = key[len(prefix) :].split("|", 1)[0]
-        same = f"{prefix}{tenant}|"
-        found = _readable(docs) or _readable(
-            [d for d in store.query(COLLECTION, "queue_key", ">=", key, read)
-             if str(d.get("queue_key", "")).startswith(same)]
-        )  # fmt: skip
-        heads += found[:1]
-        start = f"{prefix}{tenant}}}"  # "}" sorts right after "|": past this tenant's keys
-    return heads
-
-
 def task_owned(store: DocumentStore, task_id: str) -> bool:
     """Is this provider task id stored on some job's attempt already?"""
     return bool(store.query(COLLECTION, "provider_task_ids", "array_contains", task_id, 1))
@@ -122,10 +86,10 @@ def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
     """Jobs changed at or after ``since`` (the budget audit's scan). A document that does
     not decode is skipped and logged (the reconciler quarantines it): its hold then shows
     as unexplained, which is what the audit should say."""
-    return _readable(store.query(COLLECTION, "updated_at", ">=", since, limit))
+    return readable(store.query(COLLECTION, "updated_at", ">=", since, limit))
 
 
-def _readable(docs: list[dict]) -> list[Job]:
+def readable(docs: list[dict]) -> list[Job]:
     """The documents that decode; one that does not is logged and skipped, so it cannot
     block the others (the reconciler quarantines it)."""
     found = []
@@ -146,12 +110,3 @@ def note_announced(store: DocumentStore, job_id: str) -> None:
             save(tx, announce(stored))
 
     store.run_transaction(body)
-
-
-def queued_ahead(store: DocumentStore, job: Job, limit: int = QUEUE_READ) -> int:
-    """About how many queued jobs start before ``job`` on its backend, in the fair order
-    (``queueing.jobs_ahead``; 0 when it is not queued). Reads at most ``limit`` queued jobs,
-    so ``limit`` means that many or more."""
-    if job.queue_key is None:
-        return 0
-    return min(limit, jobs_ahead(job, queued_for(store, job.current.backend, limit)))

@@ -34,15 +34,17 @@ class HealthBook:
         self._telemetry = telemetry or null_telemetry()
         self._clock = clock
 
-    def snapshot(self) -> dict[str, Circuit]:
-        """Current circuits; if the store cannot be read, assume healthy (fail open)."""
+    def snapshot(self, report: bool = True) -> dict[str, Circuit]:
+        """Current circuits; if the store cannot be read, assume healthy (fail open). Each
+        read is reported as the circuit gauges unless ``report`` is False (the queue's
+        drains read them too, and one reading per message is enough)."""
         try:
             circuits = circuit_records.load_many(self._store, self._backends)
         except Exception as exc:
             log.warning("circuit states unreadable, assuming closed: %s", type(exc).__name__)
             return {}
         now = self._clock()
-        for circuit in circuits.values():
+        for circuit in circuits.values() if report else ():
             self._telemetry.circuit(circuit, now)
         return circuits
 

@@ -19,10 +19,20 @@ from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.effects import Effect
+from aiprod.domain.health import Circuit
 from aiprod.domain.jobs import Job
-from aiprod.domain.queueing import fairest, is_queued, may_spill, spill_step, spilled, start_queued
+from aiprod.domain.queueing import (
+    fairest,
+    is_queued,
+    may_spill,
+    past_wall_time,
+    spill_step,
+    spilled,
+    start_queued,
+)
 from aiprod.ports import DocumentStore, Transaction
-from aiprod.repositories import jobs
+from aiprod.repositories import jobs, queue
+from aiprod.services.health import HealthBook
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.slots import SlotBook
@@ -31,6 +41,8 @@ from aiprod.services.telemetry import Telemetry, null_telemetry
 log = logging.getLogger(__name__)
 DRAIN_BATCH = 20  # most jobs one drain starts (the reconciler's next sweep goes on)
 EXTRA_PICKS = 4  # picks a drain may waste on jobs started or closed by someone else
+SPILL_READ = 4  # jobs read per tenant and rank when looking for one that may move here
+Circuits = dict[str, Circuit]
 
 
 class _NotStarted(Exception):
@@ -48,22 +60,27 @@ class RenderQueue:
         ledger: Ledger,
         backends: Sequence[str],
         telemetry: Telemetry | None = None,
+        health: HealthBook | None = None,
     ):
         self._store, self._outbox, self._slots = store, outbox, slots
         self._settings, self._clock = settings, clock
         self._ledger, self._backends = ledger, tuple(backends)
         self._telemetry = telemetry or null_telemetry()
+        self._health = health
 
     def drain(self, backend: str, most: int = DRAIN_BATCH) -> int:
         """Start up to ``most`` queued jobs on ``backend`` while slots are free; how many
         started (a closed attempt frees one slot: its drain starts at most one)."""
         started, passed = 0, set[str]()
+        circuits = self._health.snapshot(report=False) if self._health else {}
         for _ in range(most + EXTRA_PICKS):
-            job = self._next(backend, passed)
+            job = self._next(backend, passed, circuits)
             if job is None or started >= most:
                 break
             try:
-                owed = self._store.run_transaction(lambda tx, j=job: self._start(tx, j, backend))
+                owed = self._store.run_transaction(
+                    lambda tx, j=job: self._start(tx, j, backend, circuits)
+                )
             except _NotStarted:
                 owed = []
             if owed is None:
@@ -88,34 +105,49 @@ class RenderQueue:
                 log.exception("queue not drained", extra={"backend": backend})
         return started
 
-    def _next(self, backend: str, passed: set[str]) -> Job | None:
-        """The job the backend's next free slot goes to (a plain read: the start re-checks)."""
+    def _next(self, backend: str, passed: set[str], circuits: Circuits) -> Job | None:
+        """The job the backend's next free slot goes to (a plain read: the start re-checks).
+        None when nothing waits for it, or its circuit admits nothing now."""
+        now = self._clock()
+        if not _admits(circuits, backend, now):
+            return None
         held = self._slots.held_by_tenant(self._store, backend)
-        heads = [j for j in jobs.queue_heads(self._store, backend) if j.job_id not in passed]
+        heads = [j for j in queue.queue_heads(self._store, backend) if j.job_id not in passed]
         if heads:
             return fairest(heads, held)
-        now, bound = self._clock(), self._settings.queue_spill_after_s
         movable = [
             job
             for other in self._backends
             if other != backend
-            for job in jobs.queue_heads(self._store, other)
-            if job.job_id not in passed
-            and may_spill(job, now, bound)
-            and spill_step(job, backend) is not None
+            for job in queue.queue_heads(self._store, other, SPILL_READ, by_rank=True)
+            if job.job_id not in passed and self._may_move(job, backend, circuits, now)
         ]
         return fairest(movable, held)
 
-    def _start(self, tx: Transaction, picked: Job, backend: str) -> list[Effect] | None:
+    def _may_move(self, job: Job, backend: str, circuits: Circuits, now: float) -> bool:
+        """May this job, queued on another backend, start on ``backend`` instead? (Its own
+        backend's circuit not admitting counts as having waited long enough.)"""
+        stuck = not _admits(circuits, job.current.backend, now)
+        bound = self._settings.queue_spill_after_s
+        return may_spill(job, now, bound, stuck) and spill_step(job, backend) is not None
+
+    def _start(
+        self, tx: Transaction, picked: Job, backend: str, circuits: Circuits
+    ) -> list[Effect] | None:
         job = jobs.load(tx, picked.job_id)
-        if job is None or not is_queued(job):
-            return []  # started or closed meanwhile
         now = self._clock()
+        if job is None or not is_queued(job) or past_wall_time(job, now):
+            return []  # started or closed meanwhile; past its wall time the reconciler ends it
+        circuits = dict(circuits)
+        if self._health is not None:
+            self._health.refresh_for_probe(tx, circuits, now)
+        if not _admits(circuits, backend, now):
+            return []
         step = None
         if job.current.backend != backend:
-            step = spill_step(job, backend)
-            if step is None or not may_spill(job, now, self._settings.queue_spill_after_s):
+            if not self._may_move(job, backend, circuits, now):
                 return []
+            step = spill_step(job, backend)
         slot = self._slots.take(tx, backend, job.tenant, now)
         if slot is None:
             return None
@@ -124,6 +156,8 @@ class RenderQueue:
             started = start_queued(job, slot, now, lease_s)
         else:
             started = self._moved(tx, job, step, slot, now, lease_s)
+        if self._health is not None:
+            self._health.claim_probe(tx, circuits.get(backend), now)  # half-open: the probe
         jobs.save(tx, started)
         return effects.dispatched(started)
 
@@ -140,3 +174,8 @@ class RenderQueue:
             extra={"job_id": job.job_id, "from": waiting.backend, "backend": step.backend},
         )
         return spilled(job, step, keys, slot, now, lease_s)
+
+
+def _admits(circuits: Circuits, backend: str, now: float) -> bool:
+    circuit = circuits.get(backend)
+    return circuit is None or circuit.admits(now)

@@ -4,8 +4,9 @@ against capacity (so the dashboard has them each minute and the queue alert can 
 nothing else happens). A backend whose read fails is logged and skipped: the gauges never
 fail a sweep.
 
-Depth is counted from one bounded read of the backend's queue (``jobs.QUEUE_READ``, 1000):
-a deeper queue shows as 1000, and its oldest job is the oldest of the 1000 read.
+Depth is counted from one bounded read of the backend's queue (``queue.QUEUE_READ``, 1000):
+a deeper queue shows as 1000. The oldest job is read apart, from each tenant's (and rank's)
+first job, so a deep queue cannot hide it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from aiprod.ports import DocumentStore
-from aiprod.repositories import jobs
+from aiprod.repositories import queue
 from aiprod.repositories import slots as slot_records
 from aiprod.services.slots import SlotBook
 from aiprod.services.telemetry import Telemetry
@@ -33,12 +34,11 @@ def sample(
         return
     for backend in backends:
         try:
-            waiting = jobs.queued_for(store, backend, jobs.QUEUE_READ)
-            since = [j.current.queued_at for j in waiting if j.current.queued_at is not None]
+            since = queue.oldest_queued_at(store, backend)
             telemetry.queue_sampled(
                 backend,
-                depth=len(waiting),
-                oldest_age_s=now - min(since, default=now),
+                depth=len(queue.queued_for(store, backend, queue.QUEUE_READ)),
+                oldest_age_s=now - (now if since is None else since),
                 in_use=slot_records.in_use(store, backend),
                 capacity=slots.capacity(store, backend),
             )

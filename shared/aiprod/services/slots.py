@@ -32,9 +32,11 @@ class SlotBook:
         """A slot for one render on ``backend``: its key, or None when every one is in use
         (or the backend's creates this minute are used up)."""
         limits = self.limits(tx, backend)
-        order = slots.order(self._rng.randrange(slots.SHARDS))
-        usable = [i for i in order if slots.share(limits.concurrent, i) > 0]
-        for shard in records.load_all(tx, backend, usable):  # one read for all of them
+        shards = records.load_all(tx, backend)  # one read for all of them
+        if sum(shard.in_use for shard in shards) >= limits.concurrent:
+            return None  # a capacity just lowered: shards still holding more wait it out
+        for index in slots.order(self._rng.randrange(slots.SHARDS)):
+            shard = shards[index]
             if slots.has_room(shard, limits, now):
                 records.save(tx, slots.taken(shard, tenant, now))
                 return shard.key

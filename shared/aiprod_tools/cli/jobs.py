@@ -67,7 +67,7 @@ def add_status(sub, name: str) -> argparse.ArgumentParser:
 
 
 def status(args: argparse.Namespace) -> int:
-    from aiprod.repositories import jobs
+    from aiprod.repositories import jobs, queue
     from aiprod_tools.views.jobs import describe_job
 
     app = context.make_app()
@@ -78,6 +78,6 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(job.model_dump_json(indent=2))
         return 0
-    ahead = jobs.queued_ahead(app.store, job) if job.queue_key else None
+    ahead = queue.queued_ahead(app.store, job) if job.queue_key else None
     print(describe_job(job, app.clock(), ahead))
     return 0

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from aiprod.domain.jobs import Job
 from aiprod.domain.money import money
-from aiprod.repositories.jobs import QUEUE_READ
+from aiprod.repositories.queue import QUEUE_READ
 from aiprod_tools.views.tables import render_table
 
 
 def describe_job(job: Job, now: float | None = None, ahead: int | None = None) -> str:
-    """The job; a queued one (given ``now`` and ``ahead``: ``jobs.queued_ahead``) also says
+    """The job; a queued one (given ``now`` and ``ahead``: ``queue.queued_ahead``) also says
     where it waits, for how long, and its place in the queue."""
     head = [
         f"job       {job.job_id}" + (f"  (tenant {job.tenant})" if job.tenant else ""),
