@@ -2,10 +2,10 @@
 dead-lettered, never failed or rerouted for capacity, and the platform never the bottleneck.
 
 Render functions run as deployed but limited to 4 requests in flight each (the stack's
-concurrency gate answers 429 past it, as Cloud Run does), every backend's capacity is set
-to 4 with ``aiprod capacity set``, the simulated providers take 1 s a render, and 150 jobs
-are published at once, their chains starting on each backend in turn. The queue is drained
-by handle_outcome alone: the reconciler (the safety net) does not run.
+concurrency gate answers 429 past it, as Cloud Run does), every backend's capacity is set to
+4 with ``aiprod capacity set`` (creates a minute unbounded), the simulated providers take 1 s
+a render, and 150 jobs are published at once, their chains starting on each backend in turn.
+The queue is drained by handle_outcome alone: the reconciler (the safety net) does not run.
 
 The Pub/Sub emulator pushes at most two messages at a time per subscription (see
 ``aiprod_tools.stack.stack``), so a render function limited to 4 is never offered a fifth
@@ -40,6 +40,10 @@ ENV = {
     "AIPROD_POLL_INTERVAL_S": "0.2",
     "AIPROD_DAILY_BUDGET_USD": "100000",  # far from the 70 % warning: routing stays as asked
 }
+# Creates a minute far above the burst's, so only the concurrency binds (veo's catalog rate,
+# 10 a minute, would pace its 50 jobs over five minutes, and a job past the minute's rate
+# waits for the reconciler, which does not run here).
+UNBOUND_RATE = ("--creates-per-minute", "100000")
 # Each request's chain starts on another backend, and has a second one to fall back to
 # (which a capacity problem would show as a second attempt).
 FIRST_BACKEND = {
@@ -115,7 +119,7 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     # GIVEN render functions limited to 4 requests each, and a capacity of 4 per backend
     stack = make_stack(ENV, concurrency=render_functions())
     for backend in topology.BACKENDS:
-        done = aiprod(stack, "capacity", "set", backend, str(CAPACITY))
+        done = aiprod(stack, "capacity", "set", backend, str(CAPACITY), *UNBOUND_RATE)
         assert done.returncode == 0, done.stderr
     requests = burst_requests(BURST)
 
