@@ -6,7 +6,10 @@ this module, so a topic renamed here is renamed everywhere.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 JOBS = "jobs"
@@ -23,6 +26,19 @@ MAX_DELIVERY_ATTEMPTS = 5
 RENDER_MAX_DELIVERY_ATTEMPTS = 100
 MIN_BACKOFF_S = 10
 MAX_BACKOFF_S = 600
+
+# Render functions are sized from their backend's capacity ceiling (the catalog's
+# ``max_concurrent``: the most ``aiprod capacity set`` accepts without a deploy), so Cloud
+# Run never refuses (429) a push the render slots allowed:
+#     max_instances = ceil(max_concurrent x (100 + RENDER_HEADROOM_PCT) % / concurrency)
+# A slot bounds the renders dispatched, not the requests in flight: a task redelivered while
+# its first delivery still runs (answered BUSY, or resuming a stored task's polls), a task
+# the reconciler republished, a late task still followed after its attempt closed, and
+# instances Cloud Run does not fill to the last request while it scales. 25 % covers those
+# without paying for idle instances (instances scale to zero; the cap costs nothing unused).
+RENDER_CONCURRENCY = 8
+RENDER_HEADROOM_PCT = 25
+CATALOG_JSON = Path(__file__).with_name("data") / "catalog.json"
 
 
 def render_topic(backend: str) -> str:
@@ -62,19 +78,39 @@ class FunctionSpec:
         return "http" if self.trigger == "http" else "cloudevent"
 
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("route_job", JOBS, timeout_s=60),
-    *(
+def capacity_ceilings(catalog_json: Path = CATALOG_JSON) -> dict[str, int]:
+    """Each backend's ``capacity.max_concurrent``, read from the catalog's JSON as is: every
+    function imports this module at cold start, and one number per backend does not need
+    the validated catalog (``domain.catalog``, pydantic), which checks the same file."""
+    backends = json.loads(catalog_json.read_text())["backends"]
+    return {name: int(spec["capacity"]["max_concurrent"]) for name, spec in backends.items()}
+
+
+def render_max_instances(max_concurrent: int, concurrency: int = RENDER_CONCURRENCY) -> int:
+    """Instances a render function needs for ``max_concurrent`` renders, with the headroom."""
+    return -(-max_concurrent * (100 + RENDER_HEADROOM_PCT) // (100 * concurrency))
+
+
+def render_functions(ceilings: Mapping[str, int]) -> tuple[FunctionSpec, ...]:
+    """One render function per backend, deployed for that backend's capacity ceiling."""
+    return tuple(
         FunctionSpec(
             f"render_{b}",
             render_topic(b),
             timeout_s=540,
             memory="1Gi",
+            concurrency=RENDER_CONCURRENCY,
+            max_instances=render_max_instances(ceilings[b]),
             extras=(b,),
             max_delivery_attempts=RENDER_MAX_DELIVERY_ATTEMPTS,
         )
         for b in BACKENDS
-    ),
+    )
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("route_job", JOBS, timeout_s=60),
+    *render_functions(capacity_ceilings()),
     FunctionSpec("handle_outcome", RENDER_OUTCOMES, timeout_s=60),
     # The lease sweep (services/reconcile.py): every minute; overlapping runs are safe. It
     # polls stored provider tasks through the same adapters as the render functions, so it

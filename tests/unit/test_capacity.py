@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -18,13 +19,54 @@ from aiprod_tools.cli import context
 from fakes.store import LedgerWatchingStore
 
 
-@pytest.mark.parametrize("backend", ["runway", "veo", "replicate"])
+def derived(max_concurrent: int, concurrency: int) -> int:
+    """The sizing rule, spelled independently of topology: the ceiling plus its headroom,
+    spread over requests per instance, rounded up."""
+    return math.ceil(max_concurrent * (1 + topology.RENDER_HEADROOM_PCT / 100) / concurrency)
+
+
+@pytest.mark.parametrize("backend", topology.BACKENDS)
 def test_each_render_function_is_deployed_for_its_backends_capacity_ceiling(backend):
     capacity = default_catalog().backends[backend].capacity
     spec = topology.function(f"render_{backend}")
     # the platform (Cloud Run answering 429 past max instances x concurrency) is never the
     # bottleneck, even at the highest capacity an operator may set without a deploy
     assert spec.max_instances * spec.concurrency >= capacity.max_concurrent >= capacity.concurrent
+    # AND the deployed max instances is derived from that ceiling, not picked by hand
+    assert spec.max_instances == derived(capacity.max_concurrent, spec.concurrency)
+
+
+def test_the_deploy_configuration_reads_the_ceilings_the_validated_catalog_holds():
+    catalog = default_catalog()
+    wanted = {b: spec.capacity.max_concurrent for b, spec in catalog.backends.items()}
+    assert topology.capacity_ceilings() == wanted
+
+
+@pytest.mark.parametrize("ceiling", [1, 7, 8, 20, 64, 100, 333])
+def test_a_raised_ceiling_is_deployed_with_more_instances(ceiling):
+    # GIVEN a catalog whose runway ceiling is changed (the others as shipped)
+    ceilings = {**topology.capacity_ceilings(), "runway": ceiling}
+
+    # WHEN the render functions are derived from it
+    runway = next(s for s in topology.render_functions(ceilings) if s.name == "render_runway")
+
+    # THEN they serve the ceiling, with the headroom, and no more instances than that needs
+    assert runway.max_instances * runway.concurrency >= ceiling * 1.25
+    assert runway.max_instances == derived(ceiling, runway.concurrency)
+    assert (runway.max_instances - 1) * runway.concurrency < ceiling * 1.25
+
+
+@pytest.mark.parametrize("backend", topology.BACKENDS)
+def test_capacity_set_takes_the_ceiling_and_refuses_one_more(backend):
+    store, catalog = LedgerWatchingStore(), default_catalog()
+    ceiling = catalog.backends[backend].capacity.max_concurrent
+
+    row = set_capacity(store, catalog, backend, ceiling)
+    assert row.concurrent == ceiling <= row.platform  # what the deployed function serves
+
+    with pytest.raises(OperatorInputError, match="sized for"):
+        set_capacity(store, catalog, backend, ceiling + 1)
+    assert next(r for r in show(store, catalog) if r.backend == backend).concurrent == ceiling
 
 
 def test_show_gives_the_catalog_default_until_an_operator_sets_one():

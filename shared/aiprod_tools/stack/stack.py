@@ -4,26 +4,33 @@ push subscriptions on the Pub/Sub emulator, with state in the Firestore emulator
 Each stack runs under its own project id, so several stacks share one pair of emulators
 without seeing each other's topics or documents.
 
-Concurrency: functions-framework 3.10 serves through gunicorn's threaded worker (one process,
-``THREADS`` threads, default 4 per CPU). Each function process gets ``WORKERS=1`` (one App,
-one set of clients, like one Cloud Run instance) and ``THREADS`` = the function's
-``concurrency`` from the topology, so it serves that many pushes at once, as deployed.
+Concurrency, as Cloud Run enforces it: each function process (``stack.serve``) is one
+instance (gunicorn, ``WORKERS=1``: one App, one set of clients) behind a gate that admits the
+function's ``concurrency`` from the topology (or the stack's ``concurrency`` override) and
+answers 429 at once past it, as Cloud Run does at max instances; gunicorn gets a few more
+threads than the gate, so the gate answers rather than gunicorn's queue. ``gate(name)``
+reads its counters (``refused``: pushes answered 429; ``max_in_flight``).
 
-What the Pub/Sub emulator (0.8.20) does differently from production, measured here:
-- It pushes with exactly two loops per subscription, one message each, so a function sees at
-  most 2 concurrent pushes whatever its ``THREADS``.
-- A failed push is retried after about 1 s, then on the retry policy's backoff, roughly; with
-  the topology's 10 s minimum a dead-letter takes minutes, so dead-letter scenarios should
-  pass ``min_backoff_s=0.1, max_backoff_s=1`` (five attempts then take about 13 s).
-- Dead-lettered messages carry ``CloudPubSubDeadLetterSource*`` attributes, as in production;
-  pushes carry no ``deliveryAttempt`` and no auth header.
+What the Pub/Sub emulator (0.8.20) does, measured here against production:
+- Push concurrency: exactly two push loops per subscription (hard-coded), one message each,
+  so a function sees at most 2 concurrent pushes whatever its concurrency; the gate can only
+  refuse pushes of a function run with ``concurrency`` 1 (or pushes of two subscriptions).
+- A refused push (any non-2xx, 429 included) counts as a delivery attempt, and after the
+  subscription's ``max_delivery_attempts`` the message is dead-lettered with the
+  ``CloudPubSubDeadLetterSource*`` attributes (``...DeliveryCount``), as in production.
+- Retry: about 1 s after a failed push, then the retry policy's backoff: at least 1 s
+  (a smaller minimum is raised to 1 s), whole seconds, growing 1.3x a delivery from the
+  minimum with 0.6-1.0 jitter, capped at the maximum (10 s / 600 s: about 15, 17, 22 s ...).
+  With the topology's 10 s minimum a dead-letter takes minutes, so dead-letter scenarios
+  pass ``min_backoff_s=0.1, max_backoff_s=1`` (five attempts then take about 10-13 s).
+- Pushes carry no ``deliveryAttempt`` and no auth header.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import sys
 import tempfile
 import urllib.error
@@ -36,6 +43,7 @@ from aiprod import topology
 from aiprod_tools.exceptions import EmulatorNotFoundError
 from aiprod_tools.paths import REPO_ROOT
 from aiprod_tools.stack.emulators import Emulators
+from aiprod_tools.stack.gate import STATS_PATH
 from aiprod_tools.stack.processes import Child, free_port, spawn, stop_all, wait_http
 from aiprod_tools.stack.provision import create_topology, emulator_bus, emulator_store
 
@@ -57,6 +65,7 @@ class EmulatorStack:
         max_backoff_s: float = topology.MAX_BACKOFF_S,
         source_root: Path = REPO_ROOT,
         timeout_s: float = 60.0,
+        concurrency: Mapping[str, int] | None = None,
     ):
         self.project = project or f"aiprod-stack-{uuid.uuid4().hex[:8]}"
         self.prefix = prefix
@@ -71,12 +80,19 @@ class EmulatorStack:
         self.metrics_path = Path(self.env["AIPROD_METRICS"].removeprefix("jsonl:"))
         self._backoff = (min_backoff_s, max_backoff_s)
         self._root, self._timeout_s = source_root, timeout_s
+        unknown = set(concurrency or {}) - {spec.name for spec in topology.FUNCTIONS}
+        if unknown:
+            raise KeyError(f"no function named {sorted(unknown)} in the topology")
+        self.concurrency = {
+            spec.name: (concurrency or {}).get(spec.name, spec.concurrency)
+            for spec in topology.FUNCTIONS
+        }
 
     def start(self) -> EmulatorStack:
-        executable = _functions_framework()
+        _require_functions_framework()
         try:
             for spec in topology.FUNCTIONS:
-                self.functions[spec.name] = self._spawn(executable, spec)
+                self.functions[spec.name] = self._spawn(spec)
             self.startup_s = wait_http(list(self.functions.values()), self._timeout_s)
             endpoints = {name: child.url for name, child in self.functions.items()}
             create_topology(self.bus, endpoints, *self._backoff)
@@ -98,6 +114,13 @@ class EmulatorStack:
         except urllib.error.HTTPError as exc:
             return json.loads(exc.read() or b"{}")
 
+    def gate(self, function: str) -> dict[str, int]:
+        """The function's concurrency gate counters: ``served``, ``refused`` (429s),
+        ``in_flight``, ``max_in_flight`` and the ``concurrency`` it enforces."""
+        url = self.functions[function].url.rstrip("/") + STATS_PATH
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
     def log(self, function: str, lines: int = 200) -> str:
         """The last lines a function process wrote (its JSON logs and tracebacks)."""
         return self.functions[function].log_tail(lines)
@@ -108,37 +131,35 @@ class EmulatorStack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self, executable: str, spec: topology.FunctionSpec) -> Child:
+    def _spawn(self, spec: topology.FunctionSpec) -> Child:
         source = self._root / "functions" / spec.name / "main.py"
         if not source.is_file():
             raise EmulatorNotFoundError(f"{source} is missing (run from a source checkout)")
         port = free_port()
         argv = [
-            executable,
+            sys.executable,
+            "-m",
+            "aiprod_tools.stack.serve",
             f"--target={spec.name}",
             f"--source={source}",
             f"--signature-type={spec.signature_type}",
             "--host=127.0.0.1",
             f"--port={port}",
+            f"--concurrency={self.concurrency[spec.name]}",
         ]
         env = {
             **_base_env(),
             **self.env,
-            "WORKERS": "1",
-            "THREADS": str(spec.concurrency),
             "FUNCTION_TARGET": spec.name,  # as deployed: the metrics' generic_task job
             "PYTHONUNBUFFERED": "1",
         }
         return spawn(spec.name, argv, port, self.log_dir, env=env, cwd=self._root)
 
 
-def _functions_framework() -> str:
-    """The functions-framework next to this interpreter (the venv's), else the one on PATH."""
-    beside = Path(sys.executable).parent / "functions-framework"
-    found = str(beside) if beside.is_file() else shutil.which("functions-framework")
-    if found is None:
+def _require_functions_framework() -> None:
+    """Functions are served by this interpreter (``-m aiprod_tools.stack.serve``)."""
+    if importlib.util.find_spec("functions_framework") is None:
         raise EmulatorNotFoundError("functions-framework is not installed (pip install .[gcp])")
-    return found
 
 
 def _base_env() -> dict[str, str]:

@@ -1,0 +1,232 @@
+"""A burst far past capacity on the emulator stack (issue 11): queued and drained, never
+dead-lettered, never failed or rerouted for capacity, and the platform never the bottleneck.
+
+Render functions run as deployed but limited to 4 requests in flight each (the stack's
+concurrency gate answers 429 past it, as Cloud Run does), every backend's capacity is set to
+4 with ``aiprod capacity set`` (creates a minute unbounded), the simulated providers take 1 s
+a render, and 150 jobs are published at once, their chains starting on each backend in turn.
+The queue is drained by handle_outcome alone: the reconciler (the safety net) does not run.
+
+The Pub/Sub emulator pushes at most two messages at a time per subscription (see
+``aiprod_tools.stack.stack``), so a render function limited to 4 is never offered a fifth
+request and its gate refuses nothing in the burst; the second test runs a render function
+at concurrency 1 to show the gate refusing pushes, and the refused task delivered later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+
+from aiprod import topology
+from aiprod.repositories import slots
+from support import DEAD_LETTER_INBOX, collect_events, job_docs, terminal, wait_for
+from support.ledger import assert_books_balanced
+from support.logs import count_logged
+from support.push import push_paused
+
+pytestmark = pytest.mark.emulator
+
+BURST, CAPACITY, RENDER_CONCURRENCY, LATENCY_S = 150, 4, 4, 1.0
+ENV = {
+    "AIPROD_SIMULATION": json.dumps({b: {"latency_s": LATENCY_S} for b in topology.BACKENDS}),
+    "AIPROD_POLL_INTERVAL_S": "0.2",
+    "AIPROD_DAILY_BUDGET_USD": "100000",  # far from the 70 % warning: routing stays as asked
+}
+# Creates a minute far above the burst's, so only the concurrency binds (veo's catalog rate,
+# 10 a minute, would pace its 50 jobs over five minutes, and a job past the minute's rate
+# waits for the reconciler, which does not run here).
+UNBOUND_RATE = ("--creates-per-minute", "100000")
+# Each request's chain starts on another backend, and has a second one to fall back to
+# (which a capacity problem would show as a second attempt).
+FIRST_BACKEND = {
+    ("quality", 5): "runway",  # runway, then replicate
+    ("cost", 5): "replicate",  # replicate, then runway
+    ("cost", 4): "veo",  # veo, then runway
+}
+
+
+def burst_requests(count: int) -> list[dict]:
+    shapes = list(FIRST_BACKEND)
+    return [
+        {
+            "job_id": f"burst-{i:03d}",
+            "prompt": f"burst job {i}",
+            "priority": shapes[i % 3][0],
+            "duration_s": shapes[i % 3][1],
+        }
+        for i in range(count)
+    ]
+
+
+def aiprod(stack, *args: str) -> subprocess.CompletedProcess:
+    """The ``aiprod`` command against the stack, as an operator runs it (its settings from
+    the stack's environment: emulator hosts, project, prefix, budget)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIPROD_")} | stack.env
+    code = "import sys; from aiprod_tools.cli import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@dataclass
+class SlotWatch:
+    """Samples each backend's slots in use (``repositories.slots.in_use``) on a thread."""
+
+    store: object
+    interval_s: float = 0.05
+    peak: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> SlotWatch:
+        self._thread = threading.Thread(target=self._run, name="slot-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                for backend in topology.BACKENDS:
+                    used = slots.in_use(self.store, backend)
+                    self.peak[backend] = max(self.peak[backend], used)
+            except Exception:  # a sample lost to a transient read error is only a gap
+                continue
+            self.samples += 1
+
+
+def render_functions() -> dict[str, int]:
+    return {f"render_{b}": RENDER_CONCURRENCY for b in topology.BACKENDS}
+
+
+def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
+    # GIVEN render functions limited to 4 requests each, and a capacity of 4 per backend
+    stack = make_stack(ENV, concurrency=render_functions())
+    for backend in topology.BACKENDS:
+        done = aiprod(stack, "capacity", "set", backend, str(CAPACITY), *UNBOUND_RATE)
+        assert done.returncode == 0, done.stderr
+    requests = burst_requests(BURST)
+
+    def describe() -> str:
+        counts: dict[str, int] = defaultdict(int)
+        for doc in job_docs(stack.store).values():
+            counts[doc.get("status", "?")] += 1
+        return f"statuses {dict(counts)}; slots {_in_use(stack)}"
+
+    # WHEN 150 jobs are published at once, the slots sampled while they run
+    with SlotWatch(stack.store) as watch:
+        for request in requests:
+            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+        docs = wait_for(
+            lambda: _all_finished(stack, len(requests)),
+            timeout=600,
+            interval=1.0,
+            describe=describe,
+        )
+
+    # THEN every job succeeded, on the first backend of its chain, in one attempt: nothing
+    # fell back, timed out or was throttled for capacity
+    for request in requests:
+        job = docs[request["job_id"]]
+        assert job["status"] == "SUCCEEDED", job
+        first = FIRST_BACKEND[(request["priority"], request["duration_s"])]
+        attempts = [(a["backend"], a["state"], a.get("error_code")) for a in job["attempts"]]
+        assert attempts == [(first, "SUCCEEDED", None)], (request["job_id"], attempts)
+
+    # AND the burst waited in the queue on every backend, never in a dead letter
+    queued = {b: 0 for b in topology.BACKENDS}
+    for job in docs.values():
+        if job["attempts"][0].get("queued_at") is not None:
+            queued[job["attempts"][0]["backend"]] += 1
+    assert all(queued.values()), f"no job waited for a slot on some backend: {queued}"
+    assert collect_events(stack.bus, DEAD_LETTER_INBOX) == []
+
+    # AND slots in use never went above the capacity, and reached it (the watch can fail)
+    assert watch.samples > 0
+    assert dict(watch.peak) == {b: CAPACITY for b in topology.BACKENDS}, dict(watch.peak)
+    assert _in_use(stack) == {b: 0 for b in topology.BACKENDS}  # every slot given back
+
+    # AND the render subscriptions on the emulator are the topology's: a refused push is
+    # retried with backoff for up to 100 deliveries before any dead letter
+    for backend in topology.BACKENDS:
+        config = _subscription(stack, f"render_{backend}")
+        assert (
+            config.dead_letter_policy.max_delivery_attempts == topology.RENDER_MAX_DELIVERY_ATTEMPTS
+        )
+        retry = config.retry_policy
+        backoff = [retry.minimum_backoff.total_seconds(), retry.maximum_backoff.total_seconds()]
+        assert backoff == [topology.MIN_BACKOFF_S, topology.MAX_BACKOFF_S]
+
+    # AND no push was refused: the render functions were never the bottleneck (each saw at
+    # most its concurrency; the emulator's two push loops keep it at 2 or fewer)
+    for name in render_functions():
+        gate = stack.gate(name)
+        assert gate["refused"] == 0 and gate["max_in_flight"] <= RENDER_CONCURRENCY, gate
+        assert count_logged(stack, name, "stack gate: refused") == 0
+
+    # AND the books balance: the production audit finds nothing
+    assert_books_balanced(stack.store, docs.values())
+    audit = aiprod(stack, "budget", "audit")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_a_push_past_a_functions_concurrency_gets_429_and_is_delivered_later(make_stack):
+    # GIVEN replicate's render function deployed at concurrency 1 (the emulator pushes two
+    # at a time), a capacity of 2, and short retry backoffs so a redelivery comes quickly
+    stack = make_stack(ENV, concurrency={"render_replicate": 1}, min_backoff_s=1, max_backoff_s=2)
+    done = aiprod(stack, "capacity", "set", "replicate", "2")
+    assert done.returncode == 0, done.stderr
+    requests = [
+        {"job_id": f"gate-{i}", "prompt": f"gate job {i}", "priority": "cost"} for i in range(4)
+    ]
+
+    # WHEN four jobs are admitted (two tasks published, two queued) and then pushed together
+    with push_paused(stack, "render_replicate"):
+        for request in requests:
+            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+        wait_for(lambda: len(job_docs(stack.store)) == len(requests), timeout=60)
+    docs = wait_for(lambda: _all_finished(stack, len(requests)), timeout=300, interval=0.5)
+
+    # THEN the gate refused pushes past its one request in flight, as Cloud Run would
+    gate = stack.gate("render_replicate")
+    assert gate["refused"] >= 1 and gate["max_in_flight"] == 1, gate
+    assert count_logged(stack, "render_replicate", "stack gate: refused") == gate["refused"]
+
+    # AND each refused task was delivered later: every job rendered once on replicate,
+    # nothing dead-lettered, nothing fell back
+    for request in requests:
+        attempts = [(a["backend"], a["state"]) for a in docs[request["job_id"]]["attempts"]]
+        assert attempts == [("replicate", "SUCCEEDED")], attempts
+    assert collect_events(stack.bus, DEAD_LETTER_INBOX) == []
+    assert_books_balanced(stack.store, docs.values())
+
+
+def _all_finished(stack, count: int) -> dict | None:
+    docs = job_docs(stack.store)
+    return docs if len(docs) >= count and all(map(terminal, docs.values())) else None
+
+
+def _in_use(stack) -> dict[str, int]:
+    return {b: slots.in_use(stack.store, b) for b in topology.BACKENDS}
+
+
+def _subscription(stack, function: str):
+    name = topology.qualified(stack.prefix, topology.function(function).subscription)
+    path = stack.bus.subscriber.subscription_path(stack.project, name)
+    return stack.bus.subscriber.get_subscription(request={"subscription": path})
