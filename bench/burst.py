@@ -19,8 +19,10 @@ the latency; exit status 1 when one is missed.
 
 The store is the Firestore emulator. The Pub/Sub emulator pushes at most two messages at a
 time per subscription (``aiprod_tools.stack.stack``) and a render function holds its push
-for the whole render, so here each backend renders at most two jobs at once whatever its
-capacity: the makespan measures that, not the capacity. The last line is one JSON object:
+for the whole render, so the stack runs ``--lanes`` push lanes per push-fed topic (2 pushes
+each; by default enough for the capacity) and each function process (one local instance)
+admits what the deployed instances x concurrency admit: the capacity for a render function,
+every lane's pushes for route_job and handle_outcome. The last line is one JSON object:
 {"jobs", "succeeded", "dead_letters", "makespan_s", "ideal_s", "max_in_use_over_capacity",
 "tenant_b_p95_s", "store"}.
 """
@@ -87,10 +89,17 @@ class SlotSampler(threading.Thread):
 
 
 def publish_all(stack: EmulatorStack, bodies: list[bytes]) -> None:
-    """Publish every body at once (the publisher batches them) and wait for the ids."""
-    publisher = stack.bus.publisher
-    path = publisher.topic_path(stack.project, topology.qualified(stack.prefix, topology.JOBS))
-    for future in [publisher.publish(path, body) for body in bodies]:
+    """Publish every body at once (the publisher batches them), over the jobs topic's lanes,
+    and wait for the ids."""
+    publisher, lanes = stack.bus.publisher, stack.bus.lanes
+    paths = [
+        publisher.topic_path(
+            stack.project, topology.qualified(stack.prefix, topology.lane_topic(topology.JOBS, i))
+        )
+        for i in range(lanes)
+    ]
+    futures = [publisher.publish(paths[i % lanes], body) for i, body in enumerate(bodies)]
+    for future in futures:
         future.result(timeout=60)
 
 
@@ -101,16 +110,23 @@ def dead_letters(stack: EmulatorStack) -> int:
     return count
 
 
-def run(jobs: int, latency: float, capacity: int, timeout_s: float) -> dict:
+def run(jobs: int, latency: float, capacity: int, lanes: int, timeout_s: float) -> dict:
     simulation = {b: {"latency_s": latency} for b in topology.BACKENDS}
     env = {
         "AIPROD_DAILY_BUDGET_USD": BUDGET_USD,
         "AIPROD_SIMULATION": json.dumps(simulation),
         "AIPROD_POLL_INTERVAL_S": str(min(1.0, max(0.05, latency / 5))),
+        "AIPROD_PUSH_LANES": str(lanes),
+    }
+    pushes = 2 * lanes  # what the emulator pushes at once to one function
+    concurrency = {
+        **{f"render_{b}": max(capacity, 8) for b in topology.BACKENDS},
+        "route_job": max(pushes, 8),
+        "handle_outcome": max(pushes, 8),
     }
     emulators = start_emulators()
     try:
-        with EmulatorStack(emulators, extra_env=env) as stack:
+        with EmulatorStack(emulators, extra_env=env, concurrency=concurrency) as stack:
             for backend in topology.BACKENDS:
                 set_capacity(stack.store, default_catalog(), backend, capacity, CREATES_PER_MINUTE)
             sampler = SlotSampler(stack, capacity)
@@ -187,10 +203,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=600, help="tenant A's burst")
     parser.add_argument("--latency", type=float, default=5.0, help="simulated render seconds")
     parser.add_argument("--capacity", type=int, default=20, help="render slots per backend")
+    parser.add_argument("--lanes", type=int, help="push lanes a topic (default: capacity / 2)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
-    result = run(args.jobs, args.latency, args.capacity, args.timeout)
+    lanes = args.lanes or max(1, -(-args.capacity // 2))
+    result = run(args.jobs, args.latency, args.capacity, lanes, args.timeout)
     failed = missed(result, args.latency)
     print(f"burst: targets missed: {failed or 'none'}", file=sys.stderr)
     print(json.dumps(result))

@@ -97,7 +97,8 @@ class App:
         if self._bus is None:
             from aiprod.adapters.pubsub_bus import PubSubBus
 
-            self._bus = PubSubBus(project=self.settings.project, prefix=self.settings.prefix)
+            settings = self.settings
+            self._bus = PubSubBus(settings.project, settings.prefix, lanes=settings.push_lanes)
         return self._bus
 
     @built_once
@@ -237,9 +238,8 @@ def cloud_app() -> App:
 cloud_app.cache_clear = _cloud_app_unlocked.cache_clear  # type: ignore[attr-defined]
 
 
-# Which service method serves each function of the topology: HANDLERS for the Pub/Sub
-# triggered ones (the embedded bus delivers through it), SCHEDULED for the HTTP ones Cloud
-# Scheduler calls (the embedded runtime runs them with ``run_schedules``).
+# Which service method serves each function: HANDLERS for the Pub/Sub triggered ones (the
+# embedded bus delivers through it), SCHEDULED for those Cloud Scheduler calls over HTTP.
 HANDLERS: dict[str, Callable[[App], Callable[[bytes, dict[str, str]], None]]] = {
     "route_job": lambda app: app.router.handle,
     "handle_outcome": lambda app: app.outcomes.handle,

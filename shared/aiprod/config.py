@@ -128,6 +128,7 @@ class Settings:
     # (in-process runs), "jsonl:<path>" (the emulator stack, the demo) or "off".
     metrics: str = "memory"
     metrics_flush_s: float = 2.0  # the bound on each invocation's metric flush
+    push_lanes: int = 1  # topology.lane_topic: 1 deployed; more on the emulator stack
     region: str = "global"  # generic_task location of this instance's metric series
 
     @property
@@ -197,6 +198,7 @@ class Settings:
             providers=ProviderSettings.from_env(get),
             metrics=get("AIPROD_METRICS") or "cloud",
             metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
+            push_lanes=int(_float(get, "AIPROD_PUSH_LANES", 1)),
             region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
         )
 

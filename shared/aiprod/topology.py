@@ -161,6 +161,27 @@ def scheduled_functions() -> tuple[FunctionSpec, ...]:
     return tuple(spec for spec in FUNCTIONS if spec.schedule is not None)
 
 
+# Push lanes: a push-fed topic published round-robin over ``lanes`` topics (lane 0 is the
+# topic itself), each with its own push subscription to the same function. Deployed, lanes
+# is 1: Pub/Sub pushes as many messages at once as the function accepts. The Pub/Sub
+# emulator pushes at most 2 at a time per subscription, so the local stack uses lanes to
+# push as many at once as production would (``AIPROD_PUSH_LANES``).
+LANE_MARK = "--lane"
+
+
+def lane_topic(topic: str, lane: int) -> str:
+    return topic if lane == 0 else f"{topic}{LANE_MARK}{lane}"
+
+
+def base_topic(name: str) -> str:
+    """The topic a lane topic belongs to (a topic that is no lane is its own)."""
+    return name.split(LANE_MARK, 1)[0]
+
+
+def is_push_topic(topic: str) -> bool:
+    return any(spec.topic == topic for spec in pubsub_functions())
+
+
 def qualified(prefix: str, name: str) -> str:
     """A topic or subscription name with the deployment's prefix (``aiprod-jobs``)."""
     return f"{prefix}{name}"

@@ -14,6 +14,7 @@ and may therefore return fewer messages than are waiting; callers loop until emp
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -38,12 +39,15 @@ class PubSubBus(Bus):
         subscriber: pubsub_v1.SubscriberClient | None = None,
         publish_timeout_s: float = 30.0,
         pull_timeout_s: float = 5.0,
+        lanes: int = 1,
     ):
         self.project, self.prefix = project, prefix
         self._publisher, self._subscriber = publisher, subscriber
         self._publish_timeout_s = publish_timeout_s
         self._pull_timeout_s = pull_timeout_s
         self._lock = threading.Lock()
+        self.lanes = max(1, lanes)  # push lanes per push-fed topic (topology.lane_topic)
+        self._published = itertools.count()
 
     @property
     def publisher(self) -> pubsub_v1.PublisherClient:
@@ -62,7 +66,10 @@ class PubSubBus(Bus):
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         if topic not in topology.all_topics():
             raise KeyError(f"unknown topic {topic!r}")
-        path = self.publisher.topic_path(self.project, topology.qualified(self.prefix, topic))
+        name = topic
+        if self.lanes > 1 and topology.is_push_topic(topic):
+            name = topology.lane_topic(topic, next(self._published) % self.lanes)
+        path = self.publisher.topic_path(self.project, topology.qualified(self.prefix, name))
         with _translated(f"publish to {topic}"):
             future = self.publisher.publish(
                 path, bytes(data), timeout=self._publish_timeout_s, **(attributes or {})

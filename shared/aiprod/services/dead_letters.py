@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiprod import topology
 from aiprod.domain.dead_letters import DeadLetter
@@ -72,6 +73,8 @@ class DeadLetters:
         kept: list[DeadLetter] = []
         for position, message in enumerate(batch):
             letter = DeadLetter.received(message, self._prefix, self._clock())
+            if letter.source is not None:  # a push lane's letter belongs to its topic
+                letter = replace(letter, source=topology.base_topic(letter.source))
             try:
                 if letters_kept.create(self._store, letter):
                     kept.append(letter)

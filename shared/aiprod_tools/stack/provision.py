@@ -46,7 +46,8 @@ def emulator_bus(env: Mapping[str, str], prefix: str) -> PubSubBus:
         publisher = pubsub_v1.PublisherClient(batch_settings=BATCH)
         subscriber = pubsub_v1.SubscriberClient()
     project = env["GOOGLE_CLOUD_PROJECT"]
-    return PubSubBus(project, prefix, publisher=publisher, subscriber=subscriber)
+    lanes = int(env.get("AIPROD_PUSH_LANES", "1"))
+    return PubSubBus(project, prefix, publisher=publisher, subscriber=subscriber, lanes=lanes)
 
 
 def emulator_store(env: Mapping[str, str]) -> FirestoreStore:
@@ -71,11 +72,20 @@ def create_topology(
     ``push_endpoints`` maps a function name to the URL its subscription pushes to (HTTP
     functions in it are skipped: Cloud Scheduler calls them, not Pub/Sub); push
     subscriptions dead-letter to the dead-letter topic after the topology's attempt count.
+    A push-fed topic gets the bus's lanes (``topology.lane_topic``), each pushing to the
+    same function.
     """
     publisher, subscriber = bus.publisher, bus.subscriber
-    topic_path = {
-        name: publisher.topic_path(bus.project, topology.qualified(bus.prefix, name))
+    lanes = {
+        name: [topology.lane_topic(name, lane) for lane in range(bus.lanes)]
+        if topology.is_push_topic(name)
+        else [name]
         for name in topology.all_topics()
+    }
+    topic_path = {
+        lane: publisher.topic_path(bus.project, topology.qualified(bus.prefix, lane))
+        for names in lanes.values()
+        for lane in names
     }
     for path in topic_path.values():
         publisher.create_topic(request={"name": path})
@@ -84,20 +94,22 @@ def create_topology(
     for spec in topology.pubsub_functions():
         if push_endpoints is None or spec.name not in push_endpoints:
             continue
-        request = _subscription(bus, spec.subscription, topic_path[spec.topic])
-        request.update(
-            push_config={"push_endpoint": push_endpoints[spec.name]},
-            ack_deadline_seconds=min(spec.timeout_s, 600),
-            dead_letter_policy={
-                "dead_letter_topic": topic_path[topology.DEAD_LETTER],
-                "max_delivery_attempts": spec.max_delivery_attempts,
-            },
-            retry_policy={
-                "minimum_backoff": _seconds(min_backoff_s),
-                "maximum_backoff": _seconds(max_backoff_s),
-            },
-        )
-        subscriber.create_subscription(request=request)
+        for lane in lanes[spec.topic]:
+            name = spec.subscription.replace(spec.topic, lane, 1)
+            request = _subscription(bus, name, topic_path[lane])
+            request.update(
+                push_config={"push_endpoint": push_endpoints[spec.name]},
+                ack_deadline_seconds=min(spec.timeout_s, 600),
+                dead_letter_policy={
+                    "dead_letter_topic": topic_path[topology.DEAD_LETTER],
+                    "max_delivery_attempts": spec.max_delivery_attempts,
+                },
+                retry_policy={
+                    "minimum_backoff": _seconds(min_backoff_s),
+                    "maximum_backoff": _seconds(max_backoff_s),
+                },
+            )
+            subscriber.create_subscription(request=request)
 
 
 def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:

@@ -13,8 +13,11 @@ reads its counters (``refused``: pushes answered 429; ``max_in_flight``).
 
 What the Pub/Sub emulator (0.8.20) does, measured here against production:
 - Push concurrency: exactly two push loops per subscription (hard-coded), one message each,
-  so a function sees at most 2 concurrent pushes whatever its concurrency; the gate can only
-  refuse pushes of a function run with ``concurrency`` 1 (or pushes of two subscriptions).
+  so a function sees at most 2 concurrent pushes whatever its concurrency. Production pushes
+  as many as the function accepts; to see that here, ``extra_env={"AIPROD_PUSH_LANES": N}``
+  publishes each push-fed topic round-robin over N lane topics, each with its own push
+  subscription to the same function (``topology.lane_topic``): 2N pushes at once. Deployed,
+  lanes is 1.
 - A refused push (any non-2xx, 429 included) counts as a delivery attempt, and after the
   subscription's ``max_delivery_attempts`` the message is dead-lettered with the
   ``CloudPubSubDeadLetterSource*`` attributes (``...DeliveryCount``), as in production.
