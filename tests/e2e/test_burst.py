@@ -4,8 +4,13 @@ dead-lettered, never failed or rerouted for capacity, and the platform never the
 Render functions run as deployed but limited to 4 requests in flight each (the stack's
 concurrency gate answers 429 past it, as Cloud Run does), every backend's capacity is set to
 4 with ``aiprod capacity set`` (creates a minute unbounded), the simulated providers take 1 s
-a render, and 150 jobs are published at once, their chains starting on each backend in turn.
-The queue is drained by handle_outcome alone: the reconciler (the safety net) does not run.
+a render, and tenant A's 150 jobs are published at once, their chains starting on each backend
+in turn, then right after them tenant B's 5, all on runway. The renders are held until every
+job is admitted (the emulator's router admits about as fast as the renders finish, so
+without it no queue would be left by the time B's jobs come), so B's jobs wait behind A's
+whole backlog, and they all finish before A's last 50 (the queue's fair order: a free slot
+goes to the tenant holding the fewest). The queue is drained by handle_outcome alone: the
+reconciler (the safety net) does not run.
 
 The Pub/Sub emulator pushes at most two messages at a time per subscription (see
 ``aiprod_tools.stack.stack``), so a render function limited to 4 is never offered a fifth
@@ -51,6 +56,12 @@ FIRST_BACKEND = {
     ("cost", 5): "replicate",  # replicate, then runway
     ("cost", 4): "veo",  # veo, then runway
 }
+# Tenant A publishes the burst; tenant B's few jobs come right after, all on one backend,
+# where A's jobs wait (no tenant budgets set: each tenant's limit is the global one).
+TENANT_A, TENANT_B, TENANT_B_JOBS = "acme", "globex", 5
+TENANT_B_SHAPE = ("quality", 5)
+TENANT_B_BACKEND = FIRST_BACKEND[TENANT_B_SHAPE]
+A_LAST = 50  # B's jobs all finish before A's last 50
 
 
 def burst_requests(count: int) -> list[dict]:
@@ -61,6 +72,21 @@ def burst_requests(count: int) -> list[dict]:
             "prompt": f"burst job {i}",
             "priority": shapes[i % 3][0],
             "duration_s": shapes[i % 3][1],
+            "tenant": TENANT_A,
+        }
+        for i in range(count)
+    ]
+
+
+def tenant_b_requests(count: int) -> list[dict]:
+    priority, duration_s = TENANT_B_SHAPE
+    return [
+        {
+            "job_id": f"{TENANT_B}-{i}",
+            "prompt": f"tenant b job {i}",
+            "priority": priority,
+            "duration_s": duration_s,
+            "tenant": TENANT_B,
         }
         for i in range(count)
     ]
@@ -121,7 +147,8 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     for backend in topology.BACKENDS:
         done = aiprod(stack, "capacity", "set", backend, str(CAPACITY), *UNBOUND_RATE)
         assert done.returncode == 0, done.stderr
-    requests = burst_requests(BURST)
+    burst, late = burst_requests(BURST), tenant_b_requests(TENANT_B_JOBS)
+    requests = burst + late
 
     def describe() -> str:
         counts: dict[str, int] = defaultdict(int)
@@ -129,10 +156,23 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
             counts[doc.get("status", "?")] += 1
         return f"statuses {dict(counts)}; slots {_in_use(stack)}"
 
-    # WHEN 150 jobs are published at once, the slots sampled while they run
+    # WHEN tenant A's 150 jobs are published at once and tenant B's 5 right after them, the
+    # slots sampled while they run. Nothing renders until every job is admitted, as when
+    # admission outpaces rendering (the router scales out in production; here its two push
+    # loops admit about as fast as the renders finish, so B's jobs, admitted last, would come
+    # when most of A's had finished and no queue was left to be fair in). Each backend's
+    # slots stay held by A's first jobs meanwhile, so B's jobs wait behind A's backlog (no
+    # slot freed a moment before its drain is taken by a B job at admission)
     with SlotWatch(stack.store) as watch:
-        for request in requests:
-            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+        with push_paused(stack, *render_functions()):
+            for request in requests:
+                stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+            wait_for(
+                lambda: _all_admitted(stack, len(requests)),
+                timeout=300,
+                interval=0.5,
+                describe=describe,
+            )
         docs = wait_for(
             lambda: _all_finished(stack, len(requests)),
             timeout=600,
@@ -145,9 +185,38 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     for request in requests:
         job = docs[request["job_id"]]
         assert job["status"] == "SUCCEEDED", job
+        assert job["tenant"] == request["tenant"], job
         first = FIRST_BACKEND[(request["priority"], request["duration_s"])]
         attempts = [(a["backend"], a["state"], a.get("error_code")) for a in job["attempts"]]
         assert attempts == [(first, "SUCCEEDED", None)], (request["job_id"], attempts)
+
+    # AND tenant B's jobs, queued behind A's whole backlog on their backend, all finished
+    # before A's last 50: the fair order gave them the first slots freed there
+    a_done = sorted(docs[r["job_id"]]["finished_at"] for r in burst)
+    b_jobs = [docs[r["job_id"]] for r in late]
+    for job in b_jobs:
+        assert job["attempts"][0].get("queued_at") is not None, f"{job['job_id']} never waited"
+    # (B came after A's backlog there, so age alone would have served B last: all but the
+    # few A jobs a push may reorder with B's were waiting before B's first)
+    a_backlog = [
+        queued_at
+        for r in burst
+        if FIRST_BACKEND[(r["priority"], r["duration_s"])] == TENANT_B_BACKEND
+        and (queued_at := docs[r["job_id"]]["attempts"][0].get("queued_at")) is not None
+    ]
+    b_queued = min(job["attempts"][0]["queued_at"] for job in b_jobs)
+    ahead = sum(1 for queued_at in a_backlog if queued_at < b_queued)
+    assert ahead >= len(a_backlog) - CAPACITY, f"B came before A's backlog: {ahead} ahead"
+    b_last = max(job["finished_at"] for job in b_jobs)
+    ranks = sorted(_finish_ranks(docs)[job["job_id"]] for job in b_jobs)
+    admitted_s = max(d["created_at"] for d in docs.values()) - min(
+        d["created_at"] for d in docs.values()
+    )
+    print(
+        f"tenant B finish ranks among {len(docs)}: {ranks}; A's jobs waiting ahead of B: "
+        f"{ahead}; all admitted in {admitted_s:.1f} s"
+    )
+    assert b_last < a_done[BURST - A_LAST], (ranks, b_last, a_done[BURST - A_LAST])
 
     # AND the burst waited in the queue on every backend, never in a dead letter
     queued = {b: 0 for b in topology.BACKENDS}
@@ -215,6 +284,17 @@ def test_a_push_past_a_functions_concurrency_gets_429_and_is_delivered_later(mak
         assert attempts == [("replicate", "SUCCEEDED")], attempts
     assert collect_events(stack.bus, DEAD_LETTER_INBOX) == []
     assert_books_balanced(stack.store, docs.values())
+
+
+def _all_admitted(stack, count: int) -> bool:
+    docs = job_docs(stack.store)
+    return len(docs) >= count and all(doc.get("attempts") for doc in docs.values())
+
+
+def _finish_ranks(docs: dict) -> dict[str, int]:
+    """Each job's place in the finishing order, from 1."""
+    order = sorted(docs, key=lambda job_id: docs[job_id]["finished_at"])
+    return {job_id: rank for rank, job_id in enumerate(order, start=1)}
 
 
 def _all_finished(stack, count: int) -> dict | None:
