@@ -72,6 +72,10 @@ class FunctionSpec:
             raise KeyError(f"{self.name} is called over HTTP: it has no subscription")
         return f"{self.topic}--{self.name}"
 
+    def lane_subscription(self, lane: int) -> str:
+        """The push subscription of the topic's lane ``lane`` (``lane_topic``)."""
+        return self.subscription.replace(self.topic, lane_topic(self.topic, lane), 1)
+
     @property
     def signature_type(self) -> str:
         """functions-framework's ``--signature-type`` for this trigger."""

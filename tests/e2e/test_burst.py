@@ -44,6 +44,9 @@ ENV = {
     "AIPROD_SIMULATION": json.dumps({b: {"latency_s": LATENCY_S} for b in topology.BACKENDS}),
     "AIPROD_POLL_INTERVAL_S": "0.2",
     "AIPROD_DAILY_BUDGET_USD": "100000",  # far from the 70 % warning: routing stays as asked
+    # two push lanes: 4 pushes at once, as production would push to a function admitting 4
+    # (the emulator pushes 2 a subscription: aiprod_tools.stack.stack)
+    "AIPROD_PUSH_LANES": "2",
 }
 # Creates a minute far above the burst's, so only the concurrency binds (veo's catalog rate,
 # 10 a minute, would pace its 50 jobs over five minutes, and a job past the minute's rate

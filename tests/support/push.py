@@ -17,17 +17,24 @@ if TYPE_CHECKING:
     from aiprod_tools.stack.stack import EmulatorStack
 
 
-def _subscription_path(stack: EmulatorStack, function: str) -> str:
-    name = topology.qualified(stack.prefix, topology.function(function).subscription)
-    return stack.bus.subscriber.subscription_path(stack.project, name)
+def _subscription_paths(stack: EmulatorStack, function: str) -> list[str]:
+    spec = topology.function(function)
+    return [
+        stack.bus.subscriber.subscription_path(
+            stack.project, topology.qualified(stack.prefix, spec.lane_subscription(lane))
+        )
+        for lane in range(stack.bus.lanes)
+    ]
 
 
 def set_push(stack: EmulatorStack, function: str, endpoint: str | None) -> None:
-    """Push ``function``'s messages to ``endpoint``, or hold them (None)."""
+    """Push ``function``'s messages (on each of its push lanes) to ``endpoint``, or hold them
+    (None)."""
     config = {"push_endpoint": endpoint} if endpoint else {}
-    stack.bus.subscriber.modify_push_config(
-        request={"subscription": _subscription_path(stack, function), "push_config": config}
-    )
+    for path in _subscription_paths(stack, function):
+        stack.bus.subscriber.modify_push_config(
+            request={"subscription": path, "push_config": config}
+        )
 
 
 @contextmanager

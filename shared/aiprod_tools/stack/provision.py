@@ -94,9 +94,8 @@ def create_topology(
     for spec in topology.pubsub_functions():
         if push_endpoints is None or spec.name not in push_endpoints:
             continue
-        for lane in lanes[spec.topic]:
-            name = spec.subscription.replace(spec.topic, lane, 1)
-            request = _subscription(bus, name, topic_path[lane])
+        for index, lane in enumerate(lanes[spec.topic]):
+            request = _subscription(bus, spec.lane_subscription(index), topic_path[lane])
             request.update(
                 push_config={"push_endpoint": push_endpoints[spec.name]},
                 ack_deadline_seconds=min(spec.timeout_s, 600),
