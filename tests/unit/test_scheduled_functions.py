@@ -68,7 +68,9 @@ class _Recorder:
 def test_local_topology_pushes_to_every_pubsub_function_and_never_to_an_http_one():
     # GIVEN an endpoint for every function of the topology, the HTTP one included
     clients = _Recorder()
-    bus = SimpleNamespace(project="p", prefix="aiprod-", publisher=clients, subscriber=clients)
+    bus = SimpleNamespace(
+        project="p", prefix="aiprod-", publisher=clients, subscriber=clients, lanes=1
+    )
     endpoints = {spec.name: f"http://127.0.0.1/{spec.name}" for spec in topology.FUNCTIONS}
 
     # WHEN the local topology is created

@@ -8,7 +8,6 @@ to the same behaviour as the Firestore adapter.
 from __future__ import annotations
 
 import bisect
-import copy
 import operator
 import threading
 from collections.abc import Callable
@@ -25,6 +24,19 @@ COMPARE = {
     ">=": operator.ge,
     "array_contains": lambda field, value: isinstance(field, list) and value in field,
 }
+
+
+def _copied(value):
+    """A deep copy of a document's JSON-like value (maps, lists and immutable scalars), so a
+    caller's changes never reach the store; a few times faster than ``copy.deepcopy``,
+    which every read and write here goes through."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_copied(item) for item in value)
+    return value
 
 
 class _RangeIndex:
@@ -74,11 +86,11 @@ class _EmbeddedTransaction(Transaction):
 
     def get(self, collection: str, doc_id: str) -> Document | None:
         if (collection, doc_id) in self._writes:
-            return copy.deepcopy(self._writes[collection, doc_id])
-        return copy.deepcopy(self._docs.get(collection, {}).get(doc_id))
+            return _copied(self._writes[collection, doc_id])
+        return _copied(self._docs.get(collection, {}).get(doc_id))
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
-        self._writes[collection, doc_id] = copy.deepcopy(data)
+        self._writes[collection, doc_id] = _copied(data)
 
     def commit(self) -> None:
         for (collection, doc_id), data in self._writes.items():
@@ -101,11 +113,11 @@ class EmbeddedStore(DocumentStore):
 
     def get(self, collection: str, doc_id: str) -> Document | None:
         with self._lock:
-            return copy.deepcopy(self._docs.get(collection, {}).get(doc_id))
+            return _copied(self._docs.get(collection, {}).get(doc_id))
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         with self._lock:
-            self._write(collection, doc_id, copy.deepcopy(data))
+            self._write(collection, doc_id, _copied(data))
 
     def _write(self, collection: str, doc_id: str, data: Document) -> None:
         docs = self._docs.setdefault(collection, {})
@@ -121,12 +133,12 @@ class EmbeddedStore(DocumentStore):
     def list(self, collection: str, limit: int = 1000) -> list[Document]:
         with self._lock:
             docs = list(self._docs.get(collection, {}).values())[:limit]
-            return copy.deepcopy(docs)
+            return _copied(docs)
 
     def get_many(self, collection: str, doc_ids: list[str]) -> dict[str, Document]:
         with self._lock:
             found = self._docs.get(collection, {})
-            return {i: copy.deepcopy(found[i]) for i in doc_ids if i in found}
+            return {i: _copied(found[i]) for i in doc_ids if i in found}
 
     def query(
         self, collection: str, field: str, op: QueryOp, value: object, limit: int = 500
@@ -137,12 +149,12 @@ class EmbeddedStore(DocumentStore):
                 ids = self._indexed(collection, field, op, value, limit)
                 if ids is not None:
                     found = self._docs.get(collection, {})
-                    return copy.deepcopy([found[doc_id] for doc_id in ids])
+                    return _copied([found[doc_id] for doc_id in ids])
             docs = self._docs.get(collection, {}).values()
             hits = [d for d in docs if d.get(field) is not None and compare(d[field], value)]
             if op in RANGE_OPS:  # as Firestore: a range query comes ordered by its field
                 hits.sort(key=lambda d: d[field])
-            return copy.deepcopy(hits[:limit])
+            return _copied(hits[:limit])
 
     def _indexed(self, collection: str, field: str, op, value, limit: int) -> list[str] | None:
         """The ids a range query returns, from the field's index; None: scan instead."""

@@ -74,8 +74,10 @@ class RenderQueue:
         started, passed = 0, set[str]()
         circuits = self._health.snapshot(report=False) if self._health else {}
         for _ in range(most + EXTRA_PICKS):
+            if started >= most:
+                break
             job = self._next(backend, passed, circuits)
-            if job is None or started >= most:
+            if job is None:
                 break
             try:
                 owed = self._store.run_transaction(
@@ -111,10 +113,9 @@ class RenderQueue:
         now = self._clock()
         if not _admits(circuits, backend, now):
             return None
-        held = self._slots.held_by_tenant(self._store, backend)
         heads = [j for j in queue.queue_heads(self._store, backend) if j.job_id not in passed]
         if heads:
-            return fairest(heads, held)
+            return self._fairest(backend, heads)
         movable = [
             job
             for other in self._backends
@@ -122,7 +123,14 @@ class RenderQueue:
             for job in queue.queue_heads(self._store, other, SPILL_READ, by_rank=True)
             if job.job_id not in passed and self._may_move(job, backend, circuits, now)
         ]
-        return fairest(movable, held)
+        return self._fairest(backend, movable)
+
+    def _fairest(self, backend: str, candidates: list[Job]) -> Job | None:
+        """``queueing.fairest``, reading the slots each tenant holds only when tenants
+        compete (one candidate is its own answer)."""
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        return fairest(candidates, self._slots.held_by_tenant(self._store, backend))
 
     def _may_move(self, job: Job, backend: str, circuits: Circuits, now: float) -> bool:
         """May this job, queued on another backend, start on ``backend`` instead? (Its own
