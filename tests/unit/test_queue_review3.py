@@ -397,3 +397,43 @@ def test_the_range_index_follows_values_that_change_appear_and_go_none():
     assert [d["k"] for d in store.query("c", "k", "<", "b|3", 10)] == ["b|0"]
     assert [d["k"] for d in store.query("c", "k", ">", "b|3", 1)] == ["b|4"]
     assert [d["k"] for d in store.query("c", "k", "<=", "b|3", 10)] == ["b|0", "b|3", "b|3"]
+
+
+def test_a_job_queued_behind_an_open_circuit_moves_to_a_free_backend_at_once(pipeline, clock):
+    # GIVEN runway full with a render that never ends, a quality job waiting for it (chain:
+    # runway, then replicate) well inside the spill bound, and runway's circuit then open
+    p = pipeline(workers=1, **STALLED, queue_spill_after_s=3600)
+    _capacity(p, "runway", 1)
+    p.run(_job("first"), _job("second"))
+    opened = Circuit(
+        "runway", CircuitState.OPEN, consecutive_failures=3, trips=1, open_until=clock() + 3600
+    )
+    p.store.run_transaction(lambda tx: circuit_records.save(tx, opened))
+
+    # WHEN the reconciler sweeps a few seconds later
+    clock.advance(5)
+    sweep(p)
+
+    # THEN the waiting job moved to replicate and ran there: waiting for a backend that
+    # admits nothing counts as having waited long enough
+    assert _attempts(p, "second") == [("replicate", "SUCCEEDED")]
+
+
+def test_a_job_admitted_to_a_backend_starts_there_even_while_its_circuit_is_open(pipeline, clock):
+    # GIVEN runway full, a job pinned to runway waiting for it, and runway's circuit open
+    p = pipeline(workers=1, **STALLED)
+    _capacity(p, "runway", 1)
+    p.run(_job("first", backends=["runway"]), _job("pinned", backends=["runway"]))
+    opened = Circuit(
+        "runway", CircuitState.OPEN, consecutive_failures=3, trips=1, open_until=clock() + 3600
+    )
+    p.store.run_transaction(lambda tx: circuit_records.save(tx, opened))
+
+    # WHEN runway's slot frees (capacity raised) and the queue drains
+    _capacity(p, "runway", 2)
+    p.app.queue.drain("runway")
+
+    # THEN the pinned job starts on runway (it fails fast there and ends by the usual rules,
+    # rather than waiting out the cooldown with nowhere else to go)
+    assert _attempts(p, "pinned")[0][0] == "runway"
+    assert _attempts(p, "pinned")[0][1] != "QUEUED"

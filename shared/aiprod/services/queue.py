@@ -109,13 +109,15 @@ class RenderQueue:
 
     def _next(self, backend: str, passed: set[str], circuits: Circuits) -> Job | None:
         """The job the backend's next free slot goes to (a plain read: the start re-checks).
-        None when nothing waits for it, or its circuit admits nothing now."""
+        A job admitted to this backend starts whatever its circuit says (it fails fast and
+        falls back by the usual rules); one queued elsewhere moves here only while this
+        backend's circuit admits new work."""
         now = self._clock()
-        if not _admits(circuits, backend, now):
-            return None
         heads = [j for j in queue.queue_heads(self._store, backend) if j.job_id not in passed]
         if heads:
             return self._fairest(backend, heads)
+        if not _admits(circuits, backend, now):
+            return None  # (saves the scan: nothing may move here now)
         movable = [
             job
             for other in self._backends
@@ -133,8 +135,11 @@ class RenderQueue:
         return fairest(candidates, self._slots.held_by_tenant(self._store, backend))
 
     def _may_move(self, job: Job, backend: str, circuits: Circuits, now: float) -> bool:
-        """May this job, queued on another backend, start on ``backend`` instead? (Its own
-        backend's circuit not admitting counts as having waited long enough.)"""
+        """May this job, queued on another backend, start on ``backend`` instead? Only while
+        ``backend``'s circuit admits new work; its own backend's circuit not admitting counts
+        as having waited long enough."""
+        if not _admits(circuits, backend, now):
+            return False
         stuck = not _admits(circuits, job.current.backend, now)
         bound = self._settings.queue_spill_after_s
         return may_spill(job, now, bound, stuck) and spill_step(job, backend) is not None
@@ -149,8 +154,6 @@ class RenderQueue:
         circuits = dict(circuits)
         if self._health is not None:
             self._health.refresh_for_probe(tx, circuits, now)
-        if not _admits(circuits, backend, now):
-            return []
         step = None
         if job.current.backend != backend:
             if not self._may_move(job, backend, circuits, now):
