@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
+from aiprod.exceptions import ConfigError
 from aiprod_tools.cli import context
+from aiprod_tools.exceptions import UsageError
 from aiprod_tools.paths import EXAMPLES
 
 
@@ -24,15 +27,53 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.batch), Path(args.log))
 
 
+DEV_EPILOG = """\
+Every AIPROD_* variable of this shell reaches each function (budgets, thresholds,
+lease, AIPROD_SIMULATION ...). A function process that dies is started again on its port.
+
+Simulated providers (AIPROD_SIMULATION or --simulation: JSON, one object per backend,
+runway, veo or replicate; keys left out keep their default):
+  latency_s      seconds from submit until the render is done (default 0)
+  failure_rate   share of renders that fail, 0..1, chosen per job and attempt (default 0)
+  down           true: every submit is refused
+  outage_after   with outage_count: submits number outage_after+1 ...
+  outage_count     ... outage_after+outage_count are refused (a scripted outage)
+  cost_ratio     reported cost as a share of the worst-case hold (default 1.0)
+  error_class    how failures are classified: FALLBACK (default), RETRY_SAME,
+                 TERMINAL or UNKNOWN
+  error_code     their code, any of the error taxonomy's: unavailable (default for a
+                 refused submit), render_failed (default for a failed render),
+                 throttled, content_policy, server_error ...
+
+Example:
+  AIPROD_DAILY_BUDGET_USD=5 AIPROD_SIMULATION='{"runway": {"down": true},
+    "veo": {"latency_s": 2, "failure_rate": 0.2, "error_code": "throttled",
+    "error_class": "RETRY_SAME"}, "replicate": {"outage_after": 3, "outage_count": 2,
+    "cost_ratio": 0.5}}' aiprod dev
+"""
+
+
 def add_dev(sub, name: str) -> argparse.ArgumentParser:
-    dev = sub.add_parser(name, help="start the emulator stack and wait (Ctrl-C stops it)")
-    dev.add_argument("--simulation", default="{}", help="AIPROD_SIMULATION JSON")
+    dev = sub.add_parser(
+        name,
+        help="start the emulator stack and wait (Ctrl-C stops it)",
+        description="Start the Pub/Sub and Firestore emulators and every function on them.",
+        epilog=DEV_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dev.add_argument(
+        "--simulation", default=None, help="AIPROD_SIMULATION JSON (overrides the variable)"
+    )
     return dev
 
 
 def dev(args: argparse.Namespace) -> int:
-    from aiprod_tools.stack.dev import run_dev
+    from aiprod_tools.stack.dev import dev_env, run_dev
 
+    try:
+        dev_env(os.environ, args.simulation)  # a bad setting is a usage error, not a traceback
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(f"dev: {exc}") from exc
     return run_dev(simulation=args.simulation)
 
 

@@ -78,10 +78,12 @@ def spawn(
     log_dir: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    append: bool = False,
 ) -> Child:
-    """Start ``argv`` in a new process group, output to ``<log_dir>/<name>.log``."""
+    """Start ``argv`` in a new process group, output to ``<log_dir>/<name>.log`` (after what
+    an earlier process of that name wrote there if ``append``)."""
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab" if append else "wb") as log:
         process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,

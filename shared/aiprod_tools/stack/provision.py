@@ -114,3 +114,16 @@ def create_topology(
 def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:
     path = bus.subscriber.subscription_path(bus.project, topology.qualified(bus.prefix, name))
     return {"name": path, "topic": topic_path}
+
+
+def repoint_push(bus: PubSubBus, spec: topology.FunctionSpec, endpoint: str) -> None:
+    """Point every push subscription (each lane's) of a function at a new URL."""
+    lanes = bus.lanes if topology.is_push_topic(spec.topic) else 1
+    for index in range(lanes):
+        name = topology.qualified(bus.prefix, spec.lane_subscription(index))
+        bus.subscriber.modify_push_config(
+            request={
+                "subscription": bus.subscriber.subscription_path(bus.project, name),
+                "push_config": {"push_endpoint": endpoint},
+            }
+        )

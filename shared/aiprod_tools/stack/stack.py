@@ -43,19 +43,25 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiprod import topology
-from aiprod_tools.exceptions import EmulatorNotFoundError
+from aiprod_tools.exceptions import EmulatorNotFoundError, EmulatorStartError
 from aiprod_tools.paths import REPO_ROOT
 from aiprod_tools.stack.emulators import Emulators
 from aiprod_tools.stack.gate import STATS_PATH
 from aiprod_tools.stack.processes import Child, free_port, spawn, stop_all, wait_http
-from aiprod_tools.stack.provision import create_topology, emulator_bus, emulator_store
+from aiprod_tools.stack.provision import (
+    create_topology,
+    emulator_bus,
+    emulator_store,
+    repoint_push,
+)
 
 
 class EmulatorStack:
     """Start with ``with EmulatorStack(emulators, extra_env={...}) as stack:`` (or ``start()``).
 
     The functions' settings are exactly ``extra_env`` (``AIPROD_*`` variables of this process
-    are not inherited), plus the emulator hosts, the stack's project and its prefix.
+    are not inherited, so tests stay isolated; ``aiprod dev`` passes its environment's
+    explicitly, ``dev.dev_env``), plus the emulator hosts, the stack's project and its prefix.
     """
 
     def __init__(
@@ -108,6 +114,25 @@ class EmulatorStack:
         """Stop every function process (after traffic gunicorn lingers ~2 s on keep-alives)."""
         stop_all(list(self.functions.values()), grace_s)
 
+    def restart(self, name: str) -> Child:
+        """Start a function again (after its process died) on its port, so its push
+        subscriptions keep their endpoint; on another port, repointing them, if that port
+        was taken meanwhile. Returns the new process once it answers HTTP."""
+        spec = topology.function(name)
+        old = self.functions[name]
+        old.stop(grace_s=0.0)  # what is left of its group (a worker may still hold the port)
+        try:
+            child = self._ready(self._spawn(spec, port=old.port, append_log=True))
+        except EmulatorStartError:
+            child = self._ready(self._spawn(spec, append_log=True))
+            repoint_push(self.bus, spec, child.url)
+        self.functions[name] = child
+        return child
+
+    def _ready(self, child: Child) -> Child:
+        self.startup_s[child.name] = wait_http([child], self._timeout_s)[child.name]
+        return child
+
     def call(self, function: str, timeout_s: float = 60.0) -> dict:
         """POST to an HTTP function (what Cloud Scheduler does) and return its JSON answer."""
         request = urllib.request.Request(self.functions[function].url, data=b"", method="POST")
@@ -134,11 +159,13 @@ class EmulatorStack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self, spec: topology.FunctionSpec) -> Child:
+    def _spawn(
+        self, spec: topology.FunctionSpec, port: int | None = None, append_log: bool = False
+    ) -> Child:
         source = self._root / "functions" / spec.name / "main.py"
         if not source.is_file():
             raise EmulatorNotFoundError(f"{source} is missing (run from a source checkout)")
-        port = free_port()
+        port = port or free_port()
         argv = [
             sys.executable,
             "-m",
@@ -156,7 +183,8 @@ class EmulatorStack:
             "FUNCTION_TARGET": spec.name,  # as deployed: the metrics' generic_task job
             "PYTHONUNBUFFERED": "1",
         }
-        return spawn(spec.name, argv, port, self.log_dir, env=env, cwd=self._root)
+        log_dir = self.log_dir
+        return spawn(spec.name, argv, port, log_dir, env=env, cwd=self._root, append=append_log)
 
 
 def _require_functions_framework() -> None:
