@@ -14,19 +14,21 @@ from collections.abc import Callable
 from typing import Any
 
 from aiprod.exceptions import OperatorInputError
-from aiprod_tools.cli import budget, capacity, deploy, dlq, jobs, local, report, spend
+from aiprod_tools.cli import budget, capacity, deploy, dlq, jobs, listing, local, report, spend
 from aiprod_tools.exceptions import UsageError
 
 Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) → its parser
 Handler = Callable[[argparse.Namespace], int]  # the parsed arguments → the exit status
 
 DESCRIPTION = (
-    "The ``aiprod`` command: demo, schema, submit, status, reconcile, dev. A table of subcommands."
+    "The ``aiprod`` command: demo, schema, submit, status, jobs, wait, reconcile, dev. A table of"
+    " subcommands."
 )
 GROUPS = {
     "budget": "today's budget per scope; set limits; audit",
     "capacity": "renders each backend runs at a time; set them without a deploy",
     "dlq": "the dead-letter inbox: list and replay",
+    "jobs": "find jobs",
     "spend": "the ledger against what the providers say ran",
 }
 COMMANDS: dict[str, tuple[Register, Handler]] = {
@@ -44,6 +46,8 @@ COMMANDS: dict[str, tuple[Register, Handler]] = {
     "schema": (jobs.add_schema, jobs.schema),
     "submit": (jobs.add_submit, jobs.submit),
     "status": (jobs.add_status, jobs.status),
+    "jobs list": (listing.add_list, listing.list_jobs),
+    "wait": (listing.add_wait, listing.wait),
     "reconcile": (local.add_reconcile, local.reconcile),
     "dev": (local.add_dev, local.dev),
 }
