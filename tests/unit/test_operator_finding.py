@@ -1,5 +1,6 @@
-"""Finding jobs (issue 12, part 4): ``aiprod jobs list`` and ``aiprod wait``, driven through
-the CLI against the embedded pipeline."""
+"""Finding jobs and circuits (issue 12, part 4): ``aiprod jobs list``, ``aiprod wait`` and
+``aiprod circuits`` (with an operator override, logged and audited), driven through the CLI
+against the embedded pipeline."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from aiprod.repositories import operator_audit
 from aiprod_tools import cli
 from aiprod_tools.cli import context, listing
 from support.scenarios import TEXT
@@ -90,3 +92,60 @@ def test_wait_gives_up_at_its_timeout(pipeline, run_cli):
     status, out, err = run_cli(p.app, "wait", "never", "--timeout", "0.05", "--interval", "0.01")
     assert status == listing.EXIT_TIMEOUT == 124
     assert out.strip() == "no job 'never' yet" and "still not over" in err
+
+
+def test_circuits_show_every_backend_and_the_output_store(pipeline, run_cli):
+    p = pipeline()
+    status, out, _ = run_cli(p.app, "circuits", "--json")
+
+    shown = json.loads(out)
+    assert status == 0 and shown["override"] is None
+    names = [c["backend"] for c in shown["circuits"]]
+    assert names == [*p.app.catalog.fallback_order, "output-store"]
+    assert all(c["state"] == "closed" and c["admits"] for c in shown["circuits"])
+    assert "output-store" in run_cli(p.app, "circuits")[1]
+
+
+def test_an_operator_opens_and_closes_a_circuit_logged_and_audited(
+    pipeline, clock, run_cli, monkeypatch
+):
+    # GIVEN an operator named in the environment
+    monkeypatch.setenv("AIPROD_OPERATOR", "alice@example.com")
+    p = pipeline()
+
+    # WHEN they open runway's circuit
+    status, out, err = run_cli(p.app, "circuits", "--open", "runway", "--json")
+
+    # THEN it is open and admits nothing
+    assert status == 0
+    shown = json.loads(out)
+    runway = next(c for c in shown["circuits"] if c["backend"] == "runway")
+    assert (runway["state"], runway["admits"]) == ("open", False)
+    # AND the change is audited: who, what, before and after
+    record = shown["override"]
+    stored = p.store.get(operator_audit.COLLECTION, record["audit_id"])
+    assert stored["operator"] == "alice@example.com" and stored["action"] == "circuit.open"
+    assert (stored["before"]["state"], stored["after"]["state"]) == ("closed", "open")
+    assert stored["target"] == "runway" and stored["at"] == p.app.clock()
+    # AND logged as one JSON line naming the operator
+    logged = json.loads(err.strip().splitlines()[-1])
+    assert (logged["operator"], logged["backend"]) == ("alice@example.com", "runway")
+    assert logged["event"] == "circuit.open" and logged["severity"] == "WARNING"
+    # AND routing honours it: a new job goes elsewhere
+    p.run(TEXT)
+    assert p.job("t1")["attempts"][0]["backend"] != "runway"
+
+    # WHEN they close it later THEN it admits again, and a second record says so
+    clock.advance(5)
+    status, out, _ = run_cli(p.app, "circuits", "--close", "runway")
+    assert status == 0 and "open -> closed by alice@example.com" in out
+    records = operator_audit.since(p.store, 0.0)
+    assert [r["action"] for r in records] == ["circuit.open", "circuit.close"]
+    assert p.store.get("backends", "runway")["state"] == "closed"
+
+
+def test_an_override_of_no_circuit_is_refused(pipeline, run_cli):
+    p = pipeline()
+    status, _, err = run_cli(p.app, "circuits", "--close", "midjourney")
+    assert status == 1 and "no circuit 'midjourney'" in err
+    assert operator_audit.since(p.store, 0.0) == []

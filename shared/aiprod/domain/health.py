@@ -19,6 +19,7 @@ PROBE_TIMEOUT_S = 600.0
 # (bucket missing or forbidden, storage down), new jobs are refused instead of paying
 # providers for renders that cannot be delivered.
 OUTPUT_STORE = "output-store"
+OPERATOR_OPENED = "operator_opened"  # the last_error of a circuit an operator opened
 
 
 class CircuitState(StrEnum):
@@ -76,6 +77,20 @@ class Circuit:
                 last_error=error,
             )
         return replace(self, consecutive_failures=failures, last_error=error)
+
+    def forced_open(self, now: float, hold_s: float) -> Circuit:
+        """An operator opens it: no attempt for ``hold_s``, then one probe decides as usual."""
+        return replace(
+            self,
+            state=CircuitState.OPEN,
+            open_until=now + hold_s,
+            probe_started_at=None,
+            last_error=OPERATOR_OPENED,
+        )
+
+    def forced_closed(self) -> Circuit:
+        """An operator closes it: as a successful probe would (failures and trips forgotten)."""
+        return self.record_success()
 
     def _probe_in_flight(self, now: float) -> bool:
         started = self.probe_started_at

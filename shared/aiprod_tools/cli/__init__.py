@@ -14,15 +14,26 @@ from collections.abc import Callable
 from typing import Any
 
 from aiprod.exceptions import OperatorInputError
-from aiprod_tools.cli import budget, capacity, deploy, dlq, jobs, listing, local, report, spend
+from aiprod_tools.cli import (
+    budget,
+    capacity,
+    circuits,
+    deploy,
+    dlq,
+    jobs,
+    listing,
+    local,
+    report,
+    spend,
+)
 from aiprod_tools.exceptions import UsageError
 
 Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) → its parser
 Handler = Callable[[argparse.Namespace], int]  # the parsed arguments → the exit status
 
 DESCRIPTION = (
-    "The ``aiprod`` command: demo, schema, submit, status, jobs, wait, reconcile, dev. A table of"
-    " subcommands."
+    "The ``aiprod`` command: demo, schema, submit, status, jobs, wait, circuits, reconcile, dev."
+    " A table of subcommands."
 )
 GROUPS = {
     "budget": "today's budget per scope; set limits; audit",
@@ -48,6 +59,7 @@ COMMANDS: dict[str, tuple[Register, Handler]] = {
     "status": (jobs.add_status, jobs.status),
     "jobs list": (listing.add_list, listing.list_jobs),
     "wait": (listing.add_wait, listing.wait),
+    "circuits": (circuits.add_circuits, circuits.circuits),
     "reconcile": (local.add_reconcile, local.reconcile),
     "dev": (local.add_dev, local.dev),
 }
