@@ -1,8 +1,9 @@
 """``aiprod circuits``: every circuit breaker (each backend's and the output store's), and
 an operator's override, made in one transaction with its audit record and logged.
 
-Opening holds the circuit open for ``hold_s`` (then one probe decides, as after a trip);
-closing forgets the failures and trips, as a successful probe would.
+Opening holds the circuit open for ``hold_s`` (a render already running that succeeds does
+not close it; then one probe decides, as after a trip); closing forgets the failures, trips
+and the hold, as a successful probe would.
 """
 
 from __future__ import annotations
