@@ -42,3 +42,8 @@ output "build_substitutions" {
     "_TF_STATE_BUCKET=${local.state_bucket}",
   ])
 }
+
+output "job_events_table" {
+  description = "Every job event, written by the BigQuery subscription (README: spend SQL)."
+  value       = "${google_bigquery_table.job_events.project}.${google_bigquery_table.job_events.dataset_id}.${google_bigquery_table.job_events.table_id}"
+}

@@ -26,6 +26,7 @@ CONTEXT_FIELDS = (
     "hold_micros",
     "cost_micros",
     "overrun_micros",
+    "operator",
 )
 trace_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from aiprod.repositories import circuits, dead_letters, jobs, ledger, unattributed
+from aiprod.repositories import (
+    circuits,
+    dead_letters,
+    jobs,
+    ledger,
+    operator_audit,
+    unattributed,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 RUNTIME, TOOLING = SHARED / "aiprod", SHARED / "aiprod_tools"
@@ -24,6 +31,7 @@ COLLECTIONS = {
     ledger.LIMITS,
     unattributed.COLLECTION,
     unattributed.RUNS,
+    operator_audit.COLLECTION,
 }
 # The standard library and pydantic: all the pure domain may import besides itself.
 DOMAIN_MAY_IMPORT = ("aiprod.domain", "pydantic", "__future__")

@@ -107,3 +107,35 @@ def test_late_failures_while_open_do_not_extend_the_cooldown():
     # THEN the circuit stays open until the same moment, with no extra trip
     assert late.state is CircuitState.OPEN
     assert (late.open_until, late.trips) == (circuit.open_until, circuit.trips)
+
+
+def test_an_operator_hold_outlasts_running_renders_until_its_probe():
+    # GIVEN an operator opened a closed circuit for 10 minutes
+    held = Circuit("runway").forced_open(T, 600)
+    assert (held.state, held.operator_hold, held.admits(T + 599)) == (
+        CircuitState.OPEN,
+        True,
+        False,
+    )
+
+    # WHEN a render that was already running succeeds, or fails THEN it stays open
+    assert held.record_success() == held
+    assert failed(held, 1).state is CircuitState.OPEN
+    assert failed(held, 1).record_success().state is CircuitState.OPEN
+    # AND after the hold one probe decides, as after a trip
+    probe = held.elect_probe(T + 600)
+    closed = probe.record_success()
+    assert (closed.state, closed.operator_hold, closed.admits(T + 600)) == (
+        CircuitState.CLOSED,
+        False,
+        True,
+    )
+    reopened = probe.record_failure(T + 601, "unavailable")
+    assert (reopened.state, reopened.operator_hold) == (CircuitState.OPEN, False)
+
+
+def test_an_operator_close_forgets_failures_trips_and_the_hold():
+    for circuit in (tripped(), Circuit("runway").forced_open(T, 600)):
+        closed = circuit.forced_closed()
+        assert (closed.state, closed.consecutive_failures, closed.trips) == ("closed", 0, 0)
+        assert (closed.operator_hold, closed.last_error, closed.admits(T)) == (False, None, True)

@@ -19,6 +19,7 @@ PROBE_TIMEOUT_S = 600.0
 # (bucket missing or forbidden, storage down), new jobs are refused instead of paying
 # providers for renders that cannot be delivered.
 OUTPUT_STORE = "output-store"
+OPERATOR_OPENED = "operator_opened"  # the last_error of a circuit an operator opened
 
 
 class CircuitState(StrEnum):
@@ -36,6 +37,9 @@ class Circuit:
     open_until: float = 0.0
     probe_started_at: float | None = None
     last_error: str | None = None
+    # An operator opened it (``aiprod circuits --open``): a render already running that
+    # succeeds does not close it; the probe after ``open_until`` (or ``--close``) does.
+    operator_hold: bool = False
 
     def admits(self, now: float) -> bool:
         """Would a new attempt be allowed now (closed, or a probe slot is free)?"""
@@ -51,6 +55,8 @@ class Circuit:
         return replace(self, state=CircuitState.HALF_OPEN, probe_started_at=now)
 
     def record_success(self) -> Circuit:
+        if self.operator_hold and self.state is CircuitState.OPEN:
+            return self
         return replace(
             self,
             state=CircuitState.CLOSED,
@@ -58,6 +64,7 @@ class Circuit:
             trips=0,
             probe_started_at=None,
             last_error=None,
+            operator_hold=False,
         )
 
     def record_failure(self, now: float, error: str) -> Circuit:
@@ -74,8 +81,24 @@ class Circuit:
                 open_until=now + cooldown,
                 probe_started_at=None,
                 last_error=error,
+                operator_hold=False,
             )
         return replace(self, consecutive_failures=failures, last_error=error)
+
+    def forced_open(self, now: float, hold_s: float) -> Circuit:
+        """An operator opens it: no attempt for ``hold_s``, then one probe decides as usual."""
+        return replace(
+            self,
+            state=CircuitState.OPEN,
+            open_until=now + hold_s,
+            probe_started_at=None,
+            last_error=OPERATOR_OPENED,
+            operator_hold=True,
+        )
+
+    def forced_closed(self) -> Circuit:
+        """An operator closes it: as a successful probe would (failures and trips forgotten)."""
+        return replace(self, operator_hold=False).record_success()
 
     def _probe_in_flight(self, now: float) -> bool:
         started = self.probe_started_at

@@ -89,6 +89,12 @@ def updated_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
     return readable(store.query(COLLECTION, "updated_at", ">=", since, limit))
 
 
+def created_since(store: DocumentStore, since: float, limit: int) -> list[Job]:
+    """Jobs created at or after ``since``, oldest first, at most ``limit`` (``aiprod jobs
+    list``: one single-field range query; any other filter is applied by the caller)."""
+    return readable(store.query(COLLECTION, "created_at", ">=", since, limit))
+
+
 def readable(docs: list[dict]) -> list[Job]:
     """The documents that decode; one that does not is logged and skipped, so it cannot
     block the others (the reconciler quarantines it)."""
