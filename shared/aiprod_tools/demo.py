@@ -18,6 +18,7 @@ from aiprod import logs, topology
 from aiprod.adapters.local_metrics import JsonLinesSink
 from aiprod.config import Settings
 from aiprod.domain.jobs import TERMINAL_STATUSES
+from aiprod.domain.messages import RejectReason
 from aiprod.domain.money import money
 from aiprod.repositories import jobs as job_records
 from aiprod.services.capacity_admin import set_capacity
@@ -66,14 +67,15 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     progress.join()
     jobs = [job_records.load(app.store, _job_id(line)) for line in lines]
     known = [job for job in jobs if job is not None]
-    invalid = len(lines) - len(known)
+    # an invalid line with a usable job_id is a REJECTED job (reason invalid); one without is not
+    invalid = len(lines) - len(known) + sum(j.reason == RejectReason.INVALID for j in known)
     out.write("\n" + jobs_table(known) + "\n\n")
     out.write(ledger_days_table(app.store, DEMO_SETTINGS) + "\n\n")
     done = [j for j in known if j.is_terminal]
     spent = sum(j.cost_micros for j in known)
     out.write(
-        f"{len(done)}/{len(known)} jobs finished, {invalid} rejected as invalid before becoming "
-        f"jobs; charged {money(spent)} in {time.time() - started:.1f}s. Logs: {log_path}\n"
+        f"{len(done)}/{len(known)} jobs finished ({invalid} of {len(lines)} lines rejected as "
+        f"invalid); charged {money(spent)} in {time.time() - started:.1f}s. Logs: {log_path}\n"
     )
     metrics.flush()
     out.write(

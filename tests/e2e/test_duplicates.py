@@ -1,6 +1,7 @@
 """At-least-once delivery through the real functions: every job message published twice, every
 render task and every outcome delivered twice, and still one render per attempt and one charge
-per job.
+per job; and a job_id reused for another payload refused with ``job.duplicate_rejected``, never
+an event of a failure type.
 
 Renders are counted at the provider itself. Replicate and veo are each scripted to refuse
 exactly one submit, number ``N + 1``, where ``N`` is the number of renders the batch needs
@@ -129,11 +130,15 @@ def test_duplicated_messages_render_once_per_attempt_and_charge_once(make_stack)
             stack.bus.publish(topology.JOBS, body)
             stack.bus.publish(topology.JOBS, body)
 
-        # THEN both deliveries found attempt 1 still DISPATCHED and each published its task
+        # THEN both deliveries found attempt 1 still DISPATCHED and each published its task;
+        # job.accepted went out for each job (once, unless the duplicate was handled before
+        # the first delivery noted it out: events are at least once)
         def both_routed() -> bool:
-            return all(tap.types_for(j).count("job.accepted") >= 2 for j in job_ids)
+            duplicates = count_logged(stack, "route_job", "duplicate job message")
+            return duplicates >= len(job_ids) and all(tap.has(j, "job.accepted") for j in job_ids)
 
         wait_for(both_routed, timeout=60, interval=0.5, describe=describe)
+        assert all(tap.types_for(j).count("job.accepted") <= 2 for j in job_ids), describe()
         first = {j: doc["attempts"][0]["backend"] for j, doc in job_docs(stack.store).items()}
 
     # WHEN the render subscriptions resume (each attempt-1 task is now delivered twice)
@@ -184,6 +189,25 @@ def test_duplicated_messages_render_once_per_attempt_and_charge_once(make_stack)
     assert job_docs(stack.store) == before_docs
     assert totals_by_scope(stack.store) == before_ledger
     assert len(tap.poll()) == before_events, [(e.job_id, e.type) for e in tap.events]
+
+    # AND a message reusing a job_id for another payload, on a job that succeeded and on one
+    # that failed, is refused with its own event type: nothing of a failure type is
+    # published, nothing is rendered, the jobs are untouched
+    conflicts = {"d1": "SUCCEEDED", "d8": "FAILED"}
+    for job_id in conflicts:
+        request = next(r for r, _ in JOBS if r["job_id"] == job_id)
+        stack.bus.publish(topology.JOBS, json.dumps({**request, "prompt": "another"}).encode())
+
+    def refused() -> list:
+        return [e for e in tap.poll() if e.type == "job.duplicate_rejected"]
+
+    wait_for(lambda: len(refused()) >= len(conflicts), timeout=30, describe=describe)
+    wait_quiet(stack)
+    assert {e.job_id: e.payload["status"] for e in refused()} == conflicts
+    assert all(e.payload["reason"] == "conflict" and e.payload["payload_hash"] for e in refused())
+    new_events = tap.poll()[before_events:]
+    assert [e.type for e in new_events] == ["job.duplicate_rejected"] * len(conflicts)
+    assert job_docs(stack.store) == before_docs
 
     # AND each job has exactly the attempts expected, one per backend tried
     for job_id, attempts in EXPECTED.items():

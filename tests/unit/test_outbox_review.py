@@ -302,12 +302,12 @@ def test_first_task_lost_at_admission_is_sent_with_the_accepted_event_by_the_red
     # WHEN a job arrives (route_job raises, Pub/Sub redelivers the job message)
     p.run(TEXT)
 
-    # THEN the redelivery sent job.accepted again (events are at least once) and the task:
-    # rendered once, completed, charged once
+    # THEN the redelivery sent the task, not job.accepted again (the job noted it out before
+    # the task's publish failed): rendered once, completed, charged once
     assert len(failed) == 1
     assert len(p.bus.published["render-runway"]) == 1
     kinds = [e["type"] for e in p.events(job_id="t1")]
-    assert kinds == ["job.accepted", "job.accepted", "job.completed"]
+    assert kinds == ["job.accepted", "job.completed"]
     assert len(p.submitted("runway")) == 1
     p.assert_books_balanced()
 
@@ -365,20 +365,25 @@ def test_rejection_lost_is_published_by_the_redelivery(pipeline):
 
 
 def test_conflict_rejection_lost_is_published_by_the_redelivery_with_the_new_tenant(pipeline):
-    # GIVEN a completed job, and the conflict's job.rejected failing to publish once
+    # GIVEN a completed job, and the conflict's job.duplicate_rejected failing to publish once
     p = pipeline()
     p.run(TEXT)
     original = p.job("t1")
-    failed = failing(p, topology.JOB_EVENTS, carrying=b'"job.rejected"')
+    failed = failing(p, topology.JOB_EVENTS, carrying=b'"job.duplicate_rejected"')
 
     # WHEN the job_id is reused for another request, of another tenant
     p.run({**TEXT, "prompt": "another prompt", "tenant": "other"})
 
-    # THEN one conflict rejection, addressed to the tenant that sent it; the job is untouched
+    # THEN one conflict refusal, addressed to the tenant that sent it; the job is untouched
     assert len(failed) == 1
-    [message] = [m for m in p.bus.published[topology.JOB_EVENTS] if b'"job.rejected"' in m.data]
+    kind = b'"job.duplicate_rejected"'
+    [message] = [m for m in p.bus.published[topology.JOB_EVENTS] if kind in m.data]
     assert json.loads(message.data)["reason"] == "conflict"
-    assert message.attributes == {"type": "job.rejected", "job_id": "t1", "tenant": "other"}
+    assert message.attributes == {
+        "type": "job.duplicate_rejected",
+        "job_id": "t1",
+        "tenant": "other",
+    }
     assert p.job("t1") == original
     assert len(p.submitted("runway")) == 1
 

@@ -9,6 +9,7 @@ scope's spend equal to the cost of its jobs.
 
 from __future__ import annotations
 
+from aiprod.domain.messages import JobRequest
 from support.scenarios import TEXT, attempts
 
 
@@ -19,11 +20,12 @@ def test_duplicate_job_message_renders_and_charges_once(pipeline):
     p = pipeline(workers=1)
     p.run(TEXT, TEXT, TEXT)
 
-    # THEN one render, one charge, one completion
+    # THEN one render, one charge, one acceptance, one completion
     assert len(p.submitted("runway")) == 1
     assert len(p.jobs()) == 1
     assert p.job("t1")["cost_micros"] == 600_000
     assert p.ledger()["spent_micros"] == 600_000
+    assert len(p.events("job.accepted")) == 1
     assert len(p.events("job.completed")) == 1
 
     # AND a redelivery after completion publishes nothing at all
@@ -43,9 +45,13 @@ def test_reused_job_id_with_another_payload_is_a_conflict(pipeline):
     # WHEN another request arrives under the same job_id
     p.run({**TEXT, "prompt": "something else entirely"})
 
-    # THEN it is rejected as a conflict and the original job is untouched
-    [rejected] = p.events("job.rejected", "t1")
-    assert rejected["reason"] == "conflict"
+    # THEN that message is refused with its own event type, carrying its payload's hash and
+    # the job's status; nothing says the job failed, and the job is untouched
+    [refused] = p.events("job.duplicate_rejected", "t1")
+    assert (refused["reason"], refused["status"]) == ("conflict", "SUCCEEDED")
+    other = JobRequest.model_validate({**TEXT, "prompt": "something else entirely"})
+    assert refused["payload_hash"] == other.payload_hash() != original["payload_hash"]
+    assert p.events("job.rejected") == p.events("job.failed") == []
     assert p.job("t1") == original
     assert len(p.submitted("runway")) == 1
     p.assert_books_balanced()

@@ -109,11 +109,15 @@ def test_hostile_payload_is_answered_never_raised(entry_point, monkeypatch, payl
     dead = app.bus.published["dead-letter"]
     if valid is None:
         assert len(events) + len(dead) == 1
+        stored = app.store.list("jobs")
         if events:
             event = json.loads(events[0].data)
             assert (event["type"], event["reason"]) == ("job.rejected", "invalid")
             assert event["message"]
-        assert app.store.list("jobs") == []
+            # its job_id was usable: the job is REJECTED, saying why
+            assert [(j["status"], j["message"]) for j in stored] == [("REJECTED", event["message"])]
+        else:
+            assert stored == []
         assert app.store.list("ledger") == []
     else:
         assert app.store.get("jobs", valid.job_id) is not None

@@ -1,4 +1,5 @@
-"""route_job on hostile input: every message is answered once, nothing escapes or is stored."""
+"""route_job on hostile input: every message is answered once, nothing escapes, and only a
+REJECTED job document is stored (when the message names a usable job_id)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def usable_job_id(data: bytes) -> str | None:
     return job_id if isinstance(job_id, str) and re.fullmatch(JOB_ID_PATTERN, job_id) else None
 
 
-def assert_answered_once_and_nothing_stored(data: bytes) -> None:
+def assert_answered_once_and_nothing_else_stored(data: bytes) -> None:
     # GIVEN a fresh embedded system
     app = embedded_app(Settings(poll_interval_s=0.0), workers=1)
     try:
@@ -128,8 +129,14 @@ def assert_answered_once_and_nothing_stored(data: bytes) -> None:
                 "invalid",
             )
             assert rejected["message"]
-        # AND nothing reached the store or any render topic
-        for collection in ("jobs", "ledger", "backends"):
+            # AND its job is REJECTED, saying why (``aiprod status`` explains it)
+            [job] = app.store.list("jobs")
+            assert (job["job_id"], job["status"], job["reason"]) == (job_id, "REJECTED", "invalid")
+            assert job["message"] == rejected["message"]
+        if job_id is None:
+            assert app.store.list("jobs") == []
+        # AND nothing else reached the store or any render topic
+        for collection in ("ledger", "backends"):
             assert app.store.list(collection) == []
         assert not any(app.bus.published[f"render-{b}"] for b in ("runway", "veo", "replicate"))
     finally:
@@ -138,11 +145,11 @@ def assert_answered_once_and_nothing_stored(data: bytes) -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=PAYLOADS)
-def test_invalid_job_message_gets_one_answer_and_writes_nothing(data):
+def test_invalid_job_message_gets_one_answer_and_writes_only_its_rejection(data):
     event(f"has a usable job_id: {usable_job_id(data) is not None}")
-    assert_answered_once_and_nothing_stored(data)
+    assert_answered_once_and_nothing_else_stored(data)
 
 
 @pytest.mark.parametrize("data", EDGE_CASES, ids=lambda d: repr(d[:30]))
-def test_pathological_job_message_gets_one_answer_and_writes_nothing(data):
-    assert_answered_once_and_nothing_stored(data)
+def test_pathological_job_message_gets_one_answer_and_writes_only_its_rejection(data):
+    assert_answered_once_and_nothing_else_stored(data)

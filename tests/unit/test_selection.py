@@ -117,7 +117,7 @@ def test_backend_allow_list_limits_the_chain():
         {"resolution": "1080p"},  # 5 s in 1080p: veo has no 5 s
         {"quality_min": 0.96},
         {"max_cost_usd": 0.09},
-        {"backends": ["sora"]},
+        {"backends": ["replicate"], "duration_s": 8, "resolution": "1080p"},
         {"aspect_ratio": "1:1", "resolution": "480p"},
     ],
 )
@@ -126,6 +126,15 @@ def test_no_capable_backend_is_a_rejection_with_a_reason(fields):
     assert result.rejection is RejectReason.NO_CAPABLE_BACKEND
     assert result.first is None and result.chain == ()
     assert result.message.startswith("no backend model supports text input")
+
+
+@pytest.mark.parametrize("backends", [["sora"], ["runway", "sora", "sora"], ["Runway"]])
+def test_an_unknown_backend_name_is_invalid_naming_the_field(backends):
+    result = plan(request(backends=backends))
+    assert result.rejection is RejectReason.INVALID
+    assert result.first is None and result.chain == ()
+    unknown = next(b for b in backends if b != "runway")
+    assert result.message.startswith(f"backends: unknown backend {unknown!r} (known: ")
 
 
 # -- priorities -------------------------------------------------------------------------------

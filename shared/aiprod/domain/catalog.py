@@ -102,6 +102,11 @@ class Catalog(_Data):
             raise ValueError(f"backends missing from fallback_order: {sorted(missing)}")
         return self
 
+    def unknown_backends(self, names: list[str] | None) -> list[str]:
+        """The names in ``names`` that are not one of this catalog's backends (the only
+        values a request's ``backends`` may list), in the order given, each once."""
+        return list(dict.fromkeys(n for n in names or () if n not in self.backends))
+
     def rank(self, backend: str) -> int:
         return self.fallback_order.index(backend)
 

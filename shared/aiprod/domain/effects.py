@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiprod.domain.job_events import event_for, rejection
+from aiprod.domain.job_events import event_for
 from aiprod.domain.jobs import Attempt, AttemptState, Job, JobStatus
 from aiprod.domain.messages import (
     EventType,
     JobEvent,
     JobRequest,
-    RejectReason,
     RenderOutcome,
     RenderTask,
 )
@@ -43,10 +42,14 @@ class PublishOutcome:
 @dataclass(frozen=True)
 class PublishEvent:
     """A job event, to the public events topic. ``final``: it ends the job
-    (``job.completed`` / ``job.failed``), and the job notes once it is out."""
+    (``job.completed`` / ``job.failed`` / ``job.rejected``), and the job notes once it is out
+    (``Job.announced``). ``admission``: the last of the job's admission events
+    (``job.accepted``, then ``job.queued`` when it waits for a slot), and the job notes once
+    it is out (``Job.accepted_announced``). A noted event is not owed again."""
 
     event: JobEvent
     final: bool = False
+    admission: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,23 +101,35 @@ def reported(job: Job) -> list[Effect]:
     return [PublishOutcome(attempt.outcome)]
 
 
-def after_admission(job: Job, conflict: bool, tenant: str | None) -> list[Effect]:
-    """What route_job owes for a job message: a conflicting reuse of the job_id is refused;
-    a rejected job is announced; while attempt 1 is unclaimed, ``job.accepted`` and then its
-    task (in that order: once the task is out it may be claimed, and nothing is owed after)."""
-    if conflict:
-        event = rejection(job.job_id, RejectReason.CONFLICT, CONFLICT_MESSAGE, tenant)
-        return [PublishEvent(event)]
+def after_admission(job: Job, refused: JobEvent | None = None) -> list[Effect]:
+    """What route_job owes for a job message, the first time and on every redelivery.
+
+    ``refused``: the message reused the job's job_id for another payload; its
+    ``job.duplicate_rejected`` is all it gets (the job owes nothing for it). A rejected job:
+    ``job.rejected`` until the job notes it out. While attempt 1 is unclaimed:
+    ``job.accepted`` (and ``job.queued``) until the job notes them out, then its task (in
+    that order: once the task is out it may be claimed, and nothing is owed after). So a
+    duplicate of a message whose events are out publishes none again (at most the unclaimed
+    task, which only one delivery can claim), and a redelivery after a crash before the
+    publish or the note publishes what is still owed.
+    """
+    if refused is not None:
+        return [PublishEvent(refused)]
     if job.status is JobStatus.REJECTED:
-        return [PublishEvent(event_for(job, EventType.REJECTED))]
+        rejected = PublishEvent(event_for(job, EventType.REJECTED), final=True)
+        return [] if job.announced else [rejected]
     attempt = job.current
     if attempt is None or attempt.number != 1:
         return []
-    accepted = PublishEvent(event_for(job, EventType.ACCEPTED))
     if attempt.state is AttemptState.QUEUED:
-        return [accepted, PublishEvent(event_for(job, EventType.QUEUED))]
+        if job.accepted_announced:
+            return []
+        queued = PublishEvent(event_for(job, EventType.QUEUED), admission=True)
+        return [PublishEvent(event_for(job, EventType.ACCEPTED)), queued]
     owed = dispatched(job)
-    return [accepted, *owed] if owed else []
+    if not owed or job.accepted_announced:
+        return owed
+    return [PublishEvent(event_for(job, EventType.ACCEPTED), admission=True), *owed]
 
 
 def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:

@@ -1,13 +1,14 @@
 """The job events users subscribe to, built from the job document. Pure.
 
-Events are at least once (a redelivered message may publish one again): consumers key on
-``job_id`` and ``type``.
+Each lifecycle event is published once per transition; a redelivery of a message whose first
+handling stopped before it noted the event out may publish it again (at least once):
+consumers key on ``job_id`` and ``type``.
 """
 
 from __future__ import annotations
 
 from aiprod.domain.jobs import Job
-from aiprod.domain.messages import AttemptSummary, EventType, JobEvent
+from aiprod.domain.messages import AttemptSummary, EventType, JobEvent, RejectReason
 from aiprod.domain.money import usd
 
 STATUS_OF = {
@@ -55,13 +56,19 @@ def event_for(job: Job, kind: EventType) -> JobEvent:
     )
 
 
-def rejection(job_id: str, reason: str, message: str, tenant: str | None = None) -> JobEvent:
-    """A rejection for a message that never became a job (invalid input, conflict)."""
+def duplicate_rejection(
+    job: Job, payload_hash: str, message: str, tenant: str | None, metadata: dict | None = None
+) -> JobEvent:
+    """A message that reused ``job``'s job_id for another payload is refused: addressed to
+    the tenant that sent it, echoing its metadata, with its payload's hash and the job's own
+    status (the job itself is untouched, and may well succeed)."""
     return JobEvent(
-        type=EventType.REJECTED,
-        job_id=job_id,
+        type=EventType.DUPLICATE_REJECTED,
+        job_id=job.job_id,
         tenant=tenant,
-        status="REJECTED",
-        reason=reason,
+        status=job.status.value,
+        reason=RejectReason.CONFLICT.value,
         message=message,
+        payload_hash=payload_hash,
+        metadata=metadata or {},
     )

@@ -92,7 +92,8 @@ class Job(BaseModel):
     created_at: float
     updated_at: float
     finished_at: float | None = None
-    announced: bool = False  # job.completed / job.failed is out (see effects.after_outcome)
+    announced: bool = False  # its final event is out (job.completed / failed / rejected)
+    accepted_announced: bool = False  # job.accepted (and job.queued) is out (after_admission)
 
     @property
     def is_terminal(self) -> bool:

@@ -6,14 +6,15 @@ message is rejected once, with an event, instead of crashing a function in a ret
 
 from __future__ import annotations
 
-import hashlib
 import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aiprod.domain import payloads
 from aiprod.domain.money import cap_micros
+from aiprod.domain.payloads import UNORDERED
 
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
@@ -58,6 +59,9 @@ class EventType(StrEnum):
     REJECTED = "job.rejected"
     COMPLETED = "job.completed"
     FAILED = "job.failed"
+    # A message reused a job's job_id for another payload: that message is refused, the job
+    # itself is untouched (never ``job.rejected``, which means this job failed).
+    DUPLICATE_REJECTED = "job.duplicate_rejected"
 
 
 class _Strict(BaseModel):
@@ -76,7 +80,10 @@ class JobRequest(_Strict):
     quality_min: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_cost_usd: Annotated[float | None, Field(gt=0.0, le=10_000.0)] = None
     priority: Priority = Priority.QUALITY
-    backends: Annotated[list[str] | None, Field(min_length=1, max_length=10)] = None
+    # An allow-list, not a preference order (the chain is ordered by ``priority`` and the
+    # catalog): its order is not part of the payload hash. Names are checked against the
+    # catalog at admission (``selection.plan_route``).
+    backends: Annotated[list[str] | None, Field(min_length=1, max_length=10), UNORDERED] = None
     tenant: Annotated[str | None, Field(pattern=TENANT_PATTERN)] = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
@@ -112,9 +119,13 @@ class JobRequest(_Strict):
         return None if self.max_cost_usd is None else cap_micros(self.max_cost_usd)
 
     def payload_hash(self) -> str:
-        """Stable fingerprint of the request, to tell a redelivery from a reused job_id."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """Canonical fingerprint of the request, to tell a redelivery from a reused job_id
+        (``domain.payloads``: defaults and the order of ``backends`` left out)."""
+        return payloads.payload_hash(self)
+
+    def same_payload(self, stored_hash: str) -> bool:
+        """Is this the request a job was stored with (in that job's hash version)?"""
+        return payloads.same_payload(stored_hash, self)
 
 
 class RenderTask(_Strict):
@@ -185,6 +196,8 @@ class JobEvent(_Strict):
     finished_at: float | None = None
     duration_s: float | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # job.duplicate_rejected only: the hash of the refused message's payload.
+    payload_hash: str | None = None
 
     def attributes(self) -> dict[str, str]:
         attrs = {"type": self.type.value, "job_id": self.job_id}

@@ -90,7 +90,11 @@ def plan_route(
     thresholds: Thresholds,
     now: float,
 ) -> Plan:
-    """Admission for a new job: capability, circuit state, then the budget policy."""
+    """Admission for a new job: known backend names, capability, circuit state, then the
+    budget policy."""
+    unknown = catalog.unknown_backends(request.backends)
+    if unknown:
+        return Plan(rejection=RejectReason.INVALID, message=_unknown_message(unknown, catalog))
     capable = candidates(request, catalog)
     if not capable:
         return Plan(
@@ -142,6 +146,13 @@ def fallback_steps(
 def _admits(circuits: Mapping[str, Circuit], backend: str, now: float) -> bool:
     circuit = circuits.get(backend)
     return circuit is None or circuit.admits(now)
+
+
+def _unknown_message(unknown: list[str], catalog: Catalog) -> str:
+    """Worded like a field error of the contract: the field, then why."""
+    names = ", ".join(repr(n) for n in unknown)
+    known = ", ".join(sorted(catalog.backends))
+    return f"backends: unknown backend {names} (known: {known})"
 
 
 def _no_capable_message(request: JobRequest) -> str:

@@ -159,8 +159,13 @@ def is_outcome_pending(job: Job, outcome: RenderOutcome) -> bool:
 
 
 def announce(job: Job) -> Job:
-    """The final event is out: a redelivered outcome need not publish it again."""
+    """The final event is out: a redelivered message need not publish it again."""
     return job.model_copy(update={"announced": True})
+
+
+def announce_accepted(job: Job) -> Job:
+    """job.accepted (and job.queued) is out: a duplicate job message need not publish it."""
+    return job.model_copy(update={"accepted_announced": True})
 
 
 def _lease(job: Job, attempt: Attempt, now: float, lease_s: float, claim_id: str | None) -> Job:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiprod.domain.jobs import Job
-from aiprod.domain.transitions import announce
+from aiprod.domain.transitions import announce, announce_accepted
 from aiprod.ports import DocumentStore, Transaction
 
 log = logging.getLogger(__name__)
@@ -114,5 +114,16 @@ def note_announced(store: DocumentStore, job_id: str) -> None:
         stored = load(tx, job_id)
         if stored is not None and not stored.announced:
             save(tx, announce(stored))
+
+    store.run_transaction(body)
+
+
+def note_accepted(store: DocumentStore, job_id: str) -> None:
+    """Mark the job's admission events (job.accepted, job.queued) as published."""
+
+    def body(tx: Transaction) -> None:
+        stored = load(tx, job_id)
+        if stored is not None and not stored.accepted_announced:
+            save(tx, announce_accepted(stored))
 
     store.run_transaction(body)

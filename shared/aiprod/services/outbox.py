@@ -51,17 +51,20 @@ class Outbox:
         event = effect.event
         self._bus.publish(topology.JOB_EVENTS, event.model_dump_json().encode(), event.attributes())
         if effect.final:
-            self._note_announced(event.job_id, event.type.value)
+            self._note(jobs.note_announced, event)
+        elif effect.admission:
+            self._note(jobs.note_accepted, event)
 
     def _dead_letter(self, effect: DeadLetter) -> None:
         attrs = {"reason": effect.reason, "source": effect.source}
         self._bus.publish(topology.DEAD_LETTER, effect.data, attrs)
 
-    def _note_announced(self, job_id: str, kind: str) -> None:
-        """Note on the job that its final event is out, so a redelivered outcome does not
-        publish it again. Failing to note only risks that repeat (events are at least once),
-        so it is logged and the invocation still succeeds."""
+    def _note(self, note: Callable[[DocumentStore, str], None], event) -> None:
+        """Note on the job that its final (or admission) event is out, so a redelivered
+        message does not publish it again. Failing to note only risks that repeat (events
+        are at least once), so it is logged and the invocation still succeeds."""
         try:
-            jobs.note_announced(self._store, job_id)
+            note(self._store, event.job_id)
         except TransientError as exc:
+            kind, job_id = event.type.value, event.job_id
             log.warning("could not note %s as published: %s", kind, exc, extra={"job_id": job_id})

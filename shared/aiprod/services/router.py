@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -15,9 +13,11 @@ from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.effects import CONFLICT_MESSAGE, Effect
 from aiprod.domain.health import OUTPUT_STORE
-from aiprod.domain.job_events import rejection
+from aiprod.domain.invalid_requests import Named, describe, invalid_job, salvage
+from aiprod.domain.job_events import duplicate_rejection
 from aiprod.domain.jobs import Job, JobStatus, new_job
-from aiprod.domain.messages import JOB_ID_PATTERN, JobRequest, RejectReason
+from aiprod.domain.messages import JobEvent, JobRequest, RejectReason
+from aiprod.domain.payloads import raw_payload_hash
 from aiprod.domain.selection import plan_route
 from aiprod.faults import checkpoint
 from aiprod.repositories import jobs
@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 class Admission:
     job: Job
     created: bool  # False: the job existed already (a redelivery or a reused job_id)
-    conflict: bool = False
+    refused: JobEvent | None = None  # job.duplicate_rejected: the message reused the job_id
     owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_admission``)
 
+    @property
+    def conflict(self) -> bool:
+        return self.refused is not None
 
-def _admitted(job: Job, created: bool, conflict: bool, tenant: str | None) -> Admission:
-    return Admission(job, created, conflict, tuple(effects.after_admission(job, conflict, tenant)))
+
+def _admitted(job: Job, created: bool, refused: JobEvent | None = None) -> Admission:
+    return Admission(job, created, refused, tuple(effects.after_admission(job, refused)))
 
 
 class Router:
@@ -49,8 +53,7 @@ class Router:
         try:
             request = JobRequest.model_validate_json(data)
         except ValidationError as exc:
-            self._outbox.send(self._reject_invalid(data, exc))
-            self._telemetry.job_rejected(RejectReason.INVALID)  # once sent: no job records it
+            self._handle_invalid(data, exc)
             return
         circuits = self._health.snapshot()
         now = self._clock()
@@ -67,8 +70,12 @@ class Router:
         payload_hash = request.payload_hash()
         existing = jobs.load(tx, request.job_id)
         if existing is not None:
-            conflict = existing.payload_hash != payload_hash
-            return _admitted(existing, False, conflict, request.tenant)
+            if request.same_payload(existing.payload_hash):
+                return _admitted(existing, False)
+            refused = duplicate_rejection(
+                existing, payload_hash, CONFLICT_MESSAGE, request.tenant, request.metadata
+            )
+            return _admitted(existing, False, refused)
         circuits = dict(circuits)
         self._health.refresh_for_probe(tx, circuits, now)
         plan = plan_route(request, self._catalog, circuits, budget, self._settings.thresholds, now)
@@ -76,7 +83,7 @@ class Router:
         if plan.first is None:
             job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)
             jobs.save(tx, job)
-            return _admitted(job, True, False, request.tenant)
+            return _admitted(job, True)
         chain = [c.step() for c in plan.chain]
         job = new_job(
             body,
@@ -101,7 +108,7 @@ class Router:
             self._health.claim_probe(tx, circuits.get(job.current.backend), now)
             self._health.claim_probe(tx, circuits.get(OUTPUT_STORE), now)
         jobs.save(tx, job)
-        return _admitted(job, True, False, request.tenant)
+        return _admitted(job, True)
 
     def _record(self, admission: Admission) -> None:
         """Log and count what the admission decided, before its messages go out."""
@@ -116,7 +123,7 @@ class Router:
             )
             self._telemetry.job_rejected(job.reason)
         elif job.status is JobStatus.REJECTED:
-            pass  # a redelivered rejected job: its event is published again, nothing counted
+            pass  # a redelivered rejected job: its event is owed only until noted out
         elif not admission.owed:
             log.info("duplicate job message: already under way", extra=context)
         elif not admission.created:
@@ -132,24 +139,39 @@ class Router:
                 extra={**context, "backend": attempt.backend, "attempt": 1},
             )
 
-    def _reject_invalid(self, data: bytes, exc: ValidationError) -> list[Effect]:
-        """An invalid request is answered with ``job.rejected`` when it names a usable job_id,
-        else it goes to the dead-letter topic (there is nobody to answer)."""
-        message = _describe(exc)
-        job_id = _salvage_job_id(data)
-        if job_id is None:
+    def _handle_invalid(self, data: bytes, exc: ValidationError) -> None:
+        """An invalid request that names a usable job_id is stored as a REJECTED job and
+        answered with ``job.rejected`` (``domain.invalid_requests``); one that does not goes
+        to the dead-letter topic (there is nobody to answer)."""
+        message, named = describe(exc), salvage(data)
+        if named is None:
             log.error(
                 "undecodable job message sent to dead-letter: %s",
                 message,
                 extra={"reason": RejectReason.INVALID.value},
             )
-            return [effects.DeadLetter(data, topology.JOBS, RejectReason.INVALID.value)]
-        log.warning(
-            "job rejected as invalid: %s",
-            message,
-            extra={"job_id": job_id, "reason": RejectReason.INVALID.value},
+            self._outbox.send([effects.DeadLetter(data, topology.JOBS, RejectReason.INVALID.value)])
+            self._telemetry.job_rejected(RejectReason.INVALID)  # once sent: no job records it
+            return
+        now = self._clock()
+        admission = self._store.run_transaction(
+            lambda tx: self._admit_invalid(tx, named, raw_payload_hash(data), message, now)
         )
-        return [effects.PublishEvent(rejection(job_id, RejectReason.INVALID, message))]
+        self._record(admission)
+        self._outbox.send(admission.owed)
+
+    def _admit_invalid(self, tx, named: Named, payload_hash: str, message: str, now: float):
+        existing = jobs.load(tx, named.job_id)
+        if existing is None:
+            job = invalid_job(named, payload_hash, message, now)
+            jobs.save(tx, job)
+            return _admitted(job, True)
+        if existing.payload_hash == payload_hash:
+            return _admitted(existing, False)
+        why = f"{CONFLICT_MESSAGE} (and this request is invalid: {message})"
+        return _admitted(
+            existing, False, duplicate_rejection(existing, payload_hash, why, named.tenant)
+        )
 
 
 def _rejected(body: dict, payload_hash: str, request: JobRequest, reason, message, now) -> Job:
@@ -163,23 +185,3 @@ def _rejected(body: dict, payload_hash: str, request: JobRequest, reason, messag
         message=message,
         finished_at=now,
     )
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)[:1000]
-
-
-def _salvage_job_id(data: bytes) -> str | None:
-    """The job_id of an invalid request, when it has a usable one to answer to."""
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    job_id = body.get("job_id") if isinstance(body, dict) else None
-    if isinstance(job_id, str) and re.fullmatch(JOB_ID_PATTERN, job_id):
-        return job_id
-    return None
