@@ -143,8 +143,10 @@ def test_a_function_whose_port_was_taken_restarts_elsewhere_and_its_pushes_follo
     os.killpg(dead.process.pid, signal.SIGKILL)
     dead.process.wait()
     squatter = socket.socket()
+    # (as a server would: the dead process's connections may hold the port in TIME_WAIT)
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        wait_for(lambda: _bound(squatter, dead.port), timeout=10, interval=0.05)
+        wait_for(lambda: _bound(squatter, dead.port), timeout=30, interval=0.05)
         squatter.listen()
 
         # WHEN it is restarted
