@@ -21,9 +21,6 @@ at concurrency 1 to show the gate refusing pushes, and the refused task delivere
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ import pytest
 from aiprod import topology
 from aiprod.repositories import slots
 from support import DEAD_LETTER_INBOX, collect_events, job_docs, terminal, wait_for
+from support.cli import aiprod
 from support.ledger import assert_books_balanced
 from support.logs import count_logged
 from support.push import push_paused
@@ -93,21 +91,6 @@ def tenant_b_requests(count: int) -> list[dict]:
         }
         for i in range(count)
     ]
-
-
-def aiprod(stack, *args: str) -> subprocess.CompletedProcess:
-    """The ``aiprod`` command against the stack, as an operator runs it (its settings from
-    the stack's environment: emulator hosts, project, prefix, budget)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIPROD_")} | stack.env
-    code = "import sys; from aiprod_tools.cli import main; sys.exit(main())"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @dataclass
