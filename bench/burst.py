@@ -35,6 +35,7 @@ import logging
 import sys
 import threading
 import time
+from collections import Counter
 
 from aiprod import topology
 from aiprod.domain.catalog import default_catalog
@@ -149,7 +150,7 @@ def run(jobs: int, latency: float, capacity: int, lanes: int, timeout_s: float) 
             for d in done:
                 firsts[d["attempts"][0]["backend"]] = firsts.get(d["attempts"][0]["backend"], 0) + 1
             detail = {
-                "statuses": _count(d.get("status", "?") for d in docs.values()),
+                "statuses": dict(Counter(d.get("status", "?") for d in docs.values())),
                 "first_backend": firsts,
                 "gates": gates,
                 "slot_samples": sampler.samples,
@@ -189,13 +190,6 @@ def missed(result: dict, latency: float) -> list[str]:
         "tenant_b": (result["tenant_b_p95_s"] or float("inf")) <= 3 * latency,
     }
     return [name for name, ok in checks.items() if not ok]
-
-
-def _count(values) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def main() -> int:

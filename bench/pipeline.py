@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 
 from aiprod import topology
 from aiprod.config import Settings
@@ -70,7 +71,7 @@ def run_emulator(count: int, rate: float, timeout_s: float) -> dict:
             last = max((d["finished_at"] for d in done.values()), default=start)
             return {
                 "completed": len(done),
-                "statuses": _count(d.get("status", "?") for d in docs.values()),
+                "statuses": dict(Counter(d.get("status", "?") for d in docs.values())),
                 "p50_s": round(percentile(latencies, 0.50), 3) if latencies else None,
                 "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
                 "max_s": round(max(latencies), 3) if latencies else None,
@@ -92,13 +93,6 @@ def run_embedded(count: int) -> float:
     elapsed = time.perf_counter() - start
     app.bus.close()
     return round(count / elapsed, 1)
-
-
-def _count(values) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def main() -> int:

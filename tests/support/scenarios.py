@@ -25,3 +25,20 @@ def runway_job(i: int) -> dict:
 
 def attempts(job: dict) -> list[tuple[str, str]]:
     return [(a["backend"], a["state"]) for a in job["attempts"]]
+
+
+def queue_job(job_id: str, tenant: str | None = None, **fields) -> dict:
+    """A job request for the render queue's scenarios (of ``tenant`` when given)."""
+    request = {"job_id": job_id, "prompt": f"a paper boat {job_id}", **fields}
+    return {**request, "tenant": tenant} if tenant else request
+
+
+def start_order(p, backend: str) -> list[str]:
+    """Job ids in the order their renders were created on ``backend``."""
+    owner = {
+        a["provider_task_id"]: j["job_id"]
+        for j in p.jobs()
+        for a in j["attempts"]
+        if a.get("provider_task_id")
+    }
+    return [owner[task] for task in p.submitted(backend)]

@@ -9,23 +9,8 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.repositories import jobs, queue
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
+from support.scenarios import queue_job, start_order
 from support.stuck import sweep
-
-
-def _job(job_id: str, tenant: str | None = None, **fields) -> dict:
-    request = {"job_id": job_id, "prompt": f"a paper boat {job_id}", **fields}
-    return {**request, "tenant": tenant} if tenant else request
-
-
-def _start_order(p, backend: str) -> list[str]:
-    """Job ids in the order their renders were created on ``backend``."""
-    owner = {
-        a["provider_task_id"]: j["job_id"]
-        for j in p.jobs()
-        for a in j["attempts"]
-        if a.get("provider_task_id")
-    }
-    return [owner[task] for task in p.submitted(backend)]
 
 
 def _capacities(p, **limits: int) -> None:
@@ -39,13 +24,13 @@ def test_a_small_tenant_is_served_between_a_big_tenants_batch(pipeline):
     _capacities(p, runway=2)
 
     # WHEN tenant "big" publishes 10 runway jobs and then tenant "small" publishes 3
-    big = [_job(f"big{i}", "big", backends=["runway"]) for i in range(10)]
-    small = [_job(f"small{i}", "small", backends=["runway"]) for i in range(3)]
+    big = [queue_job(f"big{i}", "big", backends=["runway"]) for i in range(10)]
+    small = [queue_job(f"small{i}", "small", backends=["runway"]) for i in range(3)]
     p.run(*big, *small)
 
     # THEN every job succeeded, and each freed slot went to the tenant holding fewer: the
     # small tenant's 3 jobs started before the big tenant's last 5
-    order = _start_order(p, "runway")
+    order = start_order(p, "runway")
     assert {j["status"] for j in p.jobs()} == {"SUCCEEDED"} and len(order) == 13
     assert order[:2] == ["big0", "big1"]
     assert max(order.index(f"small{i}") for i in range(3)) < order.index("big5")
@@ -59,11 +44,11 @@ def test_within_a_tenant_speed_jobs_go_first_then_the_oldest(pipeline):
     _capacities(p, runway=1)
 
     # WHEN one tenant publishes 3 quality jobs and then a speed job, all pinned to runway
-    quality = [_job(f"q{i}", "acme", backends=["runway"]) for i in range(3)]
-    p.run(*quality, _job("fast", "acme", backends=["runway"], priority="speed"))
+    quality = [queue_job(f"q{i}", "acme", backends=["runway"]) for i in range(3)]
+    p.run(*quality, queue_job("fast", "acme", backends=["runway"], priority="speed"))
 
     # THEN the speed job, published last, runs as soon as the first slot frees
-    assert _start_order(p, "runway") == ["q0", "fast", "q1", "q2"]
+    assert start_order(p, "runway") == ["q0", "fast", "q1", "q2"]
 
 
 def test_a_speed_job_takes_free_capacity_on_a_later_backend_at_once(pipeline):
@@ -76,7 +61,7 @@ def test_a_speed_job_takes_free_capacity_on_a_later_backend_at_once(pipeline):
     _capacities(p, replicate=1, runway=1)
 
     # WHEN 2 speed jobs arrive at once (chain: replicate, then runway)
-    p.run(_job("s0", priority="speed"), _job("s1", priority="speed"))
+    p.run(queue_job("s0", priority="speed"), queue_job("s1", priority="speed"))
 
     # THEN the second runs on runway from the start: one attempt each, neither queued, and
     # no fallback was counted
@@ -97,7 +82,7 @@ def test_a_backend_with_an_empty_queue_takes_speed_jobs_queued_elsewhere(pipelin
     _capacities(p, replicate=1, runway=1)
 
     # WHEN 4 speed jobs arrive at once: 2 start (one per backend), 2 wait for replicate
-    p.run(*[_job(f"s{i}", priority="speed") for i in range(4)])
+    p.run(*[queue_job(f"s{i}", priority="speed") for i in range(4)])
 
     # THEN runway, its own queue empty, took a job waiting for replicate as it freed: every
     # job ran once (no fallback), a waiting job ran on runway with its hold exchanged for
@@ -121,7 +106,7 @@ def test_a_job_that_waited_past_the_spill_bound_moves_to_a_free_backend(pipeline
         queue_spill_after_s=60,
     )
     _capacities(p, runway=1)
-    p.run(_job("first"), _job("second"))
+    p.run(queue_job("first"), queue_job("second"))
     assert p.job("second")["attempts"][0]["state"] == "QUEUED"
 
     # WHEN it has waited less than the bound, a sweep leaves it waiting for runway
@@ -148,7 +133,10 @@ def test_a_pinned_job_never_moves(pipeline, clock):
     _capacities(p, runway=1)
 
     # WHEN a job pinned to runway waits far past the bound
-    p.run(_job("first", backends=["runway"]), _job("pinned", backends=["runway"], priority="speed"))
+    p.run(
+        queue_job("first", backends=["runway"]),
+        queue_job("pinned", backends=["runway"], priority="speed"),
+    )
     clock.advance(600)
     sweep(p)
     p.drain()
@@ -164,7 +152,7 @@ def test_creates_per_minute_bound_how_many_renders_start_in_a_minute(pipeline, c
     set_capacity(p.store, default_catalog(), "runway", 10, creates_per_minute=2)
 
     # WHEN 5 runway jobs arrive at once
-    p.run(*[_job(f"r{i}", backends=["runway"]) for i in range(5)])
+    p.run(*[queue_job(f"r{i}", backends=["runway"]) for i in range(5)])
 
     # THEN 2 started this minute and 3 wait; each later minute's sweep starts 2 more
     def started() -> int:
@@ -183,10 +171,10 @@ def test_a_small_tenants_position_counts_turns_not_the_whole_queue(pipeline):
     # GIVEN runway running 1 render at a time, tenant "big" with 6 jobs waiting behind it
     p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     _capacities(p, runway=1)
-    p.run(*[_job(f"big{i}", "big", backends=["runway"]) for i in range(7)])
+    p.run(*[queue_job(f"big{i}", "big", backends=["runway"]) for i in range(7)])
 
     # WHEN tenant "small" queues 2 jobs
-    p.run(*[_job(f"small{i}", "small", backends=["runway"]) for i in range(2)])
+    p.run(*[queue_job(f"small{i}", "small", backends=["runway"]) for i in range(2)])
 
     # THEN its first job is next (0 ahead: the tenants take turns), its second after one
     # more of each tenant's; the big tenant's last job has its own 5 and small's 2 ahead
@@ -202,7 +190,7 @@ def test_a_small_capacity_keeps_the_whole_create_rate(pipeline, clock):
     set_capacity(p.store, default_catalog(), "veo", 1, creates_per_minute=10)
 
     # WHEN 6 veo jobs arrive within a minute
-    p.run(*[_job(f"v{i}", backends=["veo"], duration_s=8) for i in range(6)])
+    p.run(*[queue_job(f"v{i}", backends=["veo"], duration_s=8) for i in range(6)])
 
     # THEN all 6 ran in that minute, one at a time: the shard holding the one slot has the
     # whole rate, not an eighth of it

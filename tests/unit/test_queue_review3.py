@@ -17,29 +17,15 @@ from aiprod.repositories import slots as slot_records
 from aiprod.services import queue_gauges
 from aiprod.services.capacity_admin import set_capacity
 from aiprod.services.slots import SlotBook
+from support.scenarios import queue_job, start_order
 from support.stuck import sweep
 
 STALLED = {"simulation": {"runway": {"latency_s": 10_000}}, "render_deadline_s": 5}
 REPLICATE_HOLD, RUNWAY_HOLD = 100_000, 600_000  # a default 5 s job's holds (catalog prices)
 
 
-def _job(job_id: str, tenant: str | None = None, **fields) -> dict:
-    request = {"job_id": job_id, "prompt": f"a paper boat {job_id}", **fields}
-    return {**request, "tenant": tenant} if tenant else request
-
-
 def _attempts(p, job_id: str) -> list[tuple[str, str]]:
     return [(a["backend"], a["state"]) for a in p.job(job_id)["attempts"]]
-
-
-def _start_order(p, backend: str) -> list[str]:
-    owner = {
-        a["provider_task_id"]: j["job_id"]
-        for j in p.jobs()
-        for a in j["attempts"]
-        if a.get("provider_task_id")
-    }
-    return [owner[task] for task in p.submitted(backend)]
 
 
 def _capacity(p, backend: str, concurrent: int, **rate) -> None:
@@ -54,7 +40,7 @@ def test_a_queued_job_does_not_spill_to_a_backend_whose_circuit_is_open(pipeline
     # second job waiting for it, and replicate's circuit open for the next hour
     p = pipeline(workers=1, **STALLED, queue_spill_after_s=60)
     _capacity(p, "runway", 1)
-    p.run(_job("first"), _job("second"))
+    p.run(queue_job("first"), queue_job("second"))
     assert _attempts(p, "second") == [("runway", "QUEUED")]
     opened = Circuit(
         "replicate", CircuitState.OPEN, consecutive_failures=3, trips=1, open_until=clock() + 3600
@@ -79,9 +65,9 @@ def test_a_job_waiting_past_the_bound_spills_even_behind_its_tenants_pinned_spee
     p = pipeline(workers=1, **STALLED, queue_spill_after_s=60)
     _capacity(p, "runway", 1)
     p.run(
-        _job("first", "acme", backends=["runway"]),
-        _job("pinned", "acme", backends=["runway"], priority="speed"),
-        _job("movable", "acme"),
+        queue_job("first", "acme", backends=["runway"]),
+        queue_job("pinned", "acme", backends=["runway"], priority="speed"),
+        queue_job("movable", "acme"),
     )
     assert _attempts(p, "movable") == [("runway", "QUEUED")]
 
@@ -108,7 +94,7 @@ def test_a_spill_whose_new_hold_does_not_fit_leaves_the_job_waiting_and_the_book
     _capacity(p, "replicate", 1)
 
     # WHEN two speed jobs arrive: the second finds replicate full and runway's hold too big
-    p.run(_job("s0", priority="speed"), _job("s1", priority="speed"))
+    p.run(queue_job("s0", priority="speed"), queue_job("s1", priority="speed"))
     assert _attempts(p, "s1") == [("replicate", "QUEUED")]
     sweep(p)  # runway's queue is empty: it tries to take s1, whose runway hold does not fit
 
@@ -142,7 +128,7 @@ def test_a_spill_across_the_budget_day_boundary_moves_the_hold_to_the_new_day(pi
     today = budget_day(clock(), zone)
     while budget_day(clock() + 60, zone) == today:
         clock.advance(60)
-    p.run(_job("first"), _job("second"))
+    p.run(queue_job("first"), queue_job("second"))
     yesterday = p.day()
     assert _attempts(p, "second") == [("runway", "QUEUED")]
 
@@ -173,7 +159,7 @@ def test_a_spilled_job_that_fails_falls_back_to_the_backend_it_waited_for(pipeli
         queue_spill_after_s=60,
     )
     _capacity(p, "runway", 1)
-    p.run(_job("first"), _job("second"))
+    p.run(queue_job("first"), queue_job("second"))
 
     # WHEN it spills to replicate and fails there, and runway's slot frees later
     clock.advance(70)
@@ -192,9 +178,9 @@ def test_a_drainer_with_a_stale_pick_does_not_start_a_job_twice(pipeline, monkey
     # GIVEN runway with 2 slots, one taken, and one job waiting behind it
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 2)
-    p.run(_job("first", backends=["runway"]))
+    p.run(queue_job("first", backends=["runway"]))
     _capacity(p, "runway", 1)
-    p.run(_job("second", backends=["runway"]))
+    p.run(queue_job("second", backends=["runway"]))
     _capacity(p, "runway", 2)
     assert _attempts(p, "second") == [("runway", "QUEUED")]
 
@@ -210,7 +196,7 @@ def test_a_drainer_with_a_stale_pick_does_not_start_a_job_twice(pipeline, monkey
 
     # THEN it started once: one create, one more slot in use, the attempt moved once
     assert started == 1
-    assert _start_order(p, "runway") == ["first", "second"]
+    assert start_order(p, "runway") == ["first", "second"]
     assert slot_records.in_use(p.store, "runway") == 2
     assert _attempts(p, "second") == [("runway", "RUNNING")]
 
@@ -231,12 +217,12 @@ def test_a_drain_does_not_start_a_job_past_its_wall_time(pipeline, clock):
 
     # WHEN the first render ends (after the second job's wall time ran out) and its outcome
     # frees the slot and drains runway
-    p.run(_job("first", backends=["runway"]), _job("second", backends=["runway"]))
+    p.run(queue_job("first", backends=["runway"]), queue_job("second", backends=["runway"]))
     second = p.job("second")
     assert clock() > second["created_at"] + 100
 
     # THEN the second job was not rendered: it fails for its wall time, nothing sent
-    assert _start_order(p, "runway") == ["first"]
+    assert start_order(p, "runway") == ["first"]
 
 
 # --- position and gauges -----------------------------------------------------------------
@@ -246,9 +232,9 @@ def test_a_bounded_position_read_never_shows_a_deep_job_as_next(pipeline):
     # GIVEN runway full; tenant "zz" queues 3 jobs, then tenant "aa" queues 5
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 1)
-    p.run(_job("first", backends=["runway"]))
-    p.run(*[_job(f"z{i}", "zz", backends=["runway"]) for i in range(3)])
-    p.run(*[_job(f"a{i}", "aa", backends=["runway"]) for i in range(5)])
+    p.run(queue_job("first", backends=["runway"]))
+    p.run(*[queue_job(f"z{i}", "zz", backends=["runway"]) for i in range(3)])
+    p.run(*[queue_job(f"a{i}", "aa", backends=["runway"]) for i in range(5)])
 
     # WHEN z2's position is read with a bound of 3 ("3 means 3 or more")
     z2 = jobs.load(p.store, "z2")
@@ -271,9 +257,9 @@ def test_the_oldest_age_gauge_sees_a_late_tenants_old_job(pipeline, clock, monke
     # GIVEN runway full; tenant "zz" queued a job 1000 s ago, then tenant "aa" queued 5
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 1)
-    p.run(_job("first", backends=["runway"]), _job("z0", "zz", backends=["runway"]))
+    p.run(queue_job("first", backends=["runway"]), queue_job("z0", "zz", backends=["runway"]))
     clock.advance(1000)
-    p.run(*[_job(f"a{i}", "aa", backends=["runway"]) for i in range(5)])
+    p.run(*[queue_job(f"a{i}", "aa", backends=["runway"]) for i in range(5)])
 
     # WHEN the gauges are sampled with a read bound smaller than the queue (1000 in
     # production, 3 here)
@@ -290,8 +276,8 @@ def test_a_position_counts_the_tenants_served_first_for_holding_fewer_slots(pipe
     # tenant "b"'s first job
     p = pipeline(workers=1, simulation={"runway": {"latency_s": 100}}, render_deadline_s=5)
     _capacity(p, "runway", 2)
-    p.run(*[_job(f"a{i}", "a", backends=["runway"]) for i in range(3)])
-    p.run(_job("b0", "b", backends=["runway"]))
+    p.run(*[queue_job(f"a{i}", "a", backends=["runway"]) for i in range(3)])
+    p.run(queue_job("b0", "b", backends=["runway"]))
     shown = queue.queued_ahead(p.store, jobs.load(p.store, "a2"))
 
     # WHEN a's renders end and the freed slots are handed out
@@ -300,7 +286,7 @@ def test_a_position_counts_the_tenants_served_first_for_holding_fewer_slots(pipe
     sweep(p)
 
     # THEN b0 (its tenant holding none) started before a2, so a2 had 1 job ahead of it
-    order = _start_order(p, "runway")
+    order = start_order(p, "runway")
     assert order.index("b0") < order.index("a2")
     assert shown == 1
 
@@ -314,7 +300,7 @@ def test_a_low_create_rate_does_not_cap_renders_in_flight(pipeline, clock):
     _capacity(p, "runway", 8, creates_per_minute=2)
 
     # WHEN 8 runway jobs arrive and 4 minutes pass (a sweep each minute)
-    p.run(*[_job(f"r{i}", backends=["runway"]) for i in range(8)])
+    p.run(*[queue_job(f"r{i}", backends=["runway"]) for i in range(8)])
     for _ in range(4):
         clock.advance(60)
         sweep(p)
@@ -351,11 +337,11 @@ def test_queue_heads_reads_one_head_per_tenant_whatever_the_tenant_names(pipelin
     # (which sort before "|"), each with two jobs waiting, and untenanted jobs
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 1)
-    p.run(_job("first", backends=["runway"]))
+    p.run(queue_job("first", backends=["runway"]))
     tenants = ["a", "a-b", "a_b", "ab", "a0", "a-", "b", "0"]
     for n in range(2):
-        p.run(*[_job(f"j{i}.{n}", t, backends=["runway"]) for i, t in enumerate(tenants)])
-        p.run(_job(f"untenanted.{n}", backends=["runway"]))
+        p.run(*[queue_job(f"j{i}.{n}", t, backends=["runway"]) for i, t in enumerate(tenants)])
+        p.run(queue_job(f"untenanted.{n}", backends=["runway"]))
     assert len([j for j in p.jobs() if j["queue_key"]]) == 2 * len(tenants) + 2
 
     # THEN queue_heads has each tenant's oldest job once (untenanted as one tenant)
@@ -368,8 +354,8 @@ def test_the_fair_order_sees_a_tenant_past_the_first_hundred(pipeline):
     # 100 other tenants queue one job each
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 1)
-    p.run(_job("first", backends=["runway"]), _job("oldest", "zzz", backends=["runway"]))
-    p.run(*[_job(f"t{i:03d}", f"t{i:03d}", backends=["runway"]) for i in range(100)])
+    p.run(queue_job("first", backends=["runway"]), queue_job("oldest", "zzz", backends=["runway"]))
+    p.run(*[queue_job(f"t{i:03d}", f"t{i:03d}", backends=["runway"]) for i in range(100)])
 
     # THEN the queue's heads include zzz's job, the one the next free slot should go to
     assert "oldest" in {j.job_id for j in queue.queue_heads(p.store, "runway")}
@@ -404,7 +390,7 @@ def test_a_job_queued_behind_an_open_circuit_moves_to_a_free_backend_at_once(pip
     # runway, then replicate) well inside the spill bound, and runway's circuit then open
     p = pipeline(workers=1, **STALLED, queue_spill_after_s=3600)
     _capacity(p, "runway", 1)
-    p.run(_job("first"), _job("second"))
+    p.run(queue_job("first"), queue_job("second"))
     opened = Circuit(
         "runway", CircuitState.OPEN, consecutive_failures=3, trips=1, open_until=clock() + 3600
     )
@@ -423,7 +409,7 @@ def test_a_job_admitted_to_a_backend_starts_there_even_while_its_circuit_is_open
     # GIVEN runway full, a job pinned to runway waiting for it, and runway's circuit open
     p = pipeline(workers=1, **STALLED)
     _capacity(p, "runway", 1)
-    p.run(_job("first", backends=["runway"]), _job("pinned", backends=["runway"]))
+    p.run(queue_job("first", backends=["runway"]), queue_job("pinned", backends=["runway"]))
     opened = Circuit(
         "runway", CircuitState.OPEN, consecutive_failures=3, trips=1, open_until=clock() + 3600
     )

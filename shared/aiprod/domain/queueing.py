@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiprod.domain.jobs import AttemptState, ChainStep, Job, queue_rank, replace_attempt
+from aiprod.domain.jobs import Attempt, AttemptState, ChainStep, Job, queue_rank, replace_attempt
 from aiprod.domain.messages import Priority
 from aiprod.domain.slots import tenant_key
 
@@ -29,6 +29,12 @@ def with_slot(job: Job, slot_key: str | None, now: float) -> Job:
         update={"state": AttemptState.QUEUED, "queued_at": now, "lease_expires_at": None}
     )
     return replace_attempt(job, queued, now)
+
+
+def frees_slot(attempt: Attempt | None) -> bool:
+    """Does closing this attempt give its render slot back? Not while a late provider task
+    still renders for it: the slot is kept until that task is charged."""
+    return attempt is not None and attempt.slot_key is not None and attempt.late_task_lease is None
 
 
 def is_queued(job: Job) -> bool:

@@ -109,21 +109,18 @@ def readable(docs: list[dict]) -> list[Job]:
 
 def note_announced(store: DocumentStore, job_id: str) -> None:
     """Mark the job's final event as published, in its own small transaction."""
-
-    def body(tx: Transaction) -> None:
-        stored = load(tx, job_id)
-        if stored is not None and not stored.announced:
-            save(tx, announce(stored))
-
-    store.run_transaction(body)
+    _note(store, job_id, lambda job: job.announced, announce)
 
 
 def note_accepted(store: DocumentStore, job_id: str) -> None:
     """Mark the job's admission events (job.accepted, job.queued) as published."""
+    _note(store, job_id, lambda job: job.accepted_announced, announce_accepted)
 
+
+def _note(store: DocumentStore, job_id: str, noted, mark) -> None:
     def body(tx: Transaction) -> None:
         stored = load(tx, job_id)
-        if stored is not None and not stored.accepted_announced:
-            save(tx, announce_accepted(stored))
+        if stored is not None and not noted(stored):
+            save(tx, mark(stored))
 
     store.run_transaction(body)

@@ -15,6 +15,7 @@ from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
+from aiprod.domain.queueing import frees_slot
 from aiprod.domain.transitions import close_attempt, fail, is_outcome_pending, succeed
 from aiprod.faults import checkpoint
 from aiprod.ports import Transaction
@@ -77,9 +78,7 @@ class OutcomeHandler:
         kept = self._health.record_output_store(outcome, now, circuits.get(OUTPUT_STORE))
         _note_circuit(OUTPUT_STORE, kept, context)
         self._follow_up(result, outcome, context)
-        closed = result.job.attempt(outcome.attempt)
-        gave_back = closed is not None and closed.slot_key and closed.late_task_lease is None
-        if gave_back and self._queue is not None:
+        if frees_slot(result.job.attempt(outcome.attempt)) and self._queue is not None:
             self._drain(outcome.backend, context)
 
     def _drain(self, backend: str, context: dict) -> None:
@@ -107,8 +106,7 @@ class OutcomeHandler:
         self._ledger.settle(tx, attempt.ledger_keys, attempt.hold_micros, outcome.cost_micros)
         job = close_attempt(job, outcome, now)
         closed = job.require(outcome.attempt)
-        if closed.slot_key is not None and closed.late_task_lease is None and self._slots:
-            # (a task still rendering at the provider keeps its slot until it is charged)
+        if frees_slot(closed) and self._slots:
             self._slots.give_back(tx, closed.slot_key, job.tenant)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
