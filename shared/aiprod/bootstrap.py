@@ -23,6 +23,7 @@ from aiprod.domain.health import OUTPUT_STORE
 from aiprod.ports import Bus, DocumentStore, MetricSink, SpendSource, VideoBackend
 from aiprod.services.books import Books
 from aiprod.services.health import HealthBook
+from aiprod.services.job_control import JobControl
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.outcome import OutcomeHandler
@@ -152,6 +153,10 @@ class App:
         return OutcomeHandler(self.books)
 
     @built_once
+    def job_control(self) -> JobControl:
+        return JobControl(self.store, self.outbox, self.settings, self.clock, self.backend)
+
+    @built_once
     def reconciler(self) -> Reconciler:
         return Reconciler(
             self.store,
@@ -243,6 +248,7 @@ cloud_app.cache_clear = _cloud_app_unlocked.cache_clear  # type: ignore[attr-def
 HANDLERS: dict[str, Callable[[App], Callable[[bytes, dict[str, str]], None]]] = {
     "route_job": lambda app: app.router.handle,
     "handle_outcome": lambda app: app.outcomes.handle,
+    "control_job": lambda app: app.job_control.handle,
     **{f"render_{b}": (lambda app, b=b: app.renderer(b).handle) for b in topology.BACKENDS},
 }
 SCHEDULED: dict[str, Callable[[App], Callable[[], object]]] = {

@@ -16,6 +16,7 @@ JOBS = "jobs"
 RENDER_OUTCOMES = "render-outcomes"
 JOB_EVENTS = "job-events"
 DEAD_LETTER = "dead-letter"
+JOB_CONTROL = "job-control"
 BACKENDS = ("runway", "veo", "replicate")
 
 MAX_DELIVERY_ATTEMPTS = 5

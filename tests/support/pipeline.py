@@ -116,7 +116,7 @@ class Pipeline:
         self.assert_ledger_matches_attempts(seeded)
         jobs = self.jobs()
         for job in jobs:
-            assert job["status"] in ("SUCCEEDED", "FAILED", "REJECTED"), job["job_id"]
+            assert job["status"] in ("SUCCEEDED", "FAILED", "REJECTED", "CANCELLED"), job["job_id"]
             assert job["cost_micros"] == sum(a["cost_micros"] for a in job["attempts"])
         ledger = self.store.list(SHARDS)
         assert all(doc["held_micros"] == 0 for doc in ledger)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiprod.domain.job_events import event_for
+from aiprod.domain.cancellation import CancelRefusal, CancelStep, cancel_came_too_late
+from aiprod.domain.job_events import cancel_refusal, event_for
 from aiprod.domain.jobs import Attempt, AttemptState, Job, JobStatus
 from aiprod.domain.messages import (
     EventType,
@@ -23,6 +24,16 @@ from aiprod.domain.messages import (
 )
 
 CONFLICT_MESSAGE = "job_id was already used for a different request"
+# The final event of a job an outcome ended, by the job's status.
+FINAL_EVENT = {
+    JobStatus.SUCCEEDED: EventType.COMPLETED,
+    JobStatus.FAILED: EventType.FAILED,
+    JobStatus.CANCELLED: EventType.CANCELLED,
+}
+TOO_LATE = (
+    CancelRefusal.FINISHED_FIRST.value,
+    "the render finished before the cancel reached it: the job succeeded and is charged",
+)
 
 
 @dataclass(frozen=True)
@@ -137,11 +148,31 @@ def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:
     when this outcome ended the job (until the job notes it out), or the next attempt's task
     when this outcome dispatched it and nobody has claimed it yet."""
     last = len(job.attempts)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and outcome.attempt == last:
+    if job.is_terminal and job.status in FINAL_EVENT and outcome.attempt == last:
         if job.announced:
             return []
-        kind = EventType.COMPLETED if job.status is JobStatus.SUCCEEDED else EventType.FAILED
-        return [PublishEvent(event_for(job, kind), final=True)]
+        final = PublishEvent(event_for(job, FINAL_EVENT[job.status]), final=True)
+        if cancel_came_too_late(job):  # said before the final event: that one is noted
+            return [PublishEvent(cancel_refusal(job, job.job_id, *TOO_LATE)), final]
+        return [final]
     if job.status is JobStatus.RUNNING and outcome.attempt == last - 1:
         return dispatched(job)
+    return []
+
+
+def after_cancel(job: Job | None, step: CancelStep, job_id: str) -> list[Effect]:
+    """What a cancel request owes, the first time and on every redelivery: a refusal for
+    whoever asked (no such job, or over already), or the outcome stored on the attempt while
+    handle_outcome has not applied it (it ends the job CANCELLED, charging what it cost)."""
+    if job is None or step is CancelStep.NOT_FOUND:
+        refusal = cancel_refusal(None, job_id, CancelRefusal.NOT_FOUND.value, "no such job")
+        return [PublishEvent(refusal)]
+    if step is CancelStep.FINISHED:
+        message = f"the job was over ({job.status.value}) when the cancel arrived"
+        refused = cancel_refusal(job, job_id, CancelRefusal.ALREADY_FINISHED.value, message)
+        return [PublishEvent(refused)]
+    if job.status is JobStatus.CANCELLED and not job.attempts and not job.announced:
+        return [PublishEvent(event_for(job, EventType.CANCELLED), final=True)]
+    if step in (CancelStep.CLOSE, CancelStep.AWAIT_OUTCOME):
+        return reported(job)
     return []

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     LEASE_EXPIRED = "lease_expired"  # nobody finished the attempt (domain/leases)
     WALL_TIME_EXCEEDED = "wall_time_exceeded"  # the job ran past its wall-time cap
     POLL_FAILED = "poll_failed"  # a poll raised, or its answer could not be read (UNKNOWN)
+    CANCEL_REQUESTED = "cancel_requested"  # the job was cancelled (domain/cancellation)
     # The simulated provider's defaults (adapters/simulated; AIPROD_SIMULATION may name any).
     UNAVAILABLE = "unavailable"  # a scripted outage refused the submit
     RENDER_FAILED = "render_failed"  # a scripted failure of a submitted render

@@ -17,6 +17,7 @@ STATUS_OF = {
     EventType.REJECTED: "REJECTED",
     EventType.COMPLETED: "SUCCEEDED",
     EventType.FAILED: "FAILED",
+    EventType.CANCELLED: "CANCELLED",
 }
 
 
@@ -71,4 +72,20 @@ def duplicate_rejection(
         message=message,
         payload_hash=payload_hash,
         metadata=metadata or {},
+    )
+
+
+def cancel_refusal(job: Job | None, job_id: str, reason: str, message: str) -> JobEvent:
+    """A cancel that did not cancel, to whoever asked: the job's own status (``UNKNOWN``
+    when there is no such job) and why (``cancellation.CancelRefusal``)."""
+    return JobEvent(
+        type=EventType.CANCEL_REFUSED,
+        job_id=job_id,
+        tenant=None if job is None else job.tenant,
+        status="UNKNOWN" if job is None else job.status.value,
+        reason=reason,
+        message=message,
+        cost_micros=0 if job is None else job.cost_micros,
+        cost_usd=usd(0 if job is None else job.cost_micros),
+        metadata={} if job is None else job.request.get("metadata", {}),
     )

@@ -19,9 +19,12 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"  # a cancel request ended it (``domain.cancellation``)
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED})
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED}
+)
 
 
 class AttemptState(StrEnum):
@@ -38,6 +41,15 @@ class ChainStep(BaseModel):
     backend: str
     model: str
     hold_micros: int
+
+
+class CancelRequest(BaseModel):
+    """A cancel asked for (``aiprod cancel``, or a message on the control topic): kept on the
+    job from the request on, so every handler that ends the job ends it CANCELLED."""
+
+    reason: str = ""
+    requested_by: str | None = None
+    requested_at: float
 
 
 class Attempt(BaseModel):
@@ -94,6 +106,7 @@ class Job(BaseModel):
     finished_at: float | None = None
     announced: bool = False  # its final event is out (job.completed / failed / rejected)
     accepted_announced: bool = False  # job.accepted (and job.queued) is out (after_admission)
+    cancel: CancelRequest | None = None  # a cancel was asked for: the job ends CANCELLED
 
     @property
     def is_terminal(self) -> bool:

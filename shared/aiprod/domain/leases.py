@@ -114,7 +114,7 @@ def timeout_outcome(job: Job, now: float) -> RenderOutcome:
     if attempt.error_code in UNCONFIRMED_SUBMIT_CODES and attempt.provider_task_id is None:
         code = ErrorCode.SUBMIT_UNCONFIRMED
         message = f"attempt {attempt.number}: the provider never confirmed its create"
-    return _failure(job, attempt, ErrorClass.FALLBACK, code, message, now)
+    return closing_outcome(job, attempt, ErrorClass.FALLBACK, code, message, now)
 
 
 def possible_charge(attempt: Attempt) -> int:
@@ -153,14 +153,16 @@ def unconfirmed_create(attempt: Attempt) -> bool:
 
 def overdue_outcome(job: Job, now: float) -> RenderOutcome:
     message = f"the job ran past its wall-time limit of {job.max_wall_s:.0f} s"
-    return _failure(
+    return closing_outcome(
         job, job.current, ErrorClass.TERMINAL, ErrorCode.WALL_TIME_EXCEEDED, message, now
     )
 
 
-def _failure(
+def closing_outcome(
     job: Job, attempt: Attempt, cls: ErrorClass, code: ErrorCode, message: str, now: float
 ) -> RenderOutcome:
+    """The outcome we store when we close an attempt ourselves, with no final answer from its
+    provider: it charges ``possible_charge`` (a stored task goes on as a late task)."""
     charge = possible_charge(attempt)
     estimated = bool(charge) and not attempt.known_cost_micros
     if estimated:

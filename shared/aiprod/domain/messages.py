@@ -62,6 +62,10 @@ class EventType(StrEnum):
     # A message reused a job's job_id for another payload: that message is refused, the job
     # itself is untouched (never ``job.rejected``, which means this job failed).
     DUPLICATE_REJECTED = "job.duplicate_rejected"
+    CANCELLED = "job.cancelled"  # a cancel ended the job (what it cost is charged)
+    # A cancel that did not cancel: no such job, over already, or its render finished first
+    # (the job itself keeps its own status and events).
+    CANCEL_REFUSED = "job.cancel_refused"
 
 
 class _Strict(BaseModel):
@@ -126,6 +130,20 @@ class JobRequest(_Strict):
     def same_payload(self, stored_hash: str) -> bool:
         """Is this the request a job was stored with (in that job's hash version)?"""
         return payloads.same_payload(stored_hash, self)
+
+
+class ControlAction(StrEnum):
+    CANCEL = "cancel"
+
+
+class ControlRequest(_Strict):
+    """A message on the control topic (``job-control``), from ``aiprod cancel`` or any
+    client allowed to publish there: for now, cancel one job."""
+
+    action: ControlAction
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+    reason: Annotated[str, Field(max_length=500)] = ""
+    requested_by: Annotated[str | None, Field(max_length=200)] = None
 
 
 class RenderTask(_Strict):

@@ -28,6 +28,7 @@ NOT_PROVIDER_HEALTH = frozenset(
         ErrorCode.CONTENT_POLICY,
         ErrorCode.LEASE_EXPIRED,
         ErrorCode.OUTPUT_STORE_UNAVAILABLE,
+        ErrorCode.CANCELLED,  # we asked for it (a cancel, or a late task nobody will use)
     }
 )
 
@@ -37,6 +38,7 @@ class Next(StrEnum):
     FALLBACK = "fallback"
     FAIL = "fail"
     WAIT = "wait"  # outcome unknown: keep the hold, let the stored task be polled again
+    CANCEL = "cancel"  # a cancel was asked for: the job ends CANCELLED (domain.cancellation)
 
 
 @dataclass(frozen=True)

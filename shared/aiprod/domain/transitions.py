@@ -14,7 +14,9 @@ from aiprod.domain.leases import nothing_sent
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 
 # Closing codes that are our decision, not the provider's answer: a stored task may still run.
-CLOSED_BY_US = frozenset({ErrorCode.WALL_TIME_EXCEEDED, ErrorCode.LEASE_EXPIRED})
+CLOSED_BY_US = frozenset(
+    {ErrorCode.WALL_TIME_EXCEEDED, ErrorCode.LEASE_EXPIRED, ErrorCode.CANCEL_REQUESTED}
+)
 
 
 class Claim(StrEnum):

@@ -104,6 +104,8 @@ class AttemptCosts:
         if result.settles_cost:
             charged = self.charge_late(job.job_id, attempt.number, result.cost_micros)
             return "skipped" if charged is None else "late_charged"
+        context = {"job_id": job.job_id, "attempt": attempt.number, "backend": attempt.backend}
+        stop_late_task(backend, attempt.provider_task_id, task, context)
         waited = now - (attempt.finished_at or now)
         given_up = waited > LATE_TASK_GIVE_UP_S
         if given_up:
@@ -131,3 +133,16 @@ class AttemptCosts:
                     self._free_slot(tx, job.tenant, job.require(number))
 
         self._store.run_transaction(body)
+
+
+def stop_late_task(backend: VideoBackend, task_id: str, task, context: dict) -> None:
+    """A late task renders for an attempt that is closed: nobody will use its output, so its
+    provider is asked to stop it where it can (its cost is still charged when it ends). A
+    refused or failed stop is logged; the task is followed and charged all the same."""
+    if not backend.can_cancel:
+        return
+    try:
+        backend.cancel(task_id, task)
+        log.info("late provider task asked to stop", extra={**context, "event": "late_task_stop"})
+    except Exception:
+        log.warning("late provider task not stopped; still followed", extra=context, exc_info=True)

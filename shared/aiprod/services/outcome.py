@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from aiprod import topology
 from aiprod.domain import effects
 from aiprod.domain.budget import budget_day
+from aiprod.domain.cancellation import end_cancelled, ends_cancelled
 from aiprod.domain.effects import Effect
 from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import Job
@@ -110,6 +111,8 @@ class OutcomeHandler:
             self._slots.give_back(tx, closed.slot_key, job.tenant)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
+        elif ends_cancelled(job, outcome):  # a cancelled job neither retries nor falls back
+            job, decision = end_cancelled(job, now), Next.CANCEL
         else:
             job, decision = self._continue(tx, job, outcome, plan, circuits, now)
         jobs.save(tx, job)
@@ -153,6 +156,9 @@ class OutcomeHandler:
             )
             if result.decision is Next.FALLBACK:
                 self._telemetry.fallback(outcome.backend, nxt.backend)
+        elif result.decision is Next.CANCEL:
+            log.info("job cancelled: %s", job.message, extra={**context, "event": "job_cancelled"})
+            self._telemetry.job_finished(job)
         elif result.decision is Next.FAIL:
             log.warning("job failed: %s", job.message, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_finished(job)

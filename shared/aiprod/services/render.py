@@ -27,7 +27,7 @@ from aiprod.exceptions import ClaimLostError, ProviderError
 from aiprod.faults import checkpoint
 from aiprod.ports import DocumentStore, ProviderResult, VideoBackend
 from aiprod.repositories import jobs
-from aiprod.services.attempt_costs import AttemptCosts
+from aiprod.services.attempt_costs import AttemptCosts, stop_late_task
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.provider_calls import look, outcome_for, result_of
@@ -167,13 +167,15 @@ class Renderer:
 
     def _after_close(self, task: RenderTask, task_id: str, stored: Stored) -> None:
         """The create answered after its attempt was closed: the task is kept as a late task
-        of that attempt. Follow it until the render deadline and charge what it cost; if it
+        of that attempt. Nobody will use its render, so its provider is asked to stop it
+        where it can; follow it until the render deadline and charge what it cost; if it
         is still running then, the reconciler polls it later."""
         context = {**_ctx(task), "provider_task_id": task_id}
         if stored is Stored.LOST:
             log.error("provider task %s has no attempt to go to", task_id, extra=context)
             return
         log.warning("create answered after its attempt closed: a late task", extra=context)
+        stop_late_task(self._backend, task_id, task, context)
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
             result = look(self._backend, task_id, task)

@@ -16,6 +16,8 @@ from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.money import as_usd
 from aiprod.ports import MetricSink, NullSink
 
+FINISHED_STATUS = {JobStatus.SUCCEEDED: "completed", JobStatus.CANCELLED: "cancelled"}
+
 
 class Telemetry:
     def __init__(self, sink: MetricSink, catalog: Catalog | None = None):
@@ -29,12 +31,14 @@ class Telemetry:
         self.sink.count(m.JOBS_REJECTED, {"reason": reason or "unknown"})
 
     def job_finished(self, job: Job) -> None:
-        """A job reached SUCCEEDED or FAILED: the SLO counters, duration, cost, quality."""
+        """A job reached SUCCEEDED, FAILED or CANCELLED: the SLO counters, duration, cost,
+        quality. A cancelled job is counted apart (``status="cancelled"``): the latency SLO
+        counts completed and failed jobs only, so a user's cancel is not our slowness."""
         completed = job.status is JobStatus.SUCCEEDED
         backend = job.current.backend if job.current else "none"
         duration = max(0.0, (job.finished_at or job.updated_at) - job.created_at)
         quality = self._quality(job) if completed else None
-        status = "completed" if completed else "failed"
+        status = FINISHED_STATUS.get(job.status, "failed")
         self.sink.count(
             m.JOBS_FINISHED,
             {

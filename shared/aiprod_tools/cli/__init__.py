@@ -17,6 +17,7 @@ from typing import Any
 from aiprod.exceptions import OperatorInputError
 from aiprod_tools.cli import (
     budget,
+    cancel,
     capacity,
     circuits,
     deploy,
@@ -33,8 +34,8 @@ Register = Callable[[Any, str], argparse.ArgumentParser]  # (subparsers, name) â
 Handler = Callable[[argparse.Namespace], int]  # the parsed arguments â†’ the exit status
 
 DESCRIPTION = (
-    "The ``aiprod`` command: demo, schema, submit, status, jobs, wait, circuits, spend, reconcile,"
-    " dev. A table of subcommands."
+    "The ``aiprod`` command: demo, schema, submit, status, jobs, wait, cancel, circuits, spend,"
+    " reconcile, dev. A table of subcommands."
 )
 GROUPS = {
     "budget": "today's budget per scope; set limits; audit",
@@ -60,6 +61,7 @@ COMMANDS: dict[str, tuple[Register, Handler]] = {
     "status": (jobs.add_status, jobs.status),
     "jobs list": (listing.add_list, listing.list_jobs),
     "wait": (listing.add_wait, listing.wait),
+    "cancel": (cancel.add_cancel, cancel.cancel),
     "circuits": (circuits.add_circuits, circuits.circuits),
     "reconcile": (local.add_reconcile, local.reconcile),
     "dev": (local.add_dev, local.dev),

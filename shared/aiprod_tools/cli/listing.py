@@ -73,21 +73,29 @@ def add_wait(sub, name: str) -> argparse.ArgumentParser:
 def wait(args: argparse.Namespace, sleep=time.sleep) -> int:
     """Print each change (status, attempt, its state); the job may not exist yet (just
     submitted): it is waited for like any other change."""
+    job = follow(context.make_app(), args.job_id, args.timeout, args.interval, sleep)
+    if job is None:
+        print(f"aiprod: {args.job_id} still not over after {args.timeout:g} s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    return EXIT.get(job.status.value, EXIT_OTHER_END)
+
+
+def follow(app, job_id: str, timeout: float, interval: float, sleep=time.sleep):
+    """Read the job until it is over, printing each change; the final job, or None when
+    ``timeout`` passed first (``aiprod wait``, ``aiprod cancel``)."""
     from aiprod.repositories import jobs
     from aiprod_tools.views.listing import progress_line
 
-    app = context.make_app()
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     shown = None
     while True:
-        job = jobs.load(app.store, args.job_id)
-        line = f"no job {args.job_id!r} yet" if job is None else progress_line(job)
+        job = jobs.load(app.store, job_id)
+        line = f"no job {job_id!r} yet" if job is None else progress_line(job)
         if line != shown:
             print(line, flush=True)
             shown = line
         if job is not None and job.is_terminal:
-            return EXIT.get(job.status.value, EXIT_OTHER_END)
+            return job
         if time.monotonic() >= deadline:
-            print(f"aiprod: {args.job_id} still not over after {args.timeout:g} s", file=sys.stderr)
-            return EXIT_TIMEOUT
-        sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
+            return None
+        sleep(min(interval, max(0.0, deadline - time.monotonic())))
