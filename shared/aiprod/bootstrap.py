@@ -3,8 +3,8 @@ at import time.
 
 ``App`` takes any adapters you pass (tests, the embedded run) and builds the rest on first
 use, chosen from the tables in ``adapter_tables``; ``cloud_app()`` is the process-wide
-instance the deployed functions use; ``HANDLERS`` / ``SCHEDULED`` say which service method
-serves each function of the topology.
+instance the deployed functions use. Which service method serves each function of the
+topology is the table in ``handlers``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiprod.domain.health import OUTPUT_STORE
 from aiprod.ports import Bus, DocumentStore, MetricSink, SpendSource, VideoBackend
 from aiprod.services.books import Books
 from aiprod.services.health import HealthBook
+from aiprod.services.job_control import JobControl
 from aiprod.services.ledger import Ledger
 from aiprod.services.outbox import Outbox
 from aiprod.services.outcome import OutcomeHandler
@@ -152,6 +153,10 @@ class App:
         return OutcomeHandler(self.books)
 
     @built_once
+    def job_control(self) -> JobControl:
+        return JobControl()
+
+    @built_once
     def reconciler(self) -> Reconciler:
         return Reconciler(
             self.store,
@@ -236,15 +241,3 @@ def cloud_app() -> App:
 
 
 cloud_app.cache_clear = _cloud_app_unlocked.cache_clear  # type: ignore[attr-defined]
-
-
-# Which service method serves each function: HANDLERS for the Pub/Sub triggered ones (the
-# embedded bus delivers through it), SCHEDULED for those Cloud Scheduler calls over HTTP.
-HANDLERS: dict[str, Callable[[App], Callable[[bytes, dict[str, str]], None]]] = {
-    "route_job": lambda app: app.router.handle,
-    "handle_outcome": lambda app: app.outcomes.handle,
-    **{f"render_{b}": (lambda app, b=b: app.renderer(b).handle) for b in topology.BACKENDS},
-}
-SCHEDULED: dict[str, Callable[[App], Callable[[], object]]] = {
-    "reconcile": lambda app: app.reconciler.run,
-}

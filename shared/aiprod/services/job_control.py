@@ -1,0 +1,6 @@
+"""Placeholder: replaced by the real JobControl (job cancel) at merge."""
+
+
+class JobControl:
+    def __init__(self, *args, **kwargs) -> None: ...
+    def handle(self, data: bytes, attributes: dict[str, str]) -> None: ...
