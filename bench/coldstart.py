@@ -80,8 +80,9 @@ def medians(probes: dict[str, tuple[Path, Path, str]], repeat: int) -> dict[str,
 
 
 def backend_of(spec: topology.FunctionSpec) -> str | None:
-    """The provider a render function calls; None for the others. ``reconcile`` ships every
-    SDK but imports none until a stored task is polled, so its baseline is the floor."""
+    """The provider a render function calls; None for the others. ``reconcile`` and
+    ``control_job`` ship every SDK, imported only when a task is polled or cancelled, so
+    their baseline is the floor."""
     backends = [extra for extra in spec.extras if extra in topology.BACKENDS]
     return backends[0] if len(backends) == 1 else None
 

@@ -8,6 +8,11 @@ output "jobs_topic" {
   value       = google_pubsub_topic.topic["jobs"].name
 }
 
+output "job_control_topic" {
+  description = "Publish control messages (job cancel) here; var.control_publishers may."
+  value       = google_pubsub_topic.topic[local.job_control_topic].name
+}
+
 output "subscriptions" {
   description = "Push subscriptions by function, and the dead-letter inbox."
   value = merge(

@@ -85,3 +85,12 @@ resource "google_pubsub_topic_iam_member" "function_publisher" {
   role     = "roles/pubsub.publisher"
   member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
+
+# Clients that send control messages (job cancel) with their own identity, rather than
+# through the CLI run by an operator: publish on the job-control topic, nothing else.
+resource "google_pubsub_topic_iam_member" "control_publisher" {
+  for_each = toset(var.control_publishers)
+  topic    = google_pubsub_topic.topic[local.job_control_topic].name
+  role     = "roles/pubsub.publisher"
+  member   = each.value
+}

@@ -12,9 +12,11 @@ locals {
     "render-outcomes",
     "job-events",
     "dead-letter",
+    "job-control",
   ]
 
   dead_letter_topic = "dead-letter"
+  job_control_topic = "job-control"
 
   # Every push subscription: deliveries before a message goes to the dead-letter topic, and
   # the exponential backoff between them (topology.MAX_DELIVERY_ATTEMPTS, MIN/MAX_BACKOFF_S).
@@ -89,6 +91,20 @@ locals {
       max_delivery_attempts = local.max_delivery_attempts
       publishes             = ["render-runway", "render-veo", "render-replicate", "job-events", "dead-letter"]
       secrets               = []
+      bucket                = false
+      roles                 = []
+    }
+    # Control messages (first: cancel a job). Cancelling a running attempt asks its provider
+    # to cancel the task, so it reads the Runway and Replicate keys. No Vertex AI role: Veo
+    # has no public call to cancel a running generation, so it never calls Vertex AI.
+    control_job = {
+      service               = "control-job"
+      topic                 = "job-control"
+      schedule              = null
+      timeout_s             = 60
+      max_delivery_attempts = local.max_delivery_attempts
+      publishes             = ["render-outcomes", "job-events", "dead-letter"]
+      secrets               = ["runway", "replicate"]
       bucket                = false
       roles                 = []
     }

@@ -61,3 +61,9 @@ variable "state_bucket" {
   type        = string
   default     = null
 }
+
+variable "control_publishers" {
+  description = "IAM members (e.g. serviceAccount:ops@example.iam.gserviceaccount.com) allowed to publish control messages (job cancel) to the job-control topic without the CLI. Granted roles/pubsub.publisher on that topic only."
+  type        = list(string)
+  default     = []
+}

@@ -3,8 +3,8 @@ at import time.
 
 ``App`` takes any adapters you pass (tests, the embedded run) and builds the rest on first
 use, chosen from the tables in ``adapter_tables``; ``cloud_app()`` is the process-wide
-instance the deployed functions use; ``HANDLERS`` / ``SCHEDULED`` say which service method
-serves each function of the topology.
+instance the deployed functions use. Which service method serves each function of the
+topology is the table in ``handlers``.
 """
 
 from __future__ import annotations
@@ -241,16 +241,3 @@ def cloud_app() -> App:
 
 
 cloud_app.cache_clear = _cloud_app_unlocked.cache_clear  # type: ignore[attr-defined]
-
-
-# Which service method serves each function: HANDLERS for the Pub/Sub triggered ones (the
-# embedded bus delivers through it), SCHEDULED for those Cloud Scheduler calls over HTTP.
-HANDLERS: dict[str, Callable[[App], Callable[[bytes, dict[str, str]], None]]] = {
-    "route_job": lambda app: app.router.handle,
-    "handle_outcome": lambda app: app.outcomes.handle,
-    "control_job": lambda app: app.job_control.handle,
-    **{f"render_{b}": (lambda app, b=b: app.renderer(b).handle) for b in topology.BACKENDS},
-}
-SCHEDULED: dict[str, Callable[[App], Callable[[], object]]] = {
-    "reconcile": lambda app: app.reconciler.run,
-}

@@ -16,7 +16,7 @@ JOBS = "jobs"
 RENDER_OUTCOMES = "render-outcomes"
 JOB_EVENTS = "job-events"
 DEAD_LETTER = "dead-letter"
-JOB_CONTROL = "job-control"
+JOB_CONTROL = "job-control"  # operator and client control messages (first: cancel a job)
 BACKENDS = ("runway", "veo", "replicate")
 
 MAX_DELIVERY_ATTEMPTS = 5
@@ -132,6 +132,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         schedule="* * * * *",
         extras=BACKENDS,
     ),
+    # Control messages (services/job_control.py): cancelling a job cancels its running
+    # provider task, so, like the sweep, it ships every provider SDK (imported lazily).
+    FunctionSpec("control_job", JOB_CONTROL, timeout_s=60, extras=BACKENDS),
 )
 
 # Pull subscriptions the system itself reads: the dead-letter inbox (aiprod dlq) and a tap on
@@ -143,7 +146,14 @@ PULL_SUBSCRIPTIONS: dict[str, str] = {
 
 
 def all_topics() -> tuple[str, ...]:
-    return (JOBS, *(render_topic(b) for b in BACKENDS), RENDER_OUTCOMES, JOB_EVENTS, DEAD_LETTER)
+    return (
+        JOBS,
+        *(render_topic(b) for b in BACKENDS),
+        RENDER_OUTCOMES,
+        JOB_EVENTS,
+        DEAD_LETTER,
+        JOB_CONTROL,
+    )
 
 
 def function(name: str) -> FunctionSpec:

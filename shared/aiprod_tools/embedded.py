@@ -8,9 +8,10 @@ from collections.abc import Callable
 from aiprod import topology
 from aiprod.adapters.embedded_bus import EmbeddedBus
 from aiprod.adapters.embedded_store import EmbeddedStore
-from aiprod.bootstrap import HANDLERS, SCHEDULED, App
+from aiprod.bootstrap import App
 from aiprod.config import Settings
 from aiprod.entrypoints import invocation
+from aiprod.handlers import HANDLERS, SCHEDULED
 from aiprod.ports import MetricSink
 
 

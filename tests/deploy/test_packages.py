@@ -148,7 +148,8 @@ def test_each_function_installs_only_its_own_groups(packages, spec):
     # THEN it has the floor every function needs
     assert set(FLOOR) <= names
     # AND a provider SDK only when it talks to that provider (a render function to its own,
-    # the reconciler to all, to poll stored tasks), never Vertex AI's big SDK
+    # the reconciler to all, to poll stored tasks, and control_job to all, to cancel them),
+    # never Vertex AI's big SDK
     wanted = {PROVIDER_SDKS[b] for b in backends} | ({STORAGE_SDK} if backends else set())
     unwanted = (set(PROVIDER_SDKS.values()) | {STORAGE_SDK}) - wanted
     assert wanted <= names, f"{spec.name} lacks {wanted - names}"

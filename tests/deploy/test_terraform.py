@@ -191,6 +191,35 @@ def test_each_render_function_reads_only_its_own_provider_key(tf):
     assert "roles/aiplatform.user" in functions["render_veo"]["roles"]
 
 
+def test_control_job_publishes_what_a_cancel_causes_and_calls_no_vertex_ai(tf):
+    # GIVEN the control function (a cancel closes the job's attempt and announces the job)
+    control = tf.locals["push_functions"]["control_job"]
+
+    # THEN it is fed by job-control, may publish an outcome, a job event or a dead letter,
+    # reads the keys of the providers it can cancel on, and has no Vertex AI role (Veo has
+    # no public cancel call) nor the output bucket
+    assert control["topic"] == topology.JOB_CONTROL == tf.locals["job_control_topic"]
+    assert set(control["publishes"]) == {
+        topology.RENDER_OUTCOMES,
+        topology.JOB_EVENTS,
+        topology.DEAD_LETTER,
+    }
+    assert set(control["secrets"]) == {"runway", "replicate"}
+    assert (control["bucket"], control["roles"]) == (False, [])
+
+
+def test_only_the_listed_control_publishers_may_publish_control_messages(tf):
+    # GIVEN the variable of principals allowed to send control messages without the CLI
+    assert tf.variables["control_publishers"]["default"] == []
+
+    # THEN each is granted publisher on the job-control topic alone
+    binding = tf.resource("google_pubsub_topic_iam_member", "control_publisher")
+    assert only_expression(binding["for_each"]) == "toset(var.control_publishers)"
+    assert binding["topic"] == "${google_pubsub_topic.topic[local.job_control_topic].name}"
+    assert binding["role"] == "roles/pubsub.publisher"
+    assert only_expression(binding["member"]) == "each.value"
+
+
 def test_scheduled_functions_get_a_scheduler_job_with_oidc(tf):
     assert set(tf.locals["scheduled_functions"]) == {s.name for s in topology.scheduled_functions()}
     job = tf.resource("google_cloud_scheduler_job", "function")

@@ -3,7 +3,7 @@ scenarios on the embedded pipeline: tests/unit/test_reconcile_*.py)."""
 
 from __future__ import annotations
 
-from aiprod.bootstrap import HANDLERS
+from aiprod.handlers import HANDLERS
 from aiprod.services.reconcile import ReconcileReport
 
 TEXT = {"job_id": "t1", "prompt": "a paper boat in the rain"}

@@ -113,9 +113,7 @@ def test_a_cancel_for_no_such_job_is_refused(pipeline):
     ],
     ids=["not json", "unknown action", "no job_id", "bad job_id", "reason too long", "extra"],
 )
-def test_a_malformed_control_message_is_dead_lettered_without_its_content(
-    pipeline, body, caplog
-):
+def test_a_malformed_control_message_is_dead_lettered_without_its_content(pipeline, body, caplog):
     p = pipeline()
     with caplog.at_level(logging.ERROR):
         p.app.job_control.handle(body, {})

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from aiprod import bootstrap, logs, topology
+from aiprod import bootstrap, handlers, logs, topology
 from aiprod.config import Settings
 from aiprod_tools import cli
 from aiprod_tools.embedded import embedded_app
@@ -33,7 +33,7 @@ def load_entry_point(name: str):
 def test_every_function_has_an_entry_point_and_a_handler(spec):
     module = load_entry_point(spec.name)
     assert callable(getattr(module, spec.name))
-    table = bootstrap.HANDLERS if spec.trigger == "pubsub" else bootstrap.SCHEDULED
+    table = handlers.HANDLERS if spec.trigger == "pubsub" else handlers.SCHEDULED
     assert spec.name in table
 
 

@@ -25,6 +25,9 @@ def describe_job(job: Job, now: float | None = None, ahead: int | None = None) -
     ]
     if job.queue_key and now is not None and ahead is not None:
         head.insert(2, queue_line(job, now, ahead))
+    if job.cancel is not None and not job.is_terminal:
+        who = f" by {job.cancel.requested_by}" if job.cancel.requested_by else ""
+        head.insert(2, f"cancel    requested{who} at {_when(job.cancel.requested_at)}")
     rows = [
         [
             a.number,

@@ -75,4 +75,6 @@ def progress_line(job: Job) -> str:
     last = job.current
     where = f"attempt {last.number} on {last.backend} ({last.state.value})" if last else "-"
     reason = f"  reason {job.reason}" if job.reason else ""
+    if job.cancel is not None and not job.is_terminal:
+        reason += "  (cancel requested)"
     return f"{job.status.value:<9} {where}  cost {money(job.cost_micros)}{reason}"

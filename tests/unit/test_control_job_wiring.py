@@ -1,0 +1,69 @@
+"""control_job is wired like every Pub/Sub function: a topic of the topology, an entry point
+that hands the decoded message to ``App.job_control``, and a handler the embedded bus
+delivers ``job-control`` messages to. What a control message does is JobControl's own
+business (services/job_control.py), so it is recorded here, not run."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from pathlib import Path
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from aiprod import topology
+from aiprod.config import Settings
+from aiprod.services.job_control import JobControl
+from aiprod_tools.embedded import embedded_app
+
+ROOT = Path(__file__).resolve().parents[2]
+CANCEL = b'{"job_id": "j1"}'
+ATTRIBUTES = {"type": "job.cancel", "job_id": "j1"}
+
+
+@pytest.fixture
+def received(monkeypatch) -> list[tuple[bytes, dict[str, str]]]:
+    """Every (data, attributes) JobControl is handed, in order."""
+    calls: list[tuple[bytes, dict[str, str]]] = []
+    monkeypatch.setattr(JobControl, "handle", lambda self, data, attrs: calls.append((data, attrs)))
+    return calls
+
+
+def test_control_job_is_fed_by_the_job_control_topic():
+    spec = topology.function("control_job")
+    assert (spec.topic, spec.trigger, spec.timeout_s) == (topology.JOB_CONTROL, "pubsub", 60)
+    assert spec.max_delivery_attempts == topology.MAX_DELIVERY_ATTEMPTS
+    # it cancels provider tasks, so it ships every provider SDK, as the reconciler does
+    assert spec.extras == topology.BACKENDS
+    assert topology.JOB_CONTROL in topology.all_topics()
+    assert topology.function_for_topic(topology.JOB_CONTROL) == spec
+    assert spec.lane_subscription(2) == "job-control--lane2--control_job"
+    assert topology.base_topic(topology.lane_topic(topology.JOB_CONTROL, 2)) == "job-control"
+
+
+def test_the_entry_point_hands_the_decoded_message_to_job_control(monkeypatch, received, clock):
+    # GIVEN the deployed function's module, on an embedded app
+    module_spec = importlib.util.spec_from_file_location(
+        "control_job_main", ROOT / "functions" / "control_job" / "main.py"
+    )
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    app = embedded_app(Settings(), clock=clock, sleep=clock.sleep, workers=1)
+    monkeypatch.setattr(module, "cloud_app", lambda: app)
+
+    # WHEN Pub/Sub pushes a control message
+    body = {"message": {"data": base64.b64encode(CANCEL).decode(), "attributes": ATTRIBUTES}}
+    module.control_job(CloudEvent({"type": "t", "source": "//pubsub.googleapis.com/"}, body))
+
+    # THEN JobControl got its bytes and attributes
+    assert received == [(CANCEL, ATTRIBUTES)]
+    app.bus.close()
+
+
+def test_the_embedded_bus_delivers_job_control_messages(received, clock):
+    app = embedded_app(Settings(), clock=clock, sleep=clock.sleep, workers=1)
+    app.bus.publish(topology.JOB_CONTROL, CANCEL, ATTRIBUTES)
+    assert app.bus.drain(10)
+    assert [(data, attrs.get("job_id")) for data, attrs in received] == [(CANCEL, "j1")]
+    app.bus.close()
