@@ -144,7 +144,7 @@ class LiveBackend(LazyClient, VideoBackend):
                 raise error(taxonomy.cancel_status(status), reason, retry_after_s=wait) from exc
             if not isinstance(exc, (self.poll_retried, ValueError)):
                 raise
-            message = f"{self.name} cancel not answered: {type(exc).__name__}"
+            message = f"{self.name} cancel got no readable answer: {type(exc).__name__}"
             raise error(taxonomy.UNREACHABLE, message) from exc
         return True
 

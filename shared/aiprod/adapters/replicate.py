@@ -9,8 +9,10 @@ unreleased), which would otherwise hide a finished prediction.
 
 A cancel is ``POST /v1/predictions/{id}/cancel``, sent the same way (SDK 1.0.7's
 ``predictions.cancel`` parses the answer into that same model). Replicate stops a running
-prediction (its polls then read ``canceled``, with ``metrics.predict_time`` for the time it
-ran) and leaves a finished one as it is. A canceled prediction is priced like any other end
+prediction: its polls then read ``canceled``, with ``metrics.predict_time`` for the time it
+ran. What it answers for a finished one is not documented (client libraries disagree: the
+prediction unchanged, or an error), so ``_cancel`` sends it only to a prediction a look shows
+still ``starting`` or ``processing``. A canceled prediction is priced like any other end
 (``_finished``): a model billed by compute time is charged the time it ran, a model priced
 per output video nothing (it made none).
 """
@@ -122,7 +124,9 @@ class ReplicateBackend(LiveBackend):
         return NOT_DONE
 
     def _cancel(self, provider_task_id: str) -> None:
-        self.client()._request("POST", f"/v1/predictions/{provider_task_id}/cancel")
+        found = self._fetch(provider_task_id)
+        if isinstance(found, dict) and found.get("status") in RUNNING:
+            self.client()._request("POST", f"/v1/predictions/{provider_task_id}/cancel")
 
     def _status(self, exc: BaseException) -> int | None:
         return (exc.status or 500) if isinstance(exc, ReplicateError) else None
