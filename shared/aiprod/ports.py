@@ -151,6 +151,19 @@ class VideoBackend(ABC):
         look; the attempt is then charged its worst case)."""
         return None
 
+    can_cancel: bool = False  # the provider has a call that stops a running task
+
+    def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
+        """Ask the provider to stop a task, so a job cancelled by its owner stops costing.
+
+        True: the provider took the request, and later polls say how the task ended and
+        what it cost (stopped: done, FALLBACK ``cancelled``, with the cost the provider
+        reports; finished first: its real result). False: this provider cannot cancel; the
+        task runs to its end and is charged as it finishes, so keep polling it. Safe to
+        repeat, and harmless on a task that already ended. A failed call raises
+        ``ProviderError``, classified like a poll's HTTP answers (the caller may repeat)."""
+        return False
+
 
 class SpendSource(ABC):
     """What one provider says ran (the spend audit): its renders of a day, and the day's

@@ -2,7 +2,8 @@
 
 Parametrized over the simulated provider and the three live adapters (their real SDKs, outputs
 kept in the bucket) against the local wire fakes. Each subject is built for a scenario: a
-render that succeeds, a create the provider rejects, or a render that fails after it started.
+render that succeeds, a create the provider rejects, a render that fails after it started,
+or a slow render (``slow``: still running after a look, for the cancel tests).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,7 @@ SIMULATION = {
     "ok": {"latency_s": 30},
     "reject": {"down": True, "error_code": "bad_request"},
     "fail": {"latency_s": 30, "failure_rate": 1.0},
+    "slow": {"latency_s": 30},
 }
 FAILED_CODE = {"simulated": ErrorCode.RENDER_FAILED} | dict.fromkeys(
     FAILURES, ErrorCode.PROVIDER_FAILED
@@ -64,6 +67,8 @@ class Subject:
     started: Callable[[], int]  # renders the provider has started (a fake's tasks)
     advance: Callable[[], None]  # let time pass between two looks
     unknown_id: str
+    cancels: Callable[[], list[str]]  # task ids the provider's cancel endpoint received
+    fake: Any = None  # the wire fake of a live adapter (its bill)
 
 
 def simulated(scenario: str, request: pytest.FixtureRequest) -> Subject:
@@ -79,7 +84,15 @@ def simulated(scenario: str, request: pytest.FixtureRequest) -> Subject:
         return len(backend.submitted)
 
     unknown = UNKNOWN_IDS["simulated"]()
-    return Subject("simulated", backend, render_task("runway"), started, advance, unknown)
+    return Subject(
+        "simulated",
+        backend,
+        render_task("runway"),
+        started,
+        advance,
+        unknown,
+        lambda: backend.cancelled,
+    )
 
 
 def live(name: str) -> Callable[[str, pytest.FixtureRequest], Subject]:
@@ -91,12 +104,16 @@ def live(name: str) -> Callable[[str, pytest.FixtureRequest], Subject]:
             fake.queue("create", REJECTIONS[name])
         for field, value in FAILURES[name].items() if scenario == "fail" else ():
             setattr(fake, field, value)
+        fake.polls_before_done = 3 if scenario == "slow" else fake.polls_before_done
 
         def started() -> int:
             return len(fake.started)
 
         backend = live_backend(request.getfixturevalue("live_env"), name)
-        return Subject(name, backend, render_task(name), started, lambda: None, UNKNOWN_IDS[name]())
+        unknown, cancels = UNKNOWN_IDS[name](), lambda: fake.cancelled
+        return Subject(
+            name, backend, render_task(name), started, lambda: None, unknown, cancels, fake
+        )
 
     return build
 
@@ -200,3 +217,88 @@ def test_an_unknown_task_id_is_done_as_a_bad_request_costing_nothing(subject_for
     assert isinstance(result.error_code, ErrorCode)
     assert result.output_uri is None and result.cost_micros == 0
     assert subject.started() == 0
+
+
+# What a task cancelled one look (10 s of the simulated provider's 30) into its render costs,
+# by each provider's rule. Simulated: the share of its latency that ran (10/30 of the price).
+# Runway: a task Runway sees RUNNING is not refunded, so all its credits (gen4.5, 12 a
+# second, 5 s). Replicate: the Wan fast models are priced per output video, none was made.
+GEN45_PRICE = default_catalog().model("runway", "gen4.5").price_for("720p", 5) or 0
+CANCELLED_COST = {"simulated": GEN45_PRICE * 10 // 30, "runway": 12 * 5 * 10_000, "replicate": 0}
+CANCELLED = (ErrorClass.FALLBACK, ErrorCode.CANCELLED)
+
+
+def started_then_cancelled(subject: Subject, times: int = 1) -> str:
+    """A slow render looked at once, then cancelled ``times`` times (each taken: True)."""
+    task_id = subject.backend.submit(subject.task)
+    assert not subject.backend.poll(task_id, subject.task).done
+    subject.advance()
+    for _ in range(times):
+        assert subject.backend.cancel(task_id, subject.task) is True
+    return task_id
+
+
+def test_a_cancelled_running_task_ends_cancelled_at_its_providers_price(subject_for):
+    # GIVEN a render still running, on a provider that can stop one
+    subject = subject_for("slow")
+    if not subject.backend.can_cancel:
+        pytest.skip("this provider cannot cancel: test_a_provider_that_cannot_cancel_...")
+
+    # WHEN it is cancelled, then looked at until done
+    task_id = started_then_cancelled(subject)
+    result, _ = look_until_done(subject, task_id)
+
+    # THEN the provider's cancel endpoint got it, and the task ended cancelled, at the
+    # provider's price for a stop at that point (and the fake bills exactly that)
+    assert subject.cancels() == [task_id]
+    assert (result.error_class, result.error_code) == CANCELLED, result
+    assert result.output_uri is None and result.message
+    assert result.cost_micros == CANCELLED_COST[subject.kind]
+    assert subject.fake is None or subject.fake.billed()[task_id] == result.cost_micros
+    # AND a cancel after the end changes nothing
+    assert subject.backend.cancel(task_id, subject.task) is True
+    assert subject.backend.poll(task_id, subject.task) == result
+
+
+def test_a_repeated_cancel_is_harmless(subject_for):
+    subject = subject_for("slow")
+    if not subject.backend.can_cancel:
+        pytest.skip("this provider cannot cancel")
+
+    task_id = started_then_cancelled(subject, times=3)
+    result, _ = look_until_done(subject, task_id)
+
+    assert (result.error_class, result.error_code) == CANCELLED
+    assert result.cost_micros == CANCELLED_COST[subject.kind]
+    assert set(subject.cancels()) == {task_id} and subject.started() == 1
+    # AND a task the provider never issued has nothing to stop; its poll answers as before
+    assert subject.backend.cancel(subject.unknown_id, subject.task) is True
+    assert subject.backend.poll(subject.unknown_id, subject.task).error_code == "bad_request"
+
+
+def test_cancelling_a_finished_task_leaves_its_result(subject_for):
+    # GIVEN a render that finished with its output and cost
+    subject = subject_for("ok")
+    task_id = subject.backend.submit(subject.task)
+    finished, _ = look_until_done(subject, task_id)
+
+    # WHEN it is cancelled (twice), THEN it still reads as it finished
+    for _ in range(2):
+        subject.backend.cancel(task_id, subject.task)
+    assert subject.backend.poll(task_id, subject.task) == finished
+    assert finished.error_class is None and finished.output_uri
+
+
+def test_a_provider_that_cannot_cancel_says_so_and_its_task_finishes(request):
+    # GIVEN Veo (google-genai has no public operation cancel) with a render running
+    subject = BUILDERS["veo"]("slow", request)
+    task_id = subject.backend.submit(subject.task)
+
+    # WHEN it is cancelled, THEN the answer is False and nothing was sent
+    assert subject.backend.can_cancel is False
+    assert subject.backend.cancel(task_id, subject.task) is False
+    assert subject.cancels() == []
+    # AND the task runs to its end and is charged as it finishes
+    result, _ = look_until_done(subject, task_id)
+    assert result.error_class is None and result.output_uri
+    assert result.cost_micros == subject.fake.billed()[task_id] > 0

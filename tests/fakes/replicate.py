@@ -4,7 +4,12 @@ statuses starting → processing → succeeded / failed / canceled / aborted, an
 problem details ``{"title", "detail", "status"}``.
 
 No ``Authorization: Bearer <token>`` → 401; a body without ``input.prompt`` → 422.
-Routes for ``queue``: ``create``, ``prediction``, ``list``.
+Routes for ``queue``: ``create``, ``prediction``, ``list``, ``cancel``.
+
+``POST /v1/predictions/{id}/cancel`` answers the prediction as it now stands, and every call
+is recorded in ``cancelled`` (prediction ids). One still processing is ``canceled``, having
+run ``cancel_predict_time`` seconds (``metrics.predict_time``); one that already finished is
+left as it is; an unknown id is 404.
 
 ``GET /v1/predictions`` lists every prediction made with the token, newest first, in pages of
 ``page_size`` (``{"previous", "next", "results"}``, ``next`` the URL of the next page with
@@ -13,7 +18,7 @@ poll).
 
 The bill: the Wan fast models are billed per output video, by resolution (``PRICES``, the
 catalog's figures), only for a prediction that succeeded; a failed, canceled or aborted one
-is charged nothing.
+(canceled through the API too) is charged nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Prediction:
     input: dict
     polls_left: int
     polled: int = 0
+    ran_s: float | None = None  # set by a cancel: it reads canceled, having run this long
 
 
 def problem(status: int, title: str, detail: str) -> dict:
@@ -54,7 +60,9 @@ class ReplicateFake(FakeServer):
         self.predict_time = 38.2
         self.output_as_list = False
         self.page_size = 100  # predictions per page of GET /v1/predictions
+        self.cancel_predict_time = 12.5  # seconds a prediction canceled while processing ran
         self.started: dict[str, Prediction] = {}
+        self.cancelled: list[str] = []  # prediction ids, one per POST .../cancel
 
     def dispatch(self, request: Recorded) -> Reply:
         path = request.path.split("?")[0]
@@ -69,13 +77,22 @@ class ReplicateFake(FakeServer):
             return self.answer("create", lambda: self._create(model, request.json() or {}))
         if request.method == "GET" and path == "/v1/predictions":
             return self.scripted("list") or self._list(request.path)
+        if (
+            request.method == "POST"
+            and path.startswith("/v1/predictions/")
+            and path.endswith("/cancel")
+        ):
+            prediction_id = path.removeprefix("/v1/predictions/").removesuffix("/cancel")
+            self.cancelled.append(prediction_id)
+            found = self.started.get(prediction_id)
+            return self.answer("cancel", lambda: self._cancel(found))
         if request.method == "GET" and path.startswith("/v1/predictions/"):
             found = self.started.get(path.removeprefix("/v1/predictions/"))
             return self.scripted("prediction") or self._prediction(found)
         return super().dispatch(request)
 
     def price(self, prediction: Prediction) -> int:
-        if self.final != "succeeded":
+        if prediction.ran_s is not None or self.final != "succeeded":
             return 0
         return PRICES[prediction.model][prediction.input.get("resolution", "720p")]
 
@@ -87,6 +104,19 @@ class ReplicateFake(FakeServer):
         self.started[prediction.id] = prediction
         return Reply(201, self._json(prediction, "starting"))
 
+    def _cancel(self, prediction: Prediction | None) -> Reply:
+        if prediction is None:
+            return Reply(404, problem(404, "Not found", "The requested resource was not found"))
+        if prediction.ran_s is None and prediction.polls_left > 0:
+            prediction.ran_s = self.cancel_predict_time
+        return Reply(200, self._json(prediction, self._now(prediction)))
+
+    def _now(self, prediction: Prediction) -> str:
+        """Its status as it stands, without counting a look."""
+        if prediction.ran_s is not None:
+            return "canceled"
+        return self.final if prediction.polls_left <= 0 else "processing"
+
     def _list(self, path: str) -> Reply:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
         start = int((query.get("cursor") or ["0"])[0])
@@ -95,7 +125,7 @@ class ReplicateFake(FakeServer):
         more = start + self.page_size < len(newest)
         following = f"{self.url}/v1/predictions?cursor={start + self.page_size}" if more else None
         before = f"{self.url}/v1/predictions?cursor={max(0, start - self.page_size)}"
-        results = [self._json(p, self.final if p.polls_left <= 0 else "processing") for p in page]
+        results = [self._json(p, self._now(p)) for p in page]
         return Reply(
             200, {"previous": before if start else None, "next": following, "results": results}
         )
@@ -104,6 +134,8 @@ class ReplicateFake(FakeServer):
         if prediction is None:
             return Reply(404, problem(404, "Not found", "The requested resource was not found"))
         prediction.polled += 1
+        if prediction.ran_s is not None:
+            return Reply(200, self._json(prediction, "canceled"))
         if prediction.polls_left > 0:
             prediction.polls_left -= 1
             return Reply(200, self._json(prediction, "processing"))
@@ -116,6 +148,7 @@ class ReplicateFake(FakeServer):
             url = self.output_url(f"{prediction.id}.mp4")
             output = [url] if self.output_as_list else url
         finished = status in ("succeeded", "failed", "canceled", "aborted")
+        seconds = self.predict_time if prediction.ran_s is None else prediction.ran_s
         return {
             "id": prediction.id,
             "model": prediction.model,
@@ -125,7 +158,7 @@ class ReplicateFake(FakeServer):
             "output": output,
             "error": self.error if status == "failed" else None,
             "logs": "",
-            "metrics": {"predict_time": self.predict_time} if finished else {},
+            "metrics": {"predict_time": seconds} if finished else {},
             "created_at": CREATED_AT,
             "urls": {"get": get, "cancel": f"{get}/cancel"},
         }

@@ -4,7 +4,16 @@ SUCCEEDED / FAILED / CANCELLED, each with every field its SDK class requires).
 
 It refuses what the real API refuses: no ``Authorization: Bearer <key>`` → 401, a missing or
 wrong ``X-Runway-Version`` → 400, a body missing a required field or with a ratio the model
-does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``task``, ``usage``.
+does not take → 400 ``{"error": ...}``. Routes for ``queue``: ``create``, ``task``, ``usage``,
+``cancel``.
+
+``DELETE /v1/tasks/{id}`` (204) is Runway's "cancel or delete": every call is recorded in
+``cancelled`` (task ids). A task a look last showed RUNNING is cancelled and not refunded,
+one never looked at (PENDING) or last THROTTLED is refunded (runwayml 5.24 ``tasks.delete``:
+refunds depend on the status the server sees); a task that already ended is deleted, keeping
+its charge. Either way its later looks read CANCELLED with the ``cost.credits`` it keeps
+(the SDK's ``Cancelled``: "a cancelled or deleted task"). A second DELETE, like one for a
+task never created, is 404.
 
 ``POST /v1/organization/usage`` (``{"startDate", "beforeDate"}``, UTC days, the end excluded)
 answers the credits each day and model used: every task started, at its model's price when
@@ -12,7 +21,8 @@ the fake's tasks succeed (``final``), 0 otherwise, on the day of its ``createdAt
 
 The bill: a SUCCEEDED task is charged its credits (model's credits per second times duration,
 1 credit = 10,000 micro-USD), what the task reports as ``cost.credits``; a FAILED or
-CANCELLED one reports 0 credits and is charged nothing.
+CANCELLED one reports 0 credits and is charged nothing; a task cancelled through DELETE is
+charged what it keeps (above).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ class Task:
     duration: int
     polls_left: int
     looks: int = 0
+    shown: str = "PENDING"  # the status its last look answered
+    kept_credits: int | None = None  # set by a DELETE: what the CANCELLED task is charged
 
 
 class RunwayFake(FakeServer):
@@ -57,6 +69,7 @@ class RunwayFake(FakeServer):
         self.report_cost = True
         self.throttled_polls = 0  # the first looks at each task answer THROTTLED (Runway's queue)
         self.started: dict[str, Task] = {}
+        self.cancelled: list[str] = []  # task ids, one per DELETE /v1/tasks/{id}
 
     def dispatch(self, request: Recorded) -> Reply:
         path = request.path.split("?")[0]
@@ -73,10 +86,14 @@ class RunwayFake(FakeServer):
         if request.method == "POST" and path == "/v1/organization/usage":
             return self.scripted("usage") or self._usage(request.json() or {})
         if request.method == "DELETE" and path.startswith("/v1/tasks/"):
-            return Reply(204, b"")
+            task_id = path.removeprefix("/v1/tasks/")
+            self.cancelled.append(task_id)
+            return self.answer("cancel", lambda: self._delete(task_id))
         return super().dispatch(request)
 
     def price(self, task: Task) -> int:
+        if task.kept_credits is not None:
+            return task.kept_credits * MICROS_PER_CREDIT
         if self.final != "SUCCEEDED":
             return 0
         return CREDITS_PER_S[task.model] * task.duration * MICROS_PER_CREDIT
@@ -106,14 +123,24 @@ class RunwayFake(FakeServer):
             return Reply(200, {"models": [], "results": []})
         used: dict[str, int] = {}
         for task in self.started.values():
-            credits = CREDITS_PER_S[task.model] * task.duration
-            used[task.model] = used.get(task.model, 0) + (
-                credits if self.final == "SUCCEEDED" else 0
-            )
+            used[task.model] = used.get(task.model, 0) + self.price(task) // MICROS_PER_CREDIT
         spent = [{"amount": amount, "model": model} for model, amount in used.items()]
         return Reply(
             200, {"models": sorted(used), "results": [{"date": day, "usedCredits": spent}]}
         )
+
+    def _delete(self, task_id: str) -> Reply:
+        task = self.started.get(task_id)
+        if task is None or task.kept_credits is not None:
+            return Reply(404, {"error": "Task not found"})
+        credits = CREDITS_PER_S[task.model] * task.duration
+        if task.shown in ("PENDING", "THROTTLED"):
+            task.kept_credits = 0  # refunded
+        elif task.shown == "RUNNING":
+            task.kept_credits = credits  # observed RUNNING: no refund
+        else:
+            task.kept_credits = self.price(task) // MICROS_PER_CREDIT  # deleted, charge kept
+        return Reply(204, b"")
 
     def _task(self, task_id: str) -> Reply:
         task = self.started.get(task_id)
@@ -121,15 +148,22 @@ class RunwayFake(FakeServer):
             return Reply(404, {"error": "Task not found"})
         credits = CREDITS_PER_S[task.model] * task.duration
         common = {"id": task.id, "createdAt": CREATED_AT}
+        if task.kept_credits is not None:
+            return Reply(
+                200, {**common, "status": "CANCELLED", "cost": {"credits": task.kept_credits}}
+            )
         task.looks += 1
         if task.looks <= self.throttled_polls:
+            task.shown = "THROTTLED"
             return Reply(
                 200, {**common, "status": "THROTTLED", "estimatedCost": {"credits": credits}}
             )
         if task.polls_left > 0:
             task.polls_left -= 1
+            task.shown = "RUNNING"
             running = {"status": "RUNNING", "progress": 0.5, "estimatedCost": {"credits": credits}}
             return Reply(200, {**common, **running})
+        task.shown = self.final
         return Reply(200, {**common, **self._final(task, credits)})
 
     def _final(self, task: Task, credits: int) -> dict:

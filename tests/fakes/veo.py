@@ -7,7 +7,12 @@ Like Veo, a finished render is written into the caller's bucket at ``storageUri`
 ``sample_0.mp4`` (through the storage emulator's JSON API, when ``storage_host`` is set). It
 accepts only ``Authorization: Bearer TOKEN``: the adapter gets that token through its real
 Application Default Credentials path, from an ``authorized_user`` file that carries it with a
-far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``.
+far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``, ``cancel``.
+
+``POST /v1/{operation name}:cancel`` is Vertex AI's operation cancel (google.longrunning:
+the operation then ends with error code 1, CANCELLED); every call is recorded in
+``cancelled``. google-genai has no public call for it, so the adapter never sends it: a test
+checks that it stays empty.
 
 A bucket it cannot write into (missing, or refusing) ends the operation with an error
 (``PERMISSION_DENIED``), as Vertex reports a ``storageUri`` it cannot use. The bill: a
@@ -37,6 +42,7 @@ PRICES = {  # micro-USD per output second, by resolution
     "veo-3.1-generate-001": {"720p": 400_000, "1080p": 400_000},
     "veo-3.1-fast-generate-001": {"720p": 100_000, "1080p": 120_000},
 }
+CANCEL_PATH = re.compile(r"^/v1/(?P<name>projects/[^:]+/operations/[^/:]+):cancel$")
 MODELS = set(PRICES)
 BILLED = frozenset({"SUCCEEDED", "NO_OBJECT"})
 SAFETY_REASON = (
@@ -54,6 +60,7 @@ class Operation:
     seconds: int = 0
     resolution: str = "720p"
     write_failed: bool = False
+    cancelled: bool = False
 
 
 def error_body(code: int, status: str, message: str) -> dict:
@@ -68,8 +75,13 @@ class VeoFake(FakeServer):
         self.final = "SUCCEEDED"  # or RAI_FILTERED, ERROR, NO_OBJECT (reported, never written)
         self.error = {"code": 13, "message": "Internal error while generating the video."}
         self.started: dict[str, Operation] = {}
+        self.cancelled: list[str] = []  # operation names, one per POST {name}:cancel
 
     def dispatch(self, request: Recorded) -> Reply:
+        cancel = CANCEL_PATH.match(request.path.split("?")[0])
+        if request.method == "POST" and cancel:
+            self.cancelled.append(cancel["name"])
+            return self.answer("cancel", lambda: self._cancel(cancel["name"]))
         match = MODEL_PATH.match(request.path.split("?")[0])
         if request.method != "POST" or match is None:
             return super().dispatch(request)
@@ -80,7 +92,7 @@ class VeoFake(FakeServer):
         return self.answer("operation", lambda: self._operation(request.json() or {}))
 
     def price(self, operation: Operation) -> int:
-        if self.final not in BILLED or operation.write_failed:
+        if self.final not in BILLED or operation.write_failed or operation.cancelled:
             return 0
         return PRICES[operation.model][operation.resolution] * operation.seconds
 
@@ -118,8 +130,17 @@ class VeoFake(FakeServer):
             return Reply(200, {"name": operation.name, "done": False, "metadata": {}})
         return Reply(200, {"name": operation.name, "done": True, **self._result(operation)})
 
+    def _cancel(self, name: str) -> Reply:
+        operation = self.started.get(name)
+        if operation is None:
+            return Reply(404, error_body(404, "NOT_FOUND", "Operation not found."))
+        operation.cancelled = operation.polls_left > 0  # a finished one stays as it ended
+        return Reply(200, {})
+
     def _result(self, operation: Operation) -> dict:
         kind = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+        if operation.cancelled:
+            return {"error": {"code": 1, "message": "Operation was cancelled."}}
         if self.final == "ERROR":
             return {"error": self.error}
         if self.final == "RAI_FILTERED":

@@ -42,6 +42,23 @@ def test_http_answers_to_a_create(status, verdict):
 
 
 @pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        # a cancel is safe to repeat: a 5xx or a gateway timeout leaves nothing in doubt
+        (500, (R, "server_error")),
+        (503, (R, "server_error")),
+        (408, (R, "server_error")),
+        (429, (R, "throttled")),
+        (401, (F, "unauthorized")),
+        (403, (F, "forbidden")),
+        (422, (F, "bad_request")),
+    ],
+)
+def test_http_answers_to_a_cancel(status, verdict):
+    assert taxonomy.cancel_status(status) == verdict
+
+
+@pytest.mark.parametrize(
     ("code", "policy", "verdict"),
     [
         ("SAFETY.INPUT.TEXT", "terminal", (T, "content_policy")),

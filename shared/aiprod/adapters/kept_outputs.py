@@ -66,6 +66,13 @@ class KeptOutputs(LazyClient, VideoBackend):
     def find(self, task: RenderTask, sent_at: float) -> str | None:
         return self._inner.find(task, sent_at)
 
+    @property
+    def can_cancel(self) -> bool:
+        return self._inner.can_cancel
+
+    def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
+        return self._inner.cancel(provider_task_id, task)
+
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         result = self._inner.poll(provider_task_id, task)
         if not result.done or result.error_class is not None or not result.output_uri:

@@ -10,6 +10,7 @@ and fills in the hooks:
 - ``_prepare(task, spec)``: the request body; refuse with ``refuse_unless`` (nothing sent);
 - ``_create(request, task)``: send it, return the provider's task id;
 - ``_fetch(task_id)`` and ``_read(raw, task)``: look at a task once, and say what it means;
+- ``_cancel(task_id)``: ask the provider to stop a task (only where ``can_cancel``);
 - ``_status(exc)`` / ``_reason(exc)``: the HTTP status and message of an SDK error that
   carries an answer (``_verdict`` maps the status; Veo adds its content policy);
 - ``unanswered``: which SDK errors mean "no answer", and whether anything was sent;
@@ -71,6 +72,12 @@ class LiveBackend(LazyClient, VideoBackend):
     - poll: a task the provider does not know (404) is done, FALLBACK ``bad_request``; any
       other failed look is "not done" (polls are safe to repeat); a ``ConfigError`` is
       UNKNOWN (the task may still finish and bill).
+    - cancel: only where the provider can (``can_cancel``; else False, the task runs on).
+      A task the provider does not know (404) has nothing to stop: True, because its next
+      poll still answers (done, FALLBACK ``bad_request``, as without the cancel). Any other
+      HTTP error raises ``ProviderError`` by ``taxonomy.cancel_status`` (5xx: RETRY_SAME, a
+      cancel is safe to repeat); no answer at all is UNREACHABLE; a ``ConfigError`` is
+      UNKNOWN ``misconfigured``, as on a poll.
     """
 
     name: ClassVar[str]
@@ -119,6 +126,28 @@ class LiveBackend(LazyClient, VideoBackend):
             return NOT_DONE
         return self._read(raw, task)
 
+    def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
+        if not self.can_cancel:
+            return False
+        try:
+            self._cancel(provider_task_id)
+        except ConfigError as exc:
+            raise misconfigured(exc, submitted=True) from exc
+        except Exception as exc:
+            status = self._status(exc)
+            if status == 404:
+                log.info("%s cancel: %s not found, nothing to stop", self.name, self.task_kind)
+                return True
+            if status is not None:
+                wait = retry_after(getattr(exc, "response", None))
+                reason = f"cancel: {self._reason(exc)}"
+                raise error(taxonomy.cancel_status(status), reason, retry_after_s=wait) from exc
+            if not isinstance(exc, (self.poll_retried, ValueError)):
+                raise
+            message = f"{self.name} cancel got no readable answer: {type(exc).__name__}"
+            raise error(taxonomy.UNREACHABLE, message) from exc
+        return True
+
     def spec(self, task: RenderTask) -> ModelSpec:
         """The catalog's entry for the task's model on this provider."""
         return self._catalog.model(self.name, task.model)
@@ -161,6 +190,11 @@ class LiveBackend(LazyClient, VideoBackend):
     @abstractmethod
     def _read(self, raw: Any, task: RenderTask) -> ProviderResult:
         """What a look means: still running, or finished with its output, cost or error."""
+
+    def _cancel(self, provider_task_id: str) -> None:
+        """Ask the provider once to stop a task, leaving a finished one's result as it is
+        (called only where ``can_cancel``)."""
+        raise NotImplementedError(f"{self.name} cannot cancel")
 
     @abstractmethod
     def _status(self, exc: BaseException) -> int | None:

@@ -6,6 +6,15 @@ the SDK never retries a POST, and ``Prefer: wait`` bounds it, see ``_wait_s``) a
 method (auth, base URL, retry transport): SDK 1.0.7's ``Prediction`` model refuses the
 documented ``aborted`` status with a validation error (the fix, replicate-python PR #449, is
 unreleased), which would otherwise hide a finished prediction.
+
+A cancel is ``POST /v1/predictions/{id}/cancel``, sent the same way (SDK 1.0.7's
+``predictions.cancel`` parses the answer into that same model). Replicate stops a running
+prediction: its polls then read ``canceled``, with ``metrics.predict_time`` for the time it
+ran. What it answers for a finished one is not documented (client libraries disagree: the
+prediction unchanged, or an error), so ``_cancel`` sends it only to a prediction a look shows
+still ``starting`` or ``processing``. A canceled prediction is priced like any other end
+(``_finished``): a model billed by compute time is charged the time it ran, a model priced
+per output video nothing (it made none).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ class ReplicateBackend(LiveBackend):
     name = "replicate"
     task_kind, task_id_kind = "prediction", "prediction id"
     can_find = True  # GET /v1/predictions lists what our token created
+    can_cancel = True
     unanswered = (
         (httpx.ConnectError, taxonomy.UNREACHABLE),  # connection refused: nothing sent
         (httpx.HTTPError, taxonomy.SUBMIT_UNCONFIRMED),  # sent, answer lost: it may exist
@@ -112,6 +122,11 @@ class ReplicateBackend(LiveBackend):
         if status not in RUNNING:
             log.warning("replicate prediction in unknown status %r; will look again", status)
         return NOT_DONE
+
+    def _cancel(self, provider_task_id: str) -> None:
+        found = self._fetch(provider_task_id)
+        if isinstance(found, dict) and found.get("status") in RUNNING:
+            self.client()._request("POST", f"/v1/predictions/{provider_task_id}/cancel")
 
     def _status(self, exc: BaseException) -> int | None:
         return (exc.status or 500) if isinstance(exc, ReplicateError) else None

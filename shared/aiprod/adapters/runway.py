@@ -4,6 +4,11 @@ A task is created with the SDK's retries off: Runway takes no idempotency key, s
 POST could start a second paid task. After a create whose answer is lost (timeout, dropped
 connection, unreadable body) the outcome is UNKNOWN: nothing is sent again. Polls are cheap
 and safe to repeat, so a poll that fails transiently is just "not done yet".
+
+A cancel is ``DELETE /v1/tasks/{id}`` (``tasks.delete``, 204), which cancels a PENDING,
+THROTTLED or RUNNING task but *deletes* any other (runwayml 5.24, ``resources/tasks.py``;
+docs.dev.runwayml.com/api "Cancel or delete a task"). So ``_cancel`` looks first and sends
+it only to a task still running: a finished task keeps its result and its cost.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ MAX_PROMPT_UTF16 = 1000
 
 class RunwayBackend(LiveBackend):
     name = "runway"
+    can_cancel = True
     poll_retried = (runwayml.APIError,)  # 429/5xx/timeouts: look again
 
     def _prepare(self, task: RenderTask, spec: ModelSpec) -> dict[str, Any]:
@@ -77,6 +83,15 @@ class RunwayBackend(LiveBackend):
         if not isinstance(raw, dict) or raw.get("status") in RUNNING:
             return NOT_DONE
         return self._finished(raw, task)
+
+    def _cancel(self, provider_task_id: str) -> None:
+        """Cancel a task still running; leave any other alone (a DELETE would erase a
+        finished task's result, and a second one is refused). A task that finishes between
+        the look and the DELETE is deleted: it then reads CANCELLED with its charged cost
+        (Runway: "Deleting a completed task does not refund its charge")."""
+        found = self._fetch(provider_task_id)
+        if isinstance(found, dict) and found.get("status") in RUNNING:
+            self.client().with_options(max_retries=0).tasks.delete(provider_task_id)
 
     def _status(self, exc: BaseException) -> int | None:
         return exc.status_code if isinstance(exc, runwayml.APIStatusError) else None
@@ -118,9 +133,26 @@ class RunwayBackend(LiveBackend):
             verdict = taxonomy.runway_failure(code, self._settings.content_policy)
             return failed(verdict, f"{data.get('failure', 'failed')} ({code})", cost or 0)
         if status == "CANCELLED":
-            return failed(taxonomy.CANCELLED, "runway task was cancelled", cost or 0)
+            return failed(
+                taxonomy.CANCELLED,
+                "runway task was cancelled",
+                _cancelled_cost(data, task, self.spec(task)),
+            )
         log.warning("runway task status %r is not known; will look again", status)
         return NOT_DONE
+
+
+def _cancelled_cost(data: dict, task: RenderTask, spec: ModelSpec) -> int:
+    """What a cancelled task costs: its final ``cost.credits`` (0 when Runway refunded it).
+    Runway refunds a cancel only if it found the task not yet RUNNING, and decides on its
+    side (runwayml 5.24 ``tasks.delete``; ``TaskRetrieveResponse.Cancelled.cost``: "Fully
+    refunded tasks report 0"). A CANCELLED task without a cost is therefore charged the
+    catalog price: the conservative reading, which never drops a possible charge."""
+    cost = _reported_cost(data)
+    if cost is None:
+        log.warning("runway reported no cost for a cancelled task; charged the catalog price")
+        return catalog_cost(task, spec)
+    return cost
 
 
 def _reported_cost(data: dict) -> int | None:

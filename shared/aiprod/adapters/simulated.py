@@ -14,6 +14,14 @@ task. Behaviour per backend comes from ``AIPROD_SIMULATION`` (JSON), for example
   after+1 … after+count fail (a scripted outage part-way through a batch)
 - ``cost_ratio``: the reported cost as a share of the worst-case hold (default 1.0)
 
+A cancel (``cancel``) stops a task not yet done: its polls are then done, FALLBACK
+``cancelled``, costing the share of its price (the hold times ``cost_ratio``) its latency
+had run when it was cancelled, rounded down: like a provider billing the time used, never
+negative and never above the price. A task already done (or never issued) is left as it is.
+Cancels are the one thing remembered rather than encoded in the task id (an id cannot
+change), so only this instance sees them: the embedded run and the tests, where one
+instance submits, cancels and polls.
+
 It implements the ``VideoBackend`` port directly (there is no SDK, so nothing of
 ``provider_base.LiveBackend`` applies) and answers like the live adapters: a refused submit
 raises ``ProviderError``, and a task id it never issued is done, FALLBACK ``bad_request``.
@@ -41,6 +49,8 @@ E = TypeVar("E", ErrorClass, ErrorCode)
 
 
 class SimulatedBackend(VideoBackend):
+    can_cancel = True
+
     def __init__(
         self,
         name: str,
@@ -59,6 +69,8 @@ class SimulatedBackend(VideoBackend):
         self._submits = 0
         self._lock = threading.Lock()
         self.submitted: list[str] = []  # task ids, in order (tests count renders with it)
+        self.cancelled: list[str] = []  # task ids, every cancel asked (repeats too)
+        self._stopped: dict[str, int] = {}  # task id → its cost, stopped before done
 
     def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
         if before_send is not None:
@@ -83,15 +95,41 @@ class SimulatedBackend(VideoBackend):
             message = f"{self.name} (simulated) task not found: {provider_task_id}"
             return failed(taxonomy.BAD_REQUEST, message)
         verdict, ready_at = decoded
+        with self._lock:
+            stopped = self._stopped.get(provider_task_id)
+        if stopped is not None:
+            return failed(
+                taxonomy.CANCELLED, f"{self.name} (simulated) task was cancelled", stopped
+            )
         if self._clock() < ready_at:
             return NOT_DONE
         if verdict == "F":
             return failed(self._failure, f"{self.name} (simulated) failed the render")
+        cost = self._price(task)
+        return rendered(f"sim://{self.name}/{task.job_id}/attempt-{task.attempt}.mp4", cost)
+
+    def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
+        """Stop a task not yet done, charged the share of its latency that had run."""
+        with self._lock:
+            self.cancelled.append(provider_task_id)
+        decoded = _decode(provider_task_id)
+        now = self._clock()
+        if decoded is None or now >= decoded[1]:
+            return True  # never issued, or done: its polls answer as before
+        latency_ms = round(float(self._script.get("latency_s", 0.0)) * 1000)
+        left_ms = round((decoded[1] - now) * 1000)
+        ran_ms = min(latency_ms, max(0, latency_ms - left_ms))
+        cost = self._price(task) * ran_ms // latency_ms if latency_ms > 0 else 0
+        with self._lock:
+            self._stopped.setdefault(provider_task_id, cost)
+        return True
+
+    def _price(self, task: RenderTask) -> int:
+        """What a finished render reports: the hold (worst case) times ``cost_ratio``."""
         hold = self._catalog.model(task.backend, task.model).price_for(
             task.request.resolution, task.request.duration_s
         )
-        cost = int((hold or 0) * float(self._script.get("cost_ratio", 1.0)))
-        return rendered(f"sim://{self.name}/{task.job_id}/attempt-{task.attempt}.mp4", cost)
+        return int((hold or 0) * float(self._script.get("cost_ratio", 1.0)))
 
     def _is_down(self, number: int) -> bool:
         if self._script.get("down"):

@@ -6,6 +6,12 @@ that imports it.
 of cold start), so it is not used. Veo writes the video straight into the project's bucket
 (``output_gcs_uri``): nothing to copy, and no URL that expires. Credentials are the
 environment's (Application Default Credentials); the SDK sends no retries unless asked.
+
+No cancel (``can_cancel`` False): Vertex AI operations take ``POST {name}:cancel``, but
+google-genai (3.6.1 here, and its main branch: ``operations.py`` has only ``get``) has no
+public call for it, and this adapter does not reach into the SDK's private client. A Veo
+render asked to stop therefore runs to its end and is charged as it finishes (a video
+written into the bucket is billed per output second).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from aiprod.ports import ProviderResult
 class VeoBackend(LiveBackend):
     name = "veo"
     task_kind, task_id_kind = "operation", "operation name"
+    can_cancel = False  # no public cancel in google-genai (module docstring)
     unanswered = (
         ((httpx2.ConnectError, auth_errors.TransportError), taxonomy.UNREACHABLE),  # not sent
         (httpx2.HTTPError, taxonomy.SUBMIT_UNCONFIRMED),  # sent, answer lost: it may exist

@@ -69,6 +69,15 @@ def http_status(status: int) -> Verdict:
     return HTTP_STATUS.get(status, BAD_REQUEST)
 
 
+def cancel_status(status: int) -> Verdict:
+    """An HTTP error answer to a cancel. Unlike a create's, a 5xx (or a gateway timeout)
+    leaves nothing in doubt: a cancel is safe to repeat, so it is RETRY_SAME; 4xx answers
+    are the provider's refusal, as for any call."""
+    if status >= 500 or status in UNCONFIRMED_STATUSES:
+        return SERVER_ERROR
+    return HTTP_STATUS.get(status, BAD_REQUEST)
+
+
 # Runway task failureCode prefixes, first match wins (docs.dev.runwayml.com/errors/task-failures).
 RUNWAY_FAILURES: tuple[tuple[str, Verdict | None], ...] = (
     ("SAFETY.", None),  # None: content policy, as configured
