@@ -135,14 +135,6 @@ class VideoBackend(ABC):
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         """Look at a submitted task once."""
 
-    can_cancel: bool = False  # the provider has a call that stops a running task
-
-    def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
-        """Ask the provider to stop a task. True: it took the request (later polls say how
-        the task ended and what it cost); False: this provider cannot stop one (it runs to
-        its end and is charged then). Safe to repeat, harmless on a task that ended."""
-        return False
-
     can_find: bool = False  # the provider lets us look up a task a lost create made
 
     def find(self, task: RenderTask, sent_at: float) -> str | None:

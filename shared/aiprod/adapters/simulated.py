@@ -20,7 +20,10 @@ had run when it was cancelled, rounded down: like a provider billing the time us
 negative and never above the price. A task already done (or never issued) is left as it is.
 Cancels are the one thing remembered rather than encoded in the task id (an id cannot
 change), so only this instance sees them: the embedded run and the tests, where one
-instance submits, cancels and polls.
+instance submits, cancels and polls. A running task another instance started (on the
+emulator stack, another function's process) is out of reach: its cancel answers False, as
+a provider with no cancel call would, so the attempt is closed at once and the task charged
+when it ends.
 
 It implements the ``VideoBackend`` port directly (there is no SDK, so nothing of
 ``provider_base.LiveBackend`` applies) and answers like the live adapters: a refused submit
@@ -116,6 +119,10 @@ class SimulatedBackend(VideoBackend):
         now = self._clock()
         if decoded is None or now >= decoded[1]:
             return True  # never issued, or done: its polls answer as before
+        with self._lock:
+            ours = provider_task_id in self.submitted
+        if not ours:  # started by another process (the emulator stack): out of our reach
+            return False
         latency_ms = round(float(self._script.get("latency_s", 0.0)) * 1000)
         left_ms = round((decoded[1] - now) * 1000)
         ran_ms = min(latency_ms, max(0, latency_ms - left_ms))
