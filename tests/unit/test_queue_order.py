@@ -169,7 +169,8 @@ def test_creates_per_minute_bound_how_many_renders_start_in_a_minute(pipeline, c
 
 def test_a_small_tenants_position_counts_turns_not_the_whole_queue(pipeline):
     # GIVEN runway running 1 render at a time, tenant "big" with 6 jobs waiting behind it
-    p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
+    # (one worker: every job is admitted before the first render's polls move the clock)
+    p = pipeline(workers=1, simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     _capacities(p, runway=1)
     p.run(*[queue_job(f"big{i}", "big", backends=["runway"]) for i in range(7)])
 
