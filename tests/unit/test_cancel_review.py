@@ -11,6 +11,7 @@ import pytest
 from aiprod.adapters.provider_common import error
 from aiprod.domain import taxonomy
 from aiprod.domain.catalog import default_catalog
+from aiprod.domain.policy import RetryPolicy
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
 from support.scenarios import TEXT, attempts, runway_job
@@ -113,3 +114,114 @@ def test_a_cancel_during_the_create_gives_its_render_slot_back_once(pipeline, mo
     # and a third job must wait for it, not start beside it
     p.run(runway_job(3))
     assert p.job("q3")["attempts"][0]["state"] == "QUEUED"
+
+
+# --- a provider task running ------------------------------------------------------------
+
+
+def _running(pipeline, clock, ran_s: float, **settings):
+    """q1 rendering on runway (its render function gave up watching after 5 s), q2 queued
+    behind it for runway's one slot; ``ran_s`` of q1's 10,000 s render has run."""
+    settings.setdefault("retry", RetryPolicy(max_wall_s=50_000))
+    p = pipeline(simulation=LONG, render_deadline_s=5, lease_s=LEASE, **settings)
+    set_capacity(p.store, default_catalog(), "runway", 1)
+    p.run(runway_job(1), runway_job(2))
+    assert p.job("q1")["attempts"][0]["provider_task_id"] is not None
+    assert p.job("q2")["attempts"][0]["state"] == "QUEUED"
+    clock.advance(ran_s - 5)
+    return p
+
+
+def test_a_stopped_task_is_charged_its_share_once_and_the_queued_job_starts(pipeline, clock):
+    # GIVEN q1 a tenth of the way through its render, q2 waiting for the slot
+    p = _running(pipeline, clock, ran_s=1_000)
+    hold = price(p, "q1")
+
+    # WHEN the cancel is delivered three times, and the reconciler polls the stopped task
+    for _ in range(3):
+        cancel(p, "q1")
+    assert p.job("q1")["status"] == "RUNNING"  # the task's own end closes the attempt
+    sweep(p)
+    cancel(p, "q1")
+
+    # THEN q1 is CANCELLED charged a tenth of its price (the provider's own cancelled end),
+    # announced once, never retried; q2 took the slot and renders
+    job = p.job("q1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", hold // 10)
+    assert [(a["state"], a["error_code"]) for a in job["attempts"]] == [("FAILED", "cancelled")]
+    assert len(p.events("job.cancelled", "q1")) == 1
+    assert p.events("job.cancel_refused", "q1") == []
+    assert len(p.app.backend("runway").cancelled) == 3
+    assert p.job("q2")["attempts"][0]["state"] == "RUNNING"
+    assert slot_records.in_use(p.store, "runway") == 1
+    assert p.ledger()["spent_micros"] == hold // 10
+    assert p.ledger()["held_micros"] == price(p, "q2")
+
+
+@pytest.mark.parametrize("refusal", ["raises", "false"])
+def test_a_refused_stop_closes_at_once_and_the_late_task_is_charged_its_full_price(
+    pipeline, clock, monkeypatch, refusal
+):
+    # GIVEN q1 rendering, and runway's cancel failing (a 5xx) or refusing (False)
+    p = _running(pipeline, clock, ran_s=100)
+    hold = price(p, "q1")
+    sim = p.app.backend("runway")
+
+    def stop(task_id, task):
+        sim.cancelled.append(task_id)
+        if refusal == "raises":
+            raise error(taxonomy.cancel_status(503), "cancel: 503")
+        return False
+
+    monkeypatch.setattr(sim, "cancel", stop)
+
+    # WHEN it is cancelled: the job ends at once, the task runs on
+    cancel(p, "q1")
+    job = p.job("q1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", 0)
+    assert job["attempts"][0]["late_task_lease"] is not None
+    assert slot_records.in_use(p.store, "runway") == 1  # the late task keeps the slot
+    assert p.job("q2")["attempts"][0]["state"] == "QUEUED"
+
+    # and the reconciler follows the late task until it ends, asking it to stop each time
+    clock.advance(LEASE)
+    sweep(p)
+    assert p.job("q1")["cost_micros"] == 0
+    clock.advance(10_000)
+    sweep(p)
+
+    # THEN its full price is charged, its slot given back, and q2 starts
+    job = p.job("q1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", hold)
+    assert job["attempts"][0]["late_task_lease"] is None
+    assert len(p.events("job.cancelled", "q1")) == 1
+    assert len(sim.cancelled) == 2  # the cancel, then the look that found it running
+    assert p.job("q2")["attempts"][0]["state"] == "RUNNING"
+    assert slot_records.in_use(p.store, "runway") == 1
+    assert p.ledger()["spent_micros"] == hold
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a cancel of a task its provider cannot stop ends the job CANCELLED without "
+    "looking at the task: a render already finished is charged and thrown away",
+)
+def test_a_render_finished_at_a_provider_that_cannot_stop_it_wins_over_the_cancel(
+    pipeline, clock, monkeypatch
+):
+    # GIVEN q1's render finished at its provider (nobody has polled it since), and the
+    # provider has no cancel (Veo's case)
+    p = _running(pipeline, clock, ran_s=10_001)
+    hold = price(p, "q1")
+    monkeypatch.setattr(p.app.backend("runway"), "can_cancel", False)
+
+    # WHEN it is cancelled, and the reconciler runs
+    cancel(p, "q1")
+    sweep(p)
+
+    # THEN the render finished first: delivered, charged, the refusal saying so
+    job = p.job("q1")
+    assert (job["status"], job["cost_micros"]) == ("SUCCEEDED", hold)  # observed: CANCELLED
+    [refused] = p.events("job.cancel_refused", "q1")
+    assert refused["reason"] == "finished_first"
+    p.assert_books_balanced()
