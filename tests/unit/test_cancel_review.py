@@ -123,7 +123,7 @@ def _running(pipeline, clock, ran_s: float, **settings):
     """q1 rendering on runway (its render function gave up watching after 5 s), q2 queued
     behind it for runway's one slot; ``ran_s`` of q1's 10,000 s render has run."""
     settings.setdefault("retry", RetryPolicy(max_wall_s=50_000))
-    p = pipeline(simulation=LONG, render_deadline_s=5, lease_s=LEASE, **settings)
+    p = pipeline(workers=1, simulation=LONG, render_deadline_s=5, lease_s=LEASE, **settings)
     set_capacity(p.store, default_catalog(), "runway", 1)
     p.run(runway_job(1), runway_job(2))
     assert p.job("q1")["attempts"][0]["provider_task_id"] is not None
