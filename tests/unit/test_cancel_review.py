@@ -225,3 +225,186 @@ def test_a_render_finished_at_a_provider_that_cannot_stop_it_wins_over_the_cance
     [refused] = p.events("job.cancel_refused", "q1")
     assert refused["reason"] == "finished_first"
     p.assert_books_balanced()
+
+
+# --- between attempts, and before anything was sent ---------------------------------------
+
+
+def test_a_cancel_during_a_retry_backoff_ends_the_job_and_its_retry_task_does_nothing(pipeline):
+    # GIVEN runway's first render failed RETRY_SAME: attempt 2 waits out its backoff,
+    # its task published but not yet run
+    p = pipeline(simulation={"runway": {"failure_rate": 1.0, "error_class": "RETRY_SAME"}})
+    outcomes = drop(p, "render-outcomes")
+    p.run({**TEXT, "backends": ["runway"]})
+    tasks = drop(p, "render-runway")
+    deliver(p, "render-outcomes", "handle_outcome")
+    for data in outcomes:
+        p.app.outcomes.handle(data, {})
+    p.drain()
+    job = p.job("t1")
+    assert attempts(job) == [("runway", "FAILED"), ("runway", "DISPATCHED")]
+    assert job["attempts"][1]["not_before"] > job["attempts"][0]["finished_at"]
+
+    # WHEN it is cancelled, then the retry's task arrives
+    cancel(p, "t1")
+    deliver(p, "render-runway", "render_runway")
+    for data in tasks:
+        p.app.renderer("runway").handle(data, {})
+    p.drain()
+
+    # THEN nothing more was rendered; one job.cancelled; the retry's hold released
+    job = p.job("t1")
+    assert job["status"] == "CANCELLED"
+    assert attempts(job) == [("runway", "FAILED"), ("runway", "FAILED")]
+    assert job["attempts"][1]["error_code"] == "cancel_requested"
+    assert len(p.submitted("runway")) == 1
+    assert len(p.events("job.cancelled", "t1")) == 1
+    assert p.events("job.failed", "t1") == []
+    p.assert_books_balanced()
+
+
+def test_a_cancel_after_the_claim_and_before_the_create_sends_nothing(pipeline, monkeypatch):
+    # GIVEN a render function that has claimed the attempt and is about to create the task
+    p = pipeline(workers=1)
+    sim = p.app.backend("runway")
+    submit = sim.submit
+
+    def cancelled_first(task, before_send=None):
+        cancel(p, task.job_id, drain=False)  # arrives before the submit intent is written
+        return submit(task, before_send)
+
+    monkeypatch.setattr(sim, "submit", cancelled_first)
+
+    # WHEN it runs
+    p.run({**TEXT, "backends": ["runway", "replicate"]})
+
+    # THEN no create was sent, nothing is charged, nothing fell back
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", 0)
+    assert attempts(job) == [("runway", "FAILED")]
+    assert p.submitted("runway") == [] and p.submitted("replicate") == []
+    assert len(p.events("job.cancelled", "t1")) == 1
+    p.assert_books_balanced()
+
+
+def test_a_cancel_after_a_fallback_stops_the_second_backends_task(pipeline, clock):
+    # GIVEN runway failed and the job fell back to replicate, rendering (its function gave
+    # up watching after 5 s)
+    p = pipeline(
+        workers=1,
+        simulation={"runway": {"failure_rate": 1.0}, "replicate": {"latency_s": 10_000}},
+        render_deadline_s=5,
+        lease_s=LEASE,
+    )
+    p.run(TEXT)
+    assert attempts(p.job("t1")) == [("runway", "FAILED"), ("replicate", "RUNNING")]
+    hold = price(p, "t1", 2)
+    clock.advance(2_495)  # a quarter of replicate's render has run
+
+    # WHEN it is cancelled and the reconciler polls the stopped task
+    cancel(p, "t1")
+    sweep(p)
+
+    # THEN the replicate task was stopped and charged its quarter, and nothing else ran
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", hold // 4)
+    assert attempts(job) == [("runway", "FAILED"), ("replicate", "FAILED")]
+    assert len(p.app.backend("replicate").cancelled) == 1
+    assert len(p.events("job.cancelled", "t1")) == 1
+    p.assert_books_balanced()
+
+
+def test_a_redelivered_job_message_after_a_cancel_adds_nothing(pipeline):
+    # GIVEN a job admitted, its task not yet delivered, and cancelled
+    p = pipeline()
+    drop(p, "render-runway")
+    request = {**TEXT, "backends": ["runway"]}
+    p.run(request)
+    cancel(p, "t1")
+
+    # WHEN its job message is delivered again
+    p.run(request)
+
+    # THEN it stays cancelled, announced once, with no new attempt and no new hold
+    job = p.job("t1")
+    assert job["status"] == "CANCELLED" and len(job["attempts"]) == 1
+    assert len(p.events("job.accepted", "t1")) == 1
+    assert len(p.events("job.cancelled", "t1")) == 1
+    assert p.events("job.duplicate_rejected", "t1") == []
+    p.assert_books_balanced()
+
+
+# --- the reconciler meanwhile --------------------------------------------------------------
+
+
+def test_a_stop_taken_but_not_honoured_past_the_wall_time_ends_cancelled_and_charges_the_task(
+    pipeline, clock, monkeypatch
+):
+    # GIVEN q1 rendering, its provider taking the stop but rendering on
+    p = _running(pipeline, clock, ran_s=100, retry=RetryPolicy(max_wall_s=3_600))
+    hold = price(p, "q1")
+    sim = p.app.backend("runway")
+    monkeypatch.setattr(sim, "cancel", lambda task_id, task: sim.cancelled.append(task_id) or True)
+
+    # WHEN it is cancelled, and the reconciler sweeps past its wall time, then after the end
+    cancel(p, "q1")
+    clock.advance(3_600)
+    sweep(p)
+    job = p.job("q1")
+    assert (job["status"], job["reason"], job["cost_micros"]) == ("CANCELLED", "cancel_requested", 0)
+    clock.advance(10_000)
+    sweep(p)
+
+    # THEN it ended CANCELLED (not FAILED), announced once, and the task's price is charged
+    job = p.job("q1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", hold)
+    assert job["attempts"][0]["error_code"] == "wall_time_exceeded"
+    assert len(p.events("job.cancelled", "q1")) == 1
+    assert p.events("job.failed", "q1") == []
+    assert p.ledger()["spent_micros"] == hold
+
+
+def test_a_lost_cancel_outcome_is_published_again_by_a_redelivered_cancel_and_the_sweep(
+    pipeline, clock
+):
+    # GIVEN a dispatched job whose cancel's outcome is lost
+    p = pipeline(lease_s=LEASE)
+    drop(p, "render-runway")
+    p.run({**TEXT, "backends": ["runway"]})
+    lost = drop(p, "render-outcomes")
+    cancel(p, "t1")
+    assert p.job("t1")["attempts"][0]["state"] == "REPORTED"
+
+    # WHEN the cancel is delivered again (still lost), then the outcome flows, and the
+    # reconciler republishes it once the lease runs out
+    cancel(p, "t1")
+    assert len(lost) == 2
+    deliver(p, "render-outcomes", "handle_outcome")
+    clock.advance(LEASE)
+    sweep(p)
+    for data in lost:
+        p.app.outcomes.handle(data, {})
+    p.drain()
+    cancel(p, "t1")
+
+    # THEN the job is cancelled once, nothing charged
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", 0)
+    assert len(p.events("job.cancelled", "t1")) == 1
+    assert p.events("job.cancel_refused", "t1") == []
+    p.assert_books_balanced()
+
+
+def test_a_tenant_job_cancelled_mid_render_balances_the_tenant_books(pipeline, clock):
+    p = pipeline(
+        workers=1, simulation=LONG, render_deadline_s=5, lease_s=LEASE, tenant_limit_micros=50_000_000
+    )
+    p.run({**TEXT, "backends": ["runway"], "tenant": "acme"})
+    hold = price(p, "t1")
+    clock.advance(4_995)  # half of the render has run
+    cancel(p, "t1")
+    sweep(p)
+    assert (p.job("t1")["status"], p.job("t1")["cost_micros"]) == ("CANCELLED", hold // 2)
+    assert p.ledger("tenant:acme")["spent_micros"] == hold // 2
+    assert p.ledger("tenant:acme")["held_micros"] == 0
+    p.assert_books_balanced()
