@@ -475,3 +475,56 @@ def test_a_cancel_of_a_create_whose_answer_was_lost_finds_and_stops_the_task(
     assert job["cost_micros"] < hold  # observed: the hold, as an estimate, for good
     assert job["attempts"][0]["cost_estimated"] is False
     p.assert_books_balanced()
+
+
+# --- a cancel that came too late -------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a redelivered cancel whose first delivery was refused finished_first publishes a "
+    "second job.cancel_refused, already_finished (the job notes the cancel but ignores it)",
+)
+def test_a_redelivered_cancel_that_came_too_late_is_refused_once(pipeline):
+    # GIVEN a render that finished, its outcome stored but not yet applied
+    p = pipeline()
+    lost = drop(p, "render-outcomes")
+    p.run(TEXT)
+
+    # WHEN it is cancelled, the outcome applied, and the same cancel delivered again
+    cancel(p, "t1")
+    deliver(p, "render-outcomes", "handle_outcome")
+    for data in lost:
+        p.app.outcomes.handle(data, {})
+    p.drain()
+    cancel(p, "t1")
+
+    # THEN the job succeeded, and the one request was refused once, finished_first
+    assert p.job("t1")["status"] == "SUCCEEDED"
+    refused = [e["reason"] for e in p.events("job.cancel_refused", "t1")]
+    assert refused == ["finished_first"]  # observed: ["finished_first", "already_finished"]
+    assert len(p.events("job.completed", "t1")) == 1
+    p.assert_books_balanced()
+
+
+def test_a_finished_render_republished_by_the_sweep_after_a_cancel_succeeds_once(pipeline, clock):
+    # GIVEN a render that finished, its outcome lost, and the job cancelled meanwhile
+    p = pipeline(lease_s=LEASE)
+    drop(p, "render-outcomes")
+    p.run(TEXT)
+    cancel(p, "t1")
+    deliver(p, "render-outcomes", "handle_outcome")
+
+    # WHEN the reconciler republishes the stored outcome (twice: two sweeps past the lease)
+    clock.advance(LEASE)
+    sweep(p)
+    clock.advance(LEASE)
+    sweep(p)
+
+    # THEN delivered and charged once, the refusal before the completion, each once
+    job = p.job("t1")
+    assert job["status"] == "SUCCEEDED" and job["cost_micros"] == price(p, "t1")
+    types = [e["type"] for e in p.events(job_id="t1")]
+    assert types[-2:] == ["job.cancel_refused", "job.completed"]
+    assert types.count("job.cancel_refused") == 1 and types.count("job.completed") == 1
+    p.assert_books_balanced()
