@@ -29,9 +29,7 @@ def cancel(p, job_id: str, reason: str = "not needed", drain: bool = True, **fie
 
 def outcomes_of(p, job_id: str) -> list[bytes]:
     return [
-        m.data
-        for m in p.bus.published["render-outcomes"]
-        if json.loads(m.data)["job_id"] == job_id
+        m.data for m in p.bus.published["render-outcomes"] if json.loads(m.data)["job_id"] == job_id
     ]
 
 
@@ -351,7 +349,11 @@ def test_a_stop_taken_but_not_honoured_past_the_wall_time_ends_cancelled_and_cha
     clock.advance(3_600)
     sweep(p)
     job = p.job("q1")
-    assert (job["status"], job["reason"], job["cost_micros"]) == ("CANCELLED", "cancel_requested", 0)
+    assert (job["status"], job["reason"], job["cost_micros"]) == (
+        "CANCELLED",
+        "cancel_requested",
+        0,
+    )
     clock.advance(10_000)
     sweep(p)
 
@@ -397,7 +399,11 @@ def test_a_lost_cancel_outcome_is_published_again_by_a_redelivered_cancel_and_th
 
 def test_a_tenant_job_cancelled_mid_render_balances_the_tenant_books(pipeline, clock):
     p = pipeline(
-        workers=1, simulation=LONG, render_deadline_s=5, lease_s=LEASE, tenant_limit_micros=50_000_000
+        workers=1,
+        simulation=LONG,
+        render_deadline_s=5,
+        lease_s=LEASE,
+        tenant_limit_micros=50_000_000,
     )
     p.run({**TEXT, "backends": ["runway"], "tenant": "acme"})
     hold = price(p, "t1")
