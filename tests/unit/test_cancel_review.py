@@ -534,3 +534,46 @@ def test_a_finished_render_republished_by_the_sweep_after_a_cancel_succeeds_once
     assert types[-2:] == ["job.cancel_refused", "job.completed"]
     assert types.count("job.cancel_refused") == 1 and types.count("job.completed") == 1
     p.assert_books_balanced()
+
+
+# --- aiprod cancel ---------------------------------------------------------------------------
+
+
+def _cli(p, monkeypatch, job_id: str, sleep=lambda s: None) -> int:
+    from aiprod_tools.cli import context
+    from aiprod_tools.cli import main as cli_main
+    from aiprod_tools.cli.cancel import cancel as cancel_command
+
+    monkeypatch.setattr(context, "make_app", lambda: p.app)
+    if sleep is None:
+        return cli_main(["cancel", job_id, "--reason", "pulled", "--timeout", "5"])
+    args = cli_main.__globals__["parser"]().parse_args(["cancel", job_id, "--timeout", "5"])
+    return cancel_command(args, sleep=sleep)
+
+
+def test_aiprod_cancel_exit_statuses(pipeline, monkeypatch):
+    # a queued job: cancelled, 0; again: cancelled already, 0; an unknown job: 1
+    p = pipeline(workers=1, simulation=LONG, render_deadline_s=5)
+    set_capacity(p.store, default_catalog(), "runway", 1)
+    p.run(runway_job(1), runway_job(2))
+    assert _cli(p, monkeypatch, "q2", sleep=lambda s: p.drain()) == 0
+    assert p.job("q2")["status"] == "CANCELLED"
+    assert _cli(p, monkeypatch, "q2", sleep=None) == 0
+    assert _cli(p, monkeypatch, "nobody", sleep=None) == 1
+
+    # a render that finished before the cancel reached it: 3, the job succeeded
+    lost = drop(p, "render-outcomes")
+    p.run({**TEXT, "backends": ["replicate"]})
+    assert p.job("t1")["attempts"][0]["state"] == "REPORTED"
+    deliver(p, "render-outcomes", "handle_outcome")
+
+    def outcome_arrives(_s: float) -> None:
+        p.drain()
+        for data in lost:
+            p.app.outcomes.handle(data, {})
+        p.drain()
+
+    assert _cli(p, monkeypatch, "t1", sleep=outcome_arrives) == 3
+    assert p.job("t1")["status"] == "SUCCEEDED"
+    # over already: 1
+    assert _cli(p, monkeypatch, "t1", sleep=None) == 1
