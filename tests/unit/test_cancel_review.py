@@ -577,3 +577,88 @@ def test_aiprod_cancel_exit_statuses(pipeline, monkeypatch):
     assert p.job("t1")["status"] == "SUCCEEDED"
     # over already: 1
     assert _cli(p, monkeypatch, "t1", sleep=None) == 1
+
+
+def test_a_cancel_noted_while_a_timeout_is_pending_ends_the_job_without_a_fallback(
+    pipeline, clock, monkeypatch
+):
+    # GIVEN a render function lost right after writing its submit intent (a create may
+    # have gone out), and the reconciler's timeout stored on the attempt, not yet applied
+    p = pipeline(lease_s=LEASE)
+    sim = p.app.backend("runway")
+
+    def lost(task, before_send=None):
+        before_send()
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(sim, "submit", lost)
+    drop(p, "render-runway")  # the redelivered task is lost too
+    p.run(TEXT)
+    job = p.job("t1")
+    assert job["attempts"][0]["state"] == "DISPATCHED"
+    task = p.bus.published["render-runway"][0].data
+    with pytest.raises(RuntimeError):
+        p.app.renderer("runway").handle(task, {})
+    assert p.job("t1")["attempts"][0]["submitting_at"] is not None
+    hold = price(p, "t1")
+    lost_outcomes = drop(p, "render-outcomes")
+    clock.advance(LEASE)
+    assert sweep(p)["timed_out"] == 1
+    assert p.job("t1")["attempts"][0]["state"] == "REPORTED"
+
+    # WHEN it is cancelled, then the timeout's outcome is applied
+    cancel(p, "t1")
+    deliver(p, "render-outcomes", "handle_outcome")
+    for data in lost_outcomes:
+        p.app.outcomes.handle(data, {})
+    p.drain()
+
+    # THEN it ended CANCELLED charging the unconfirmed create's hold; no fallback
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", hold)
+    assert attempts(job) == [("runway", "FAILED")]
+    assert p.submitted("replicate") == []
+    assert len(p.events("job.cancelled", "t1")) == 1
+    p.assert_books_balanced()
+
+
+def test_a_cancelled_job_that_spilled_to_another_backend_releases_the_hold_it_spilled_with(
+    pipeline, clock
+):
+    # GIVEN runway's one slot busy, q2 (speed) queued for it and spilled to replicate
+    p = pipeline(
+        workers=1,
+        simulation={"runway": {"latency_s": 10_000}, "replicate": {"latency_s": 10_000}},
+        render_deadline_s=5,
+        lease_s=LEASE,
+        tenant_limit_micros=50_000_000,
+    )
+    set_capacity(p.store, default_catalog(), "runway", 1)
+    set_capacity(p.store, default_catalog(), "replicate", 1)
+    p.run(runway_job(1), {**TEXT, "job_id": "r1", "backends": ["replicate"]})
+    speed = {
+        "job_id": "q2",
+        "prompt": "a paper boat 2",
+        "backends": ["runway", "replicate"],
+        "priority": "speed",
+        "tenant": "acme",
+    }
+    p.run(speed)
+    assert len(p.events("job.queued", "q2")) == 1  # it waits for runway
+    cancel(p, "r1")
+    sweep(p)  # r1's stopped task ends: its replicate slot frees, q2 spills there
+    [a] = p.job("q2")["attempts"]
+    assert a["backend"] == "replicate" and a["state"] == "RUNNING", a
+
+    # WHEN it is cancelled half way through, and the stopped task is polled
+    clock.advance(4_995)
+    cancel(p, "q2")
+    sweep(p)
+
+    # THEN it is charged half of replicate's price on both scopes; nothing else held for it
+    job = p.job("q2")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", a["hold_micros"] // 2)
+    assert p.ledger("tenant:acme")["spent_micros"] == a["hold_micros"] // 2
+    assert p.ledger("tenant:acme")["held_micros"] == 0
+    assert slot_records.in_use(p.store, "replicate") == 0
+    assert p.job("r1")["status"] == "CANCELLED"
