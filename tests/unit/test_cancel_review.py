@@ -540,9 +540,8 @@ def test_a_finished_render_republished_by_the_sweep_after_a_cancel_succeeds_once
 
 
 def _cli(p, monkeypatch, job_id: str, sleep=lambda s: None) -> int:
-    from aiprod_tools.cli import context
+    from aiprod_tools.cli import context, parser
     from aiprod_tools.cli import main as cli_main
-    from aiprod_tools.cli import parser
     from aiprod_tools.cli.cancel import cancel as cancel_command
 
     monkeypatch.setattr(context, "make_app", lambda: p.app)
