@@ -101,12 +101,12 @@ locals {
       service               = "control-job"
       topic                 = "job-control"
       schedule              = null
-      timeout_s             = 60
+      timeout_s             = 300
       max_delivery_attempts = local.max_delivery_attempts
-      publishes             = ["render-outcomes", "job-events", "dead-letter"]
+      publishes             = ["render-runway", "render-veo", "render-replicate", "render-outcomes", "job-events", "dead-letter"]
       secrets               = ["runway", "replicate"]
-      bucket                = false
-      roles                 = []
+      bucket                = true                      # a cancel looks at a task it cannot stop: a finished render is kept
+      roles                 = ["roles/aiplatform.user"] # Veo's task (no cancel call) is looked at, as reconcile polls it
     }
   }
 

@@ -134,7 +134,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     # Control messages (services/job_control.py): cancelling a job cancels its running
     # provider task, so, like the sweep, it ships every provider SDK (imported lazily).
-    FunctionSpec("control_job", JOB_CONTROL, timeout_s=60, extras=BACKENDS),
+    # A cancel (services/job_control.py) asks a provider to stop its task, or looks at a
+    # task it cannot stop and keeps a finished render, as reconcile's polls do: every
+    # provider SDK, and the time a poll that keeps an output may take.
+    FunctionSpec("control_job", JOB_CONTROL, timeout_s=300, extras=BACKENDS),
 )
 
 # Pull subscriptions the system itself reads: the dead-letter inbox (aiprod dlq) and a tap on

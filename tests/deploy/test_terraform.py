@@ -191,21 +191,24 @@ def test_each_render_function_reads_only_its_own_provider_key(tf):
     assert "roles/aiplatform.user" in functions["render_veo"]["roles"]
 
 
-def test_control_job_publishes_what_a_cancel_causes_and_calls_no_vertex_ai(tf):
+def test_control_job_publishes_and_reaches_what_a_cancel_needs(tf):
     # GIVEN the control function (a cancel closes the job's attempt and announces the job)
     control = tf.locals["push_functions"]["control_job"]
 
-    # THEN it is fed by job-control, may publish an outcome, a job event or a dead letter,
-    # reads the keys of the providers it can cancel on, and has no Vertex AI role (Veo has
-    # no public cancel call) nor the output bucket
+    # THEN it is fed by job-control, may publish a render task (a stopped task is handed to
+    # a render function to watch its end), an outcome, a job event or a dead letter, reads
+    # the keys of the providers it can cancel on, and, since it looks at a task it cannot
+    # stop (Veo's) and keeps a finished render, has Vertex AI user and the output bucket
     assert control["topic"] == topology.JOB_CONTROL == tf.locals["job_control_topic"]
     assert set(control["publishes"]) == {
+        *map(topology.render_topic, topology.BACKENDS),
         topology.RENDER_OUTCOMES,
         topology.JOB_EVENTS,
         topology.DEAD_LETTER,
     }
     assert set(control["secrets"]) == {"runway", "replicate"}
-    assert (control["bucket"], control["roles"]) == (False, [])
+    assert (control["bucket"], control["roles"]) == (True, ["roles/aiplatform.user"])
+    assert control["timeout_s"] == topology.function("control_job").timeout_s == 300
 
 
 def test_only_the_listed_control_publishers_may_publish_control_messages(tf):

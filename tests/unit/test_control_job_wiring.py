@@ -32,7 +32,7 @@ def received(monkeypatch) -> list[tuple[bytes, dict[str, str]]]:
 
 def test_control_job_is_fed_by_the_job_control_topic():
     spec = topology.function("control_job")
-    assert (spec.topic, spec.trigger, spec.timeout_s) == (topology.JOB_CONTROL, "pubsub", 60)
+    assert (spec.topic, spec.trigger, spec.timeout_s) == (topology.JOB_CONTROL, "pubsub", 300)
     assert spec.max_delivery_attempts == topology.MAX_DELIVERY_ATTEMPTS
     # it cancels provider tasks, so it ships every provider SDK, as the reconciler does
     assert spec.extras == topology.BACKENDS

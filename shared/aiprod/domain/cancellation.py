@@ -8,12 +8,17 @@ CANCELLED, never with a fallback:
 
 - nothing reached a provider yet (queued, dispatched, claimed before its create): the
   attempt is closed at once and its hold released;
-- a create may be in flight, or its provider cannot stop a task: the attempt is closed at
-  once, charging what a closing by us charges (``leases.possible_charge``); a task that
-  turns up or keeps running is a late task, asked to stop where the provider allows, and
-  charged what it really cost;
+- a create may be in flight: the attempt is closed at once, charging what a closing by us
+  charges (``leases.possible_charge``: the hold, as an estimate); the task that turns up is
+  a late task, asked to stop where the provider allows, and charged what it really cost
+  (a create the provider refused charges nothing);
+- a create whose answer was lost, on a provider that lets us look tasks up: the task is
+  looked for first, and if found, adopted and stopped like any stored task;
 - a provider task is stored and its provider can stop it: the provider is asked to, and the
   task's own end (cancelled, or finished first) closes the attempt with the real cost;
+- a stored task its provider cannot stop (or whose stop failed) is looked at once: finished,
+  its own outcome ends the job; still running, the attempt is closed at once and the task
+  charged when it ends (a late task);
 - an outcome is stored already: applying it ends the job.
 
 A render that finished before the cancel reached it is delivered and charged: the job ends
@@ -23,11 +28,12 @@ SUCCEEDED, and ``job.cancel_refused`` says the cancel came too late.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aiprod.domain.error_codes import ErrorCode
-from aiprod.domain.jobs import AttemptState, CancelRequest, Job, JobStatus
-from aiprod.domain.leases import CLOSABLE, closing_outcome
+from aiprod.domain.jobs import Attempt, AttemptState, CancelRequest, Job, JobStatus
+from aiprod.domain.leases import CLOSABLE, UNCONFIRMED_SUBMIT_CODES, closing_outcome
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.domain.transitions import record_report
 
@@ -42,7 +48,17 @@ class CancelStep(StrEnum):
     ALREADY = "already"  # cancelled, or being cancelled, already: nothing more to do
     CLOSE = "close"  # the current attempt is closed now: its outcome is stored, and owed
     STOP_TASK = "stop_task"  # its provider is asked to stop the task; the task's end closes it
+    LOOK = "look"  # its task is looked at once: finished, its outcome; else closed now
+    FIND = "find"  # its create's answer was lost: the task is looked up, then stopped
     AWAIT_OUTCOME = "await_outcome"  # an outcome is stored: applying it ends the job
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a backend's provider lets a cancel do (``VideoBackend.can_cancel``/``can_find``)."""
+
+    can_stop: bool = False
+    can_find: bool = False
 
 
 class CancelRefusal(StrEnum):
@@ -54,28 +70,38 @@ class CancelRefusal(StrEnum):
 
 
 def request_cancel(
-    job: Job, request: CancelRequest, now: float, lease_s: float, can_stop: Callable[[str], bool]
+    job: Job, request: CancelRequest, now: float, lease_s: float, reach: Callable[[str], Reach]
 ) -> tuple[Job, CancelStep]:
-    """Note the request on the job and say what follows. ``can_stop(backend)``: that
-    backend's provider can stop a running task. A repeated request (a redelivery) asks the
-    provider again while the task runs: the first ask may have been lost with its worker."""
+    """Note the request on the job and say what follows. ``reach(backend)``: what that
+    backend's provider lets us do. A repeated request (a redelivery) asks the provider again
+    while the task runs (the first ask may have been lost with its worker); one for a job
+    that ended after a first request noted the cancel is not refused again."""
     if job.is_terminal:
-        return job, CancelStep.ALREADY if job.status is JobStatus.CANCELLED else CancelStep.FINISHED
+        noted = job.cancel is not None or job.status is JobStatus.CANCELLED
+        return job, CancelStep.ALREADY if noted else CancelStep.FINISHED
     attempt = job.current
     noted = job if job.cancel is not None else job.model_copy(update={"cancel": request})
     if attempt is None:  # not reachable for a running job; ends it with nothing to settle
         return end_cancelled(noted, now), CancelStep.CLOSE
     if attempt.state is AttemptState.REPORTED:
         return noted, CancelStep.AWAIT_OUTCOME
-    if (
-        attempt.state is AttemptState.RUNNING
-        and attempt.provider_task_id is not None
-        and can_stop(attempt.backend)
-    ):
-        return noted, CancelStep.STOP_TASK
+    if attempt.state is AttemptState.RUNNING and attempt.provider_task_id is not None:
+        can_stop = reach(attempt.backend).can_stop
+        return noted, CancelStep.STOP_TASK if can_stop else CancelStep.LOOK
+    if answer_lost(attempt) and reach(attempt.backend).can_find:
+        return noted, CancelStep.FIND
     if attempt.state in CLOSABLE:
         return close_now(noted, now, lease_s), CancelStep.CLOSE
     return noted, CancelStep.ALREADY
+
+
+def answer_lost(attempt: Attempt) -> bool:
+    """A create that may have made a task whose id we never got (its answer was lost)."""
+    return (
+        attempt.state is AttemptState.RUNNING
+        and attempt.provider_task_id is None
+        and attempt.error_code in UNCONFIRMED_SUBMIT_CODES
+    )
 
 
 def close_now(job: Job, now: float, lease_s: float) -> Job:

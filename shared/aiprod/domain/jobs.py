@@ -65,6 +65,7 @@ class Attempt(BaseModel):
     claimed_at: float | None = None
     queued_at: float | None = None  # when it waited for a render slot (None: it never did)
     slot_key: str | None = None  # the render slot it holds until it closes (domain.slots)
+    slot_returned: bool = False  # its slot was given back (once: a late task may come after)
     claim_id: str | None = None  # the delivery that holds the claim (a stale one cannot submit)
     submitting_at: float | None = None  # intent: from now on a create may reach the provider
     restarts: int = 0  # times a claim was lost before anything was sent (started again)

@@ -31,10 +31,22 @@ def with_slot(job: Job, slot_key: str | None, now: float) -> Job:
     return replace_attempt(job, queued, now)
 
 
+def holds_slot(attempt: Attempt | None) -> bool:
+    """The attempt took a render slot and has not given it back."""
+    return attempt is not None and attempt.slot_key is not None and not attempt.slot_returned
+
+
 def frees_slot(attempt: Attempt | None) -> bool:
     """Does closing this attempt give its render slot back? Not while a late provider task
     still renders for it: the slot is kept until that task is charged."""
-    return attempt is not None and attempt.slot_key is not None and attempt.late_task_lease is None
+    return holds_slot(attempt) and attempt.late_task_lease is None
+
+
+def slot_given_back(job: Job, number: int, now: float) -> Job:
+    """Note that attempt ``number`` gave its slot back, so no later path (a late task that
+    turns up after the close, charged or given up) gives it back a second time."""
+    attempt = job.require(number)
+    return replace_attempt(job, attempt.model_copy(update={"slot_returned": True}), now)
 
 
 def is_queued(job: Job) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from aiprod.domain.jobs import AttemptState, Job, recount, replace_attempt
+from aiprod.domain.messages import ErrorClass, RenderOutcome
 
 # Tries to keep a finished output (one per poll) before the attempt closes charged its cost.
 MAX_KEEP_TRIES = 5
@@ -105,3 +106,34 @@ def extend_late_task(job: Job, number: int, until: float | None, now: float) -> 
     attempt = job.require(number)
     changed = attempt.model_copy(update={"late_task_lease": until})
     return replace_attempt(job, changed, now)
+
+
+def made_nothing(outcome: RenderOutcome) -> bool:
+    """A create the provider answered with a refusal (or that never left us): a failed
+    outcome with no task id and a definite class. A create whose answer was lost is UNKNOWN
+    (``submit_unconfirmed``), and a task that exists always comes with its id."""
+    failed = not outcome.succeeded and outcome.error_class not in (None, ErrorClass.UNKNOWN)
+    return failed and outcome.provider_task_id is None
+
+
+def void_estimate(job: Job, number: int, now: float) -> tuple[Job, int]:
+    """A create the provider refused, on an attempt closed meanwhile (a cancel, a lease)
+    charging its hold as the estimate of a create that may have made a task: nothing was
+    made, so nothing is charged. Its stored outcome loses the estimate while it is not yet
+    applied (handle_outcome settles the stored one); once closed, the estimate is given
+    back. Returns the job and the ledger change (negative, or 0)."""
+    attempt = job.require(number)
+    if attempt.provider_task_id is not None or attempt.late_task_lease is not None:
+        return job, 0
+    stored = attempt.outcome
+    if attempt.state is AttemptState.REPORTED and stored is not None and stored.cost_estimated:
+        message = f"{stored.message}; its create was refused: nothing to charge"
+        voided = stored.model_copy(
+            update={"cost_micros": 0, "cost_estimated": False, "message": message}
+        )
+        return replace_attempt(job, attempt.model_copy(update={"outcome": voided}), now), 0
+    if attempt.holds_budget or not attempt.cost_estimated:
+        return job, 0
+    update = {"cost_micros": 0, "cost_estimated": False, "overrun_micros": 0}
+    voided_job = recount(replace_attempt(job, attempt.model_copy(update=update), now))
+    return voided_job, -attempt.cost_micros

@@ -160,6 +160,16 @@ def is_outcome_pending(job: Job, outcome: RenderOutcome) -> bool:
     )
 
 
+def stored_outcome(job: Job, delivered: RenderOutcome) -> RenderOutcome:
+    """The outcome to apply: the one stored on its REPORTED attempt, which is what was
+    published, unless a later fact corrected it before it was applied (a refused create's
+    estimate voided: ``submissions.void_estimate``)."""
+    attempt = job.attempt(delivered.attempt)
+    stored = attempt.outcome if attempt is not None else None
+    same = stored is not None and attempt.state is AttemptState.REPORTED
+    return stored if same and stored.attempt == delivered.attempt else delivered
+
+
 def announce(job: Job) -> Job:
     """The final event is out: a redelivered message need not publish it again."""
     return job.model_copy(update={"announced": True})

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from aiprod.domain import effects
 from aiprod.domain.jobs import Attempt, Job
 from aiprod.domain.leases import LATE_TASK_GIVE_UP_S
-from aiprod.domain.submissions import charge_late_task, extend_late_task, record_known_cost
+from aiprod.domain.queueing import holds_slot, slot_given_back
+from aiprod.domain.submissions import (
+    charge_late_task,
+    extend_late_task,
+    record_known_cost,
+    void_estimate,
+)
 from aiprod.ports import DocumentStore, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services.ledger import Ledger
@@ -64,8 +70,7 @@ class AttemptCosts:
             before, after = job.require(number), charged.require(number)
             overrun = max(0, after.overrun_micros - before.overrun_micros)
             self._ledger.correct(tx, before.ledger_keys, change, overrun)
-            self._free_slot(tx, job.tenant, before)
-            jobs.save(tx, charged)
+            jobs.save(tx, self._free_slot(tx, charged, number))
             return change
 
         change = self._store.run_transaction(body)
@@ -76,6 +81,33 @@ class AttemptCosts:
                 change,
                 extra={"job_id": job_id, "attempt": number, "event": "late_task_charged"},
             )
+        return change
+
+    def void_estimate(self, job_id: str, number: int) -> int | None:
+        """A create the provider refused, on an attempt already closed (or closing) charging
+        the estimate of a create that may have made a task: the estimate goes (returns the
+        ledger change; None when there was no estimate to void)."""
+
+        def body(tx) -> int | None:
+            job = jobs.load(tx, job_id)
+            if job is None:
+                return None
+            voided, change = void_estimate(job, number, self._clock())
+            if voided is job:
+                return None
+            if change:
+                self._ledger.correct(tx, job.require(number).ledger_keys, change)
+            jobs.save(tx, voided)
+            return change
+
+        change = self._store.run_transaction(body)
+        if change is None:
+            return None
+        log.warning(
+            "a refused create charges nothing: its estimate is voided (change %+d)",
+            change,
+            extra={"job_id": job_id, "attempt": number, "event": "estimate_voided"},
+        )
         return change
 
     def follow_due(
@@ -117,10 +149,14 @@ class AttemptCosts:
         self.look_later(job.job_id, attempt.number, None if given_up else now + lease_s)
         return "extended"
 
-    def _free_slot(self, tx, tenant: str | None, attempt: Attempt) -> None:
-        """A late task over (charged, or given up): the render slot it kept is free."""
-        if attempt.slot_key is not None and self._slots is not None:
-            self._slots.give_back(tx, attempt.slot_key, tenant)
+    def _free_slot(self, tx, job: Job, number: int) -> Job:
+        """A late task over (charged, or given up): the render slot it kept is free, unless
+        its attempt gave it back when it closed (the task turned up after that)."""
+        attempt = job.require(number)
+        if not holds_slot(attempt) or self._slots is None:
+            return job
+        self._slots.give_back(tx, attempt.slot_key, job.tenant)
+        return slot_given_back(job, number, self._clock())
 
     def look_later(self, job_id: str, number: int, until: float | None) -> None:
         """Poll the late task again at ``until`` (None: given up, left to the spend audit)."""
@@ -128,9 +164,8 @@ class AttemptCosts:
         def body(tx) -> None:
             job = jobs.load(tx, job_id)
             if job is not None and job.require(number).late_task_lease is not None:
-                jobs.save(tx, extend_late_task(job, number, until, self._clock()))
-                if until is None:
-                    self._free_slot(tx, job.tenant, job.require(number))
+                extended = extend_late_task(job, number, until, self._clock())
+                jobs.save(tx, extended if until else self._free_slot(tx, extended, number))
 
         self._store.run_transaction(body)
 

@@ -1,12 +1,12 @@
-"""control_job: a control message (cancel a job) applied to the job, after which the
-provider is asked to stop the job's task where it can.
+"""control_job: a control message (cancel a job) applied to the job, then, where the job's
+task is at a provider, the provider asked to stop it.
 
 The rules are ``domain.cancellation``'s; this handler runs them in a transaction, publishes
 what the committed state owes (``effects.after_cancel``: a refusal, or the cancel's outcome
 for handle_outcome, which settles the hold and ends the job CANCELLED), and only then calls
-the provider: a provider call never runs inside a transaction body. A provider that cannot
-stop its task, or a stop that fails, closes the attempt at once: its task goes on as a late
-task, which the reconciler follows and charges what it cost.
+the provider: a provider call never runs inside a transaction body. Each later change is its
+own transaction, applied only while the attempt is still the one it was read as, so a render
+function or the reconciler that got there first wins.
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ from pydantic import ValidationError
 from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain import effects
-from aiprod.domain.cancellation import CancelStep, close_now, request_cancel
+from aiprod.domain.cancellation import CancelStep, Reach, close_now, request_cancel
 from aiprod.domain.effects import Effect
-from aiprod.domain.jobs import CancelRequest, Job
-from aiprod.domain.messages import ControlRequest
+from aiprod.domain.jobs import Attempt, CancelRequest, Job
+from aiprod.domain.messages import ControlRequest, ErrorClass, RenderTask
+from aiprod.domain.submissions import adopt_task
+from aiprod.domain.transitions import record_report
 from aiprod.ports import DocumentStore, Transaction, VideoBackend
 from aiprod.repositories import jobs
+from aiprod.services import provider_calls
 from aiprod.services.outbox import Outbox
 
 log = logging.getLogger(__name__)
+Change = Callable[[Job], Job]  # applied to the attempt as read, or not at all
 
 
 class JobControl:
@@ -64,55 +68,123 @@ class JobControl:
         else:
             log.info("cancel requested: %s", step.value, extra=context)
         self._outbox.send(owed)
-        if step is CancelStep.STOP_TASK:
-            self._stop(job, now)
+        follow_up = {
+            CancelStep.STOP_TASK: self._stop,
+            CancelStep.LOOK: self._look_then_close,
+            CancelStep.FIND: self._find,
+        }.get(step)
+        if follow_up is not None:
+            follow_up(job)
 
     def _request(
         self, tx: Transaction, job_id: str, cancel: CancelRequest, now: float
     ) -> tuple[Job | None, CancelStep, list[Effect]]:
         job = jobs.load(tx, job_id)
         if job is None:
-            return (
-                None,
-                CancelStep.NOT_FOUND,
-                effects.after_cancel(None, CancelStep.NOT_FOUND, job_id),
-            )
-        changed, step = request_cancel(job, cancel, now, self._lease_s, self._can_stop)
+            missing = CancelStep.NOT_FOUND
+            return None, missing, effects.after_cancel(None, missing, job_id)
+        changed, step = request_cancel(job, cancel, now, self._lease_s, self._reach)
         if changed is not job:
             jobs.save(tx, changed)
         return changed, step, effects.after_cancel(changed, step, job_id)
 
-    def _can_stop(self, backend: str) -> bool:
+    def _reach(self, backend: str) -> Reach:
         try:
-            return self._backend_for(backend).can_cancel
-        except Exception:  # an adapter that cannot even be built cannot stop anything
+            adapter = self._backend_for(backend)
+            return Reach(can_stop=adapter.can_cancel, can_find=adapter.can_find)
+        except Exception:  # an adapter that cannot even be built can do nothing for us
             log.exception("backend %s unavailable to cancel with", backend)
-            return False
+            return Reach()
 
-    def _stop(self, job: Job, now: float) -> None:
-        """Ask the provider to stop the task; its end (cancelled, or finished first) is
-        reported by whoever polls it. Refused or failed: the attempt is closed now."""
+    def _stop(self, job: Job) -> None:
+        """Ask the provider to stop the task, then have a render function poll it at once
+        (its end, cancelled or finished first, closes the attempt). A refused or failed
+        stop: the task is looked at, and the attempt closed unless it finished."""
         attempt = job.current
-        context = {"job_id": job.job_id, "attempt": attempt.number, "backend": attempt.backend}
+        context = _context(job)
         try:
-            task = effects.task_for(job, attempt)
-            backend = self._backend_for(attempt.backend)
-            if backend.cancel(attempt.provider_task_id, task):
+            if self._backend_for(attempt.backend).cancel(attempt.provider_task_id, _task(job)):
                 log.info("provider asked to stop its task", extra={**context, "event": "task_stop"})
+                self._outbox.send(effects.resumed(job))
                 return
-            log.warning("provider did not take the stop: closing the attempt", extra=context)
+            log.warning("provider did not take the stop", extra=context)
         except Exception:
-            log.exception("could not ask the provider to stop: closing the attempt", extra=context)
-        owed = self._store.run_transaction(lambda tx: self._close(tx, job.job_id, attempt.number))
-        self._outbox.send(owed)
+            log.exception("could not ask the provider to stop its task", extra=context)
+        self._look_then_close(job)
 
-    def _close(self, tx: Transaction, job_id: str, number: int) -> list[Effect]:
-        """Close the attempt we could not stop, if it is still that one and still open."""
-        job = jobs.load(tx, job_id)
-        if job is None or job.is_terminal or job.current is None or job.current.number != number:
-            return []
-        closed = close_now(job, self._clock(), self._lease_s)
-        if closed is job:
-            return []
-        jobs.save(tx, closed)
-        return effects.reported(closed)
+    def _look_then_close(self, job: Job) -> None:
+        """A task we cannot stop: if it has finished, its own outcome ends the job (a
+        success is delivered: the cancel came too late); otherwise the attempt is closed
+        now, and the task, kept as a late task, is charged what it costs when it ends."""
+        attempt, now = job.current, self._clock()
+        result = provider_calls.look(
+            self._backend_for(attempt.backend), attempt.provider_task_id, _task(job)
+        )
+        if result.done and result.error_class != ErrorClass.UNKNOWN:
+            started = attempt.claimed_at or attempt.dispatched_at
+            outcome = provider_calls.outcome_for(
+                _task(job), attempt.provider_task_id, result, started, now
+            )
+            finished = lambda j: record_report(j, outcome, now, self._lease_s)  # noqa: E731
+            self._change(job, finished, effects.reported)
+            return
+        self._close(job)
+
+    def _find(self, job: Job) -> None:
+        """A create whose answer was lost: look the task up; found (and nobody's), it is the
+        attempt's and is stopped; not found, the attempt closes charging its worst case."""
+        attempt = job.current
+        backend = self._backend_for(attempt.backend)
+        sent_at = attempt.submitting_at or attempt.claimed_at or attempt.dispatched_at
+        found = provider_calls.find(backend, _task(job), sent_at)
+        if found is None or jobs.task_owned(self._store, found):
+            self._close(job)
+            return
+        now = self._clock()
+        adopted = self._change(
+            job, lambda j: adopt_task(j, found, now, self._lease_s), lambda j: []
+        )
+        if adopted is not None and adopted.current.provider_task_id == found:
+            log.warning("a lost create's task was found: stopping it", extra=_context(job))
+            self._stop(adopted)
+
+    def _close(self, job: Job) -> None:
+        now = self._clock()
+        self._change(job, lambda j: close_now(j, now, self._lease_s), effects.reported)
+
+    def _change(self, seen: Job, change: Change, owed: Callable[[Job], list[Effect]]) -> Job | None:
+        """Apply ``change`` while the attempt is still the one read (same number, same
+        state, same task), then publish what the changed job owes; None when it moved on."""
+        before = seen.current
+
+        def body(tx: Transaction) -> Job | None:
+            job = jobs.load(tx, seen.job_id)
+            current = None if job is None else job.current
+            if job is None or job.is_terminal or current is None:
+                return None
+            if _shape(current) != _shape(before):
+                return None
+            changed = change(job)
+            if changed is job:
+                return None
+            jobs.save(tx, changed)
+            return changed
+
+        changed = self._store.run_transaction(body)
+        if changed is not None:
+            self._outbox.send(owed(changed))
+        return changed
+
+
+def _shape(attempt: Attempt) -> tuple:
+    """What must not have changed for a cancel's later step to apply."""
+    return attempt.number, attempt.state, attempt.provider_task_id
+
+
+def _task(job: Job) -> RenderTask:
+    return effects.task_for(job, job.current)
+
+
+def _context(job: Job) -> dict:
+    attempt = job.current
+    return {"job_id": job.job_id, "attempt": attempt.number, "backend": attempt.backend}

@@ -16,8 +16,14 @@ from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
-from aiprod.domain.queueing import frees_slot
-from aiprod.domain.transitions import close_attempt, fail, is_outcome_pending, succeed
+from aiprod.domain.queueing import frees_slot, slot_given_back
+from aiprod.domain.transitions import (
+    close_attempt,
+    fail,
+    is_outcome_pending,
+    stored_outcome,
+    succeed,
+)
 from aiprod.faults import checkpoint
 from aiprod.ports import Transaction
 from aiprod.repositories import jobs
@@ -33,11 +39,14 @@ class Settlement:
     decision: Next | None = None  # None: a duplicate or stale outcome, nothing changed
     applied: bool = False
     owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_outcome``)
+    freed: bool = False  # the attempt gave its render slot back: its backend's queue drains
 
 
-def _settled(job: Job | None, outcome: RenderOutcome, decision=None, applied=False) -> Settlement:
+def _settled(
+    job: Job | None, outcome: RenderOutcome, decision=None, applied=False, freed=False
+) -> Settlement:
     owed = () if job is None else tuple(effects.after_outcome(job, outcome))
-    return Settlement(job, decision, applied, owed)
+    return Settlement(job, decision, applied, owed, freed)
 
 
 class OutcomeHandler:
@@ -79,7 +88,7 @@ class OutcomeHandler:
         kept = self._health.record_output_store(outcome, now, circuits.get(OUTPUT_STORE))
         _note_circuit(OUTPUT_STORE, kept, context)
         self._follow_up(result, outcome, context)
-        if frees_slot(result.job.attempt(outcome.attempt)) and self._queue is not None:
+        if result.freed and self._queue is not None:
             self._drain(outcome.backend, context)
 
     def _drain(self, backend: str, context: dict) -> None:
@@ -96,6 +105,7 @@ class OutcomeHandler:
         job = jobs.load(tx, outcome.job_id)
         if job is None or not is_outcome_pending(job, outcome):
             return _settled(job, outcome)
+        outcome = stored_outcome(job, outcome)
         circuits = dict(circuits)
         self._health.refresh_for_probe(tx, circuits, now)
         plan = None
@@ -107,8 +117,10 @@ class OutcomeHandler:
         self._ledger.settle(tx, attempt.ledger_keys, attempt.hold_micros, outcome.cost_micros)
         job = close_attempt(job, outcome, now)
         closed = job.require(outcome.attempt)
-        if frees_slot(closed) and self._slots:
+        freed = frees_slot(closed) and self._slots is not None
+        if freed:
             self._slots.give_back(tx, closed.slot_key, job.tenant)
+            job = slot_given_back(job, closed.number, now)
         if plan is None:
             job, decision = succeed(job, outcome.output_uri, now), None
         elif ends_cancelled(job, outcome):  # a cancelled job neither retries nor falls back
@@ -116,7 +128,7 @@ class OutcomeHandler:
         else:
             job, decision = self._continue(tx, job, outcome, plan, circuits, now)
         jobs.save(tx, job)
-        return _settled(job, outcome, decision, applied=True)
+        return _settled(job, outcome, decision, applied=True, freed=freed)
 
     def _continue(self, tx, job: Job, outcome: RenderOutcome, plan, circuits, now: float):
         """Dispatch the first option whose hold fits, or fail the job with the reason."""

@@ -21,7 +21,7 @@ from aiprod.domain.effects import Effect
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
-from aiprod.domain.submissions import MAX_KEEP_TRIES, Stored
+from aiprod.domain.submissions import MAX_KEEP_TRIES, Stored, made_nothing
 from aiprod.domain.transitions import Claim, claim, record_report
 from aiprod.exceptions import ClaimLostError, ProviderError
 from aiprod.faults import checkpoint
@@ -86,7 +86,9 @@ class Renderer:
             return
         checkpoint("render.after_provider", key)  # crash tests: rendered, outcome not sent
         owed = self._store.run_transaction(lambda tx: self._report(tx, outcome))
-        if not owed:  # another delivery polling the same task reported it first
+        if not owed and made_nothing(outcome):  # refused after the attempt was closed?
+            self._costs.void_estimate(task.job_id, task.attempt)
+        if not owed:  # closed, or another delivery polling the same task reported it first
             log.info("render already reported by another delivery", extra=context)
             return
         self._telemetry.render_finished(outcome)
