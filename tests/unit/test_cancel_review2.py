@@ -238,3 +238,37 @@ def test_a_cancel_whose_lookup_races_the_reconcilers_adoption_still_stops_the_ta
     assert job["status"] == "CANCELLED"  # observed: SUCCEEDED
     assert job["cost_micros"] < hold  # observed: the full price
     p.assert_books_balanced()
+
+
+# --- a second, distinct cancel request for a job that ended after the first ----------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="request_cancel answers ALREADY to any request once job.cancel is set, so a new "
+    "request (another requester, after the job SUCCEEDED) gets no answer at all: neither "
+    "job.cancelled nor job.cancel_refused",
+)
+def test_a_new_cancel_request_after_the_job_finished_first_is_refused(pipeline):
+    # GIVEN t1's render finished, then a cancel, refused because it came too late
+    p = pipeline()
+    lost = drop(p, "render-outcomes")
+    p.run({**TEXT, "backends": ["replicate"]})
+    assert p.job("t1")["attempts"][0]["state"] == "REPORTED"
+    cancel(p, "t1")
+    deliver(p, "render-outcomes", "handle_outcome")
+    for data in lost:
+        p.app.outcomes.handle(data, {})
+    p.drain()
+    assert p.job("t1")["status"] == "SUCCEEDED"
+    [first] = p.events("job.cancel_refused", "t1")
+    assert first["reason"] == "finished_first"
+
+    # WHEN someone else asks to cancel it, later
+    body = {"action": "cancel", "job_id": "t1", "reason": "oops", "requested_by": "ops"}
+    p.app.job_control.handle(json.dumps(body).encode(), {})
+    p.drain()
+
+    # THEN that request is answered: the job was over when it came
+    refusals = p.events("job.cancel_refused", "t1")
+    assert [r["reason"] for r in refusals] == ["finished_first", "already_finished"]
