@@ -272,3 +272,84 @@ def test_a_new_cancel_request_after_the_job_finished_first_is_refused(pipeline):
     # THEN that request is answered: the job was over when it came
     refusals = p.events("job.cancel_refused", "t1")
     assert [r["reason"] for r in refusals] == ["finished_first", "already_finished"]
+
+
+# --- regressions that held -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settled_first", [False, True], ids=["reported", "closed"])
+def test_a_lease_timeout_estimate_is_voided_by_a_refusal_after_the_job_fell_back(
+    pipeline, clock, monkeypatch, settled_first
+):
+    # GIVEN runway's create slow past its submit window: the reconciler closes the attempt
+    # charging the hold as an estimate (a create may be out), then runway refuses it (429)
+    p = pipeline(workers=1, lease_s=LEASE)
+    sim = p.app.backend("runway")
+
+    def slow_then_refused(task, before_send=None):
+        before_send()
+        clock.advance(p.app.settings.submit_lease_s + 1)
+        assert p.app.reconciler.run().to_json()["timed_out"] == 1
+        if settled_first:  # the timeout is applied: the job falls back to replicate
+            for data in outcomes_of(p, task.job_id):
+                p.app.outcomes.handle(data, {})
+            assert p.job(task.job_id)["attempts"][0]["cost_estimated"] is True
+        raise error(taxonomy.THROTTLED, "429 too many requests")
+
+    monkeypatch.setattr(sim, "submit", slow_then_refused)
+
+    # WHEN it runs
+    p.run({**TEXT, "backends": ["runway", "replicate"]})
+
+    # THEN runway's attempt charges nothing, replicate's render is charged, books balance
+    job = p.job("t1")
+    first, second = job["attempts"]
+    assert job["status"] == "SUCCEEDED"
+    assert (first["backend"], first["state"], first["error_code"]) == (
+        "runway",
+        "FAILED",
+        "lease_expired",
+    )
+    assert (first["cost_micros"], first["cost_estimated"]) == (0, False)
+    assert (second["backend"], second["cost_micros"]) == ("replicate", second["hold_micros"])
+    assert job["cost_micros"] == second["hold_micros"]
+    assert p.ledger()["spent_micros"] == second["hold_micros"]
+    p.assert_books_balanced()
+
+
+def test_a_late_task_given_up_after_its_attempt_gave_the_slot_back_frees_nothing_more(
+    pipeline, clock, monkeypatch
+):
+    from test_cancel_review import _cancel_during_create
+
+    # GIVEN runway limited to one render, q1 cancelled while its create is in flight (the
+    # cancel settled first: the slot went back at the close), its task a day-long late task
+    p = pipeline(
+        workers=1,
+        simulation={"runway": {"latency_s": 200_000}},
+        render_deadline_s=5,
+        lease_s=LEASE,
+        retry=RetryPolicy(max_wall_s=500_000),
+    )
+    set_capacity(p.store, default_catalog(), "runway", 1)
+    sim = p.app.backend("runway")  # takes every stop, renders on
+    monkeypatch.setattr(sim, "cancel", lambda task_id, task: sim.cancelled.append(task_id) or True)
+    _cancel_during_create(p, monkeypatch, "q1", apply_outcome=True)
+    p.run(runway_job(1), runway_job(2))
+    first = p.job("q1")["attempts"][0]
+    assert (first["slot_returned"], first["late_task_lease"] is not None) == (True, True)
+    assert p.job("q2")["attempts"][0]["state"] == "RUNNING"
+    assert slot_records.in_use(p.store, "runway") == 1
+
+    # WHEN the reconciler follows the late task past a day and gives it up
+    sweep(p)
+    clock.advance(90_000)
+    sweep(p)
+
+    # THEN q1's task is given up, q2 still holds the one slot, and q3 must wait
+    assert p.job("q1")["attempts"][0]["late_task_lease"] is None
+    assert p.job("q1")["status"] == "CANCELLED"
+    assert p.job("q2")["attempts"][0]["state"] == "RUNNING"
+    assert slot_records.in_use(p.store, "runway") == 1
+    p.run(runway_job(3))
+    assert p.job("q3")["attempts"][0]["state"] == "QUEUED"
