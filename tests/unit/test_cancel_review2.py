@@ -353,3 +353,39 @@ def test_a_late_task_given_up_after_its_attempt_gave_the_slot_back_frees_nothing
     assert slot_records.in_use(p.store, "runway") == 1
     p.run(runway_job(3))
     assert p.job("q3")["attempts"][0]["state"] == "QUEUED"
+
+
+def test_a_look_racing_the_render_function_on_the_same_finished_task_settles_it_once(
+    pipeline, monkeypatch
+):
+    # GIVEN a provider with no cancel (Veo's case), its render watched by a render function,
+    # and the cancel arriving as the render finishes (both see it done)
+    p = pipeline(
+        workers=1, simulation={"runway": {"latency_s": 100}}, render_deadline_s=500,
+        poll_interval_s=5,
+    )  # fmt: skip
+    sim = p.app.backend("runway")
+    monkeypatch.setattr(sim, "can_cancel", False)
+    poll, raced = sim.poll, []
+
+    def finishing(task_id, task):
+        result = poll(task_id, task)
+        if result.done and not raced:
+            raced.append(True)
+            cancel(p, task.job_id, drain=False)  # LOOK: it sees the same finished render
+        return result
+
+    monkeypatch.setattr(sim, "poll", finishing)
+
+    # WHEN it runs
+    p.run({**TEXT, "backends": ["runway", "replicate"]})
+
+    # THEN the render is delivered and charged once; the cancel refused once, too late
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("SUCCEEDED", price(p, "t1"))
+    assert len(job["attempts"]) == 1 and job["attempts"][0]["late_task_lease"] is None
+    assert len(p.events("job.completed", "t1")) == 1
+    assert [e["reason"] for e in p.events("job.cancel_refused", "t1")] == ["finished_first"]
+    assert len(outcomes_of(p, "t1")) == 1  # the render function's report found it REPORTED
+    assert sim.cancelled == []
+    p.assert_books_balanced()
