@@ -389,3 +389,63 @@ def test_a_look_racing_the_render_function_on_the_same_finished_task_settles_it_
     assert len(outcomes_of(p, "t1")) == 1  # the render function's report found it REPORTED
     assert sim.cancelled == []
     p.assert_books_balanced()
+
+
+# --- a cancel that closes the attempt before the create's answer is lost ---------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a cancel noted while the create is in flight closes the attempt (CLOSE, hold as "
+    "the estimate); when that create's answer is then lost, only the render function's "
+    "immediate lookup runs: its UNKNOWN outcome is dropped (attempt not RUNNING) and nothing "
+    "(FIND, the reconciler's lookup, a late task) ever looks again: the task runs unstopped "
+    "and the hold stays charged as an estimate for good",
+)
+@pytest.mark.parametrize("settled_first", [False, True], ids=["settled after", "settled first"])
+def test_a_cancel_before_a_lost_create_answer_still_finds_and_stops_the_task(
+    pipeline, clock, monkeypatch, settled_first
+):
+    from test_cancel_review import _lost_answer_then_findable
+
+    # GIVEN a replicate create (10,000 s render) whose answer is lost, the job cancelled
+    # while that create is in flight; the provider's list shows the task only after the
+    # render function's immediate lookup
+    p = pipeline(
+        workers=1,
+        simulation={"replicate": {"latency_s": 10_000}},
+        render_deadline_s=5,
+        lease_s=LEASE,
+    )
+    created = _lost_answer_then_findable(p, monkeypatch)
+    sim = p.app.backend("replicate")
+    lost = sim.submit
+
+    def cancelled_in_flight(task, before_send=None):
+        def intend():
+            before_send()
+            cancel(p, task.job_id, drain=False)
+            if settled_first:
+                for data in outcomes_of(p, task.job_id):
+                    p.app.outcomes.handle(data, {})
+
+        return lost(task, intend)
+
+    monkeypatch.setattr(sim, "submit", cancelled_in_flight)
+    p.run({**TEXT, "backends": ["replicate"]})
+    hold = price(p, "t1")
+
+    # WHEN the reconciler sweeps until the task would have ended
+    for _ in range(3):
+        clock.advance(LEASE)
+        sweep(p)
+    clock.advance(10_000)
+    sweep(p)
+
+    # THEN the task was found and stopped, and what it ran is charged, not the hold
+    job = p.job("t1")
+    assert job["status"] == "CANCELLED"
+    assert sim.cancelled == created  # observed: [] (never found, never stopped)
+    assert job["attempts"][0]["cost_estimated"] is False  # observed: True
+    assert job["cost_micros"] < hold  # observed: the hold
+    p.assert_books_balanced()
