@@ -449,3 +449,40 @@ def test_a_cancel_before_a_lost_create_answer_still_finds_and_stops_the_task(
     assert job["attempts"][0]["cost_estimated"] is False  # observed: True
     assert job["cost_micros"] < hold  # observed: the hold
     p.assert_books_balanced()
+
+
+def test_a_voided_estimate_is_what_the_reconciler_republishes_and_the_lost_original_is_stale(
+    pipeline, clock, monkeypatch
+):
+    # GIVEN a cancel during a create runway refuses (429), the cancel's outcome (charging
+    # the hold as an estimate) lost, and the refusal having voided the stored estimate
+    p = pipeline(workers=1, lease_s=LEASE)
+    sim = p.app.backend("runway")
+
+    def refused(task, before_send=None):
+        before_send()
+        cancel(p, task.job_id, drain=False)
+        raise error(taxonomy.THROTTLED, "429 too many requests")
+
+    monkeypatch.setattr(sim, "submit", refused)
+    lost = drop(p, "render-outcomes")
+    p.run({**TEXT, "backends": ["runway", "replicate"]})
+    [original] = [json.loads(d) for d in lost]
+    assert (original["cost_micros"], original["cost_estimated"]) == (price(p, "t1"), True)
+    stored = p.job("t1")["attempts"][0]["outcome"]
+    assert (stored["cost_micros"], stored["cost_estimated"]) == (0, False)
+
+    # WHEN the reconciler republishes it, and the lost original arrives after
+    deliver(p, "render-outcomes", "handle_outcome")
+    clock.advance(LEASE)
+    assert sweep(p)["republished"] == 1
+    p.app.outcomes.handle(json.dumps(original).encode(), {})
+    p.drain()
+
+    # THEN the job is cancelled, charged nothing, never fell back
+    job = p.job("t1")
+    assert (job["status"], job["cost_micros"]) == ("CANCELLED", 0)
+    assert [a["backend"] for a in job["attempts"]] == ["runway"]
+    assert len(p.events("job.cancelled", "t1")) == 1
+    assert p.ledger()["spent_micros"] == 0
+    p.assert_books_balanced()
