@@ -47,6 +47,51 @@ def price(p, job_id: str, number: int = 1) -> int:
     return p.job(job_id)["attempts"][number - 1]["hold_micros"]
 
 
+# --- helpers (as in test_cancel_review.py) ------------------------------------------------
+
+
+def _cancel_during_create(p, monkeypatch, job_id: str, apply_outcome: bool) -> None:
+    """``job_id``'s create is sent (intent written) and, before its answer, the job is
+    cancelled; with ``apply_outcome`` handle_outcome applies the cancel's outcome before the
+    create answers (the likely order: a create takes seconds, a settle milliseconds)."""
+    sim = p.app.backend("runway")
+    submit = sim.submit
+
+    def racing(task, before_send=None):
+        def intend():
+            before_send()
+            if task.job_id == job_id and task.attempt == 1:
+                cancel(p, job_id, drain=False)
+                if apply_outcome:
+                    for data in outcomes_of(p, job_id):
+                        p.app.outcomes.handle(data, {})
+
+        return submit(task, intend)
+
+    monkeypatch.setattr(sim, "submit", racing)
+
+
+def _lost_answer_then_findable(p, monkeypatch) -> list[str]:
+    """replicate creates the task but the answer is lost (a 503); the provider's list only
+    shows it after the render function's immediate lookup (so the attempt is left RUNNING,
+    submit_unconfirmed, no task id); later lookups find it."""
+    sim = p.app.backend("replicate")
+    submit, created, looked = sim.submit, [], []
+
+    def lost(task, before_send=None):
+        created.append(submit(task, before_send))
+        raise error(taxonomy.SUBMIT_UNCONFIRMED, "503 from the gateway")
+
+    def find(task, sent_at):
+        looked.append(task.job_id)
+        return created[0] if len(looked) > 1 else None
+
+    monkeypatch.setattr(sim, "submit", lost)
+    monkeypatch.setattr(sim, "can_find", True)
+    monkeypatch.setattr(sim, "find", find)
+    return created
+
+
 # --- (a) handle_outcome applies the stored outcome, but reports the delivered one -----------
 
 
@@ -196,8 +241,6 @@ def test_a_cancel_when_the_adapter_cannot_be_built_still_closes_the_attempt(
 def test_a_cancel_whose_lookup_races_the_reconcilers_adoption_still_stops_the_task(
     pipeline, clock, monkeypatch
 ):
-    from test_cancel_review import _lost_answer_then_findable
-
     # GIVEN a replicate job whose create answer was lost (the task exists, 10,000 s long)
     p = pipeline(
         workers=1,
@@ -320,8 +363,6 @@ def test_a_lease_timeout_estimate_is_voided_by_a_refusal_after_the_job_fell_back
 def test_a_late_task_given_up_after_its_attempt_gave_the_slot_back_frees_nothing_more(
     pipeline, clock, monkeypatch
 ):
-    from test_cancel_review import _cancel_during_create
-
     # GIVEN runway limited to one render, q1 cancelled while its create is in flight (the
     # cancel settled first: the slot went back at the close), its task a day-long late task
     p = pipeline(
@@ -406,8 +447,6 @@ def test_a_look_racing_the_render_function_on_the_same_finished_task_settles_it_
 def test_a_cancel_before_a_lost_create_answer_still_finds_and_stops_the_task(
     pipeline, clock, monkeypatch, settled_first
 ):
-    from test_cancel_review import _lost_answer_then_findable
-
     # GIVEN a replicate create (10,000 s render) whose answer is lost, the job cancelled
     # while that create is in flight; the provider's list shows the task only after the
     # render function's immediate lookup
