@@ -27,7 +27,7 @@ def cancel(p, job_id: str, reason: str = "not needed", **fields) -> None:
 def test_a_queued_job_is_cancelled_without_rendering_and_its_hold_released(pipeline):
     # GIVEN runway limited to one render at a time, busy with a long render, and a second
     # job waiting for the slot
-    p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
+    p = pipeline(workers=1, simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     set_capacity(p.store, default_catalog(), "runway", 1)
     p.run(runway_job(1), runway_job(2))
     held = p.ledger()["held_micros"]
@@ -124,7 +124,7 @@ def test_a_malformed_control_message_is_dead_lettered_without_its_content(pipeli
 
 
 def test_a_redelivered_cancel_cancels_once(pipeline):
-    p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
+    p = pipeline(workers=1, simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     set_capacity(p.store, default_catalog(), "runway", 1)
     p.run(runway_job(1), runway_job(2))
 

@@ -32,7 +32,7 @@ def run_cli(monkeypatch, capsys):
 
 
 def queued_behind_a_long_render(pipeline):
-    p = pipeline(simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
+    p = pipeline(workers=1, simulation={"runway": {"latency_s": 10_000}}, render_deadline_s=5)
     set_capacity(p.store, default_catalog(), "runway", 1)
     p.run(runway_job(1), runway_job(2))
     return p

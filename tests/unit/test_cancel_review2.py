@@ -115,11 +115,6 @@ def _timed_out_then_reported(pipeline, clock, **sim):
     return p, lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handle_outcome applies the stored success on the UNKNOWN message but follows up "
-    "with the delivered UNKNOWN one: jobs/finished, backend/cost never counted",
-)
 def test_a_late_unknown_message_that_applies_a_stored_success_counts_the_job(pipeline, clock):
     # GIVEN a stored success, and the render function's earlier UNKNOWN still in flight
     p, lost = _timed_out_then_reported(pipeline, clock)
@@ -139,11 +134,6 @@ def test_a_late_unknown_message_that_applies_a_stored_success_counts_the_job(pip
     assert total(p, m.JOBS_FINISHED, status="completed") == 1  # observed: 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the circuit is moved by the delivered UNKNOWN outcome, not the applied failure: "
-    "a provider failure applied this way never counts against runway's circuit",
-)
 def test_a_late_unknown_message_that_applies_a_stored_failure_counts_against_the_circuit(
     pipeline, clock
 ):
@@ -163,11 +153,6 @@ def test_a_late_unknown_message_that_applies_a_stored_failure_counts_against_the
     assert circuits.load(p.store, "runway").consecutive_failures == 1  # observed: 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a voided estimate is settled at 0, but backend/cost counts the delivered "
-    "outcome's estimate (the whole hold)",
-)
 def test_a_voided_estimate_is_not_counted_as_provider_cost(pipeline, clock, monkeypatch):
     # GIVEN runway refusing the create (429) after the job was cancelled mid-create
     p = pipeline(workers=1, lease_s=LEASE)
@@ -194,12 +179,6 @@ def test_a_voided_estimate_is_not_counted_as_provider_cost(pipeline, clock, monk
 # --- LOOK with an adapter that cannot be built -----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_reach turns an unbuildable adapter into Reach() (cannot stop), so the step is "
-    "LOOK, and _look_then_close builds the adapter again and raises: the cancel never closes "
-    "the attempt (before b4cf43a it was CLOSE at once), it is redelivered until dead-lettered",
-)
 def test_a_cancel_when_the_adapter_cannot_be_built_still_closes_the_attempt(
     pipeline, clock, monkeypatch
 ):
@@ -231,13 +210,6 @@ def test_a_cancel_when_the_adapter_cannot_be_built_still_closes_the_attempt(
 # --- FIND racing the reconciler's own lookup --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_find treats a found task owned by this very attempt (adopted by the reconciler's "
-    "lookup meanwhile) as someone else's and closes, which the shape check then skips: the "
-    "cancel is noted but nobody asks the provider to stop; the render runs to its end and "
-    "the job SUCCEEDS at full price",
-)
 def test_a_cancel_whose_lookup_races_the_reconcilers_adoption_still_stops_the_task(
     pipeline, clock, monkeypatch
 ):
@@ -286,12 +258,6 @@ def test_a_cancel_whose_lookup_races_the_reconcilers_adoption_still_stops_the_ta
 # --- a second, distinct cancel request for a job that ended after the first ----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="request_cancel answers ALREADY to any request once job.cancel is set, so a new "
-    "request (another requester, after the job SUCCEEDED) gets no answer at all: neither "
-    "job.cancelled nor job.cancel_refused",
-)
 def test_a_new_cancel_request_after_the_job_finished_first_is_refused(pipeline):
     # GIVEN t1's render finished, then a cancel, refused because it came too late
     p = pipeline()

@@ -77,7 +77,7 @@ def request_cancel(
     while the task runs (the first ask may have been lost with its worker); one for a job
     that ended after a first request noted the cancel is not refused again."""
     if job.is_terminal:
-        noted = job.cancel is not None or job.status is JobStatus.CANCELLED
+        noted = job.status is JobStatus.CANCELLED or same_request(job.cancel, request)
         return job, CancelStep.ALREADY if noted else CancelStep.FINISHED
     attempt = job.current
     noted = job if job.cancel is not None else job.model_copy(update={"cancel": request})
@@ -93,6 +93,14 @@ def request_cancel(
     if attempt.state in CLOSABLE:
         return close_now(noted, now, lease_s), CancelStep.CLOSE
     return noted, CancelStep.ALREADY
+
+
+def same_request(noted: CancelRequest | None, request: CancelRequest) -> bool:
+    """Is ``request`` the one noted on the job (a redelivery: same requester and reason), not
+    a new request? The message carries no id of its own; a new one gets its own answer."""
+    if noted is None:
+        return False
+    return (noted.requested_by, noted.reason) == (request.requested_by, request.reason)
 
 
 def answer_lost(attempt: Attempt) -> bool:

@@ -22,6 +22,7 @@ from aiprod.domain import effects
 from aiprod.domain.cancellation import CancelStep, Reach, close_now, request_cancel
 from aiprod.domain.effects import Effect
 from aiprod.domain.jobs import Attempt, CancelRequest, Job
+from aiprod.domain.leases import lease_expired
 from aiprod.domain.messages import ControlRequest, ErrorClass, RenderTask
 from aiprod.domain.submissions import adopt_task
 from aiprod.domain.transitions import record_report
@@ -97,15 +98,18 @@ class JobControl:
             return Reach()
 
     def _stop(self, job: Job) -> None:
-        """Ask the provider to stop the task, then have a render function poll it at once
-        (its end, cancelled or finished first, closes the attempt). A refused or failed
+        """Ask the provider to stop the task; its end (cancelled, or finished first) closes
+        the attempt when its watcher sees it: the render function polling it under a live
+        lease, or, when nobody watches (its lease is over), a render function handed the
+        task now (a second watcher would only repeat the report). A refused or failed
         stop: the task is looked at, and the attempt closed unless it finished."""
         attempt = job.current
         context = _context(job)
         try:
             if self._backend_for(attempt.backend).cancel(attempt.provider_task_id, _task(job)):
                 log.info("provider asked to stop its task", extra={**context, "event": "task_stop"})
-                self._outbox.send(effects.resumed(job))
+                if lease_expired(attempt, self._clock()):
+                    self._outbox.send(effects.resumed(job))
                 return
             log.warning("provider did not take the stop", extra=context)
         except Exception:
@@ -117,9 +121,13 @@ class JobControl:
         success is delivered: the cancel came too late); otherwise the attempt is closed
         now, and the task, kept as a late task, is charged what it costs when it ends."""
         attempt, now = job.current, self._clock()
-        result = provider_calls.look(
-            self._backend_for(attempt.backend), attempt.provider_task_id, _task(job)
-        )
+        try:
+            backend = self._backend_for(attempt.backend)
+        except Exception:  # no adapter to look with: close, the task is followed as late
+            log.exception("backend %s unavailable to look with", attempt.backend)
+            self._close(job)
+            return
+        result = provider_calls.look(backend, attempt.provider_task_id, _task(job))
         if result.done and result.error_class != ErrorClass.UNKNOWN:
             started = attempt.claimed_at or attempt.dispatched_at
             outcome = provider_calls.outcome_for(
@@ -137,16 +145,20 @@ class JobControl:
         backend = self._backend_for(attempt.backend)
         sent_at = attempt.submitting_at or attempt.claimed_at or attempt.dispatched_at
         found = provider_calls.find(backend, _task(job), sent_at)
-        if found is None or jobs.task_owned(self._store, found):
+        if found is None:
             self._close(job)
             return
         now = self._clock()
-        adopted = self._change(
-            job, lambda j: adopt_task(j, found, now, self._lease_s), lambda j: []
-        )
-        if adopted is not None and adopted.current.provider_task_id == found:
+        if not jobs.task_owned(self._store, found):
+            self._change(job, lambda j: adopt_task(j, found, now, self._lease_s), lambda j: [])
+        # adopted now, or by the reconciler meanwhile: stop it if it is this attempt's task
+        current = jobs.load(self._store, job.job_id)
+        mine = current is not None and not current.is_terminal and current.current is not None
+        if mine and current.current.provider_task_id == found:
             log.warning("a lost create's task was found: stopping it", extra=_context(job))
-            self._stop(adopted)
+            self._stop(current)
+        elif current is not None and current.current is not None:
+            self._close(current)  # someone else's task: this attempt's create made none seen
 
     def _close(self, job: Job) -> None:
         now = self._clock()

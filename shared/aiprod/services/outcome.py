@@ -40,13 +40,14 @@ class Settlement:
     applied: bool = False
     owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_outcome``)
     freed: bool = False  # the attempt gave its render slot back: its backend's queue drains
+    outcome: RenderOutcome | None = None  # the outcome applied (the stored one: ``stored_outcome``)
 
 
 def _settled(
     job: Job | None, outcome: RenderOutcome, decision=None, applied=False, freed=False
 ) -> Settlement:
     owed = () if job is None else tuple(effects.after_outcome(job, outcome))
-    return Settlement(job, decision, applied, owed, freed)
+    return Settlement(job, decision, applied, owed, freed, outcome)
 
 
 class OutcomeHandler:
@@ -66,6 +67,8 @@ class OutcomeHandler:
         circuits = self._health.snapshot()
         now = self._clock()
         result = self._store.run_transaction(lambda tx: self._apply(tx, outcome, circuits, now))
+        if result.applied and result.outcome is not None:
+            outcome = result.outcome  # what was settled is what is counted and recorded
         context = {"job_id": outcome.job_id, "attempt": outcome.attempt, "backend": outcome.backend}
         if result.decision is Next.WAIT:
             log.warning(
