@@ -99,7 +99,7 @@ def test_the_builder_cannot_read_the_terraform_state(tf):
     # GIVEN every grant the function image builder holds
     grants = _grants_to(tf, "builder")
     assert grants, "the builder holds no grant"
-    for (kind, name), body in grants.items():
+    for kind, name in grants:
         # THEN none is on a bucket (the state bucket among them) ...
         assert kind == "google_project_iam_member", f"{kind}.{name}"
     roles = tf.locals["builder_grants"]
@@ -116,7 +116,7 @@ def test_the_builder_cannot_read_the_terraform_state(tf):
 
 
 def test_only_the_deployer_reads_the_state(tf):
-    for (kind, name), body in tf.resources.items():
+    for (kind, _name), body in tf.resources.items():
         if kind.startswith("google_storage_bucket_iam") and "state_bucket" in str(body["bucket"]):
             assert body["member"] == "serviceAccount:${google_service_account.deployer.email}"
 
