@@ -130,7 +130,7 @@ def resolve(requirements: Iterable[str], environment: Mapping[str, str]) -> dict
         if not req.specifier.contains(dist.version, prereleases=True):
             raise PackagingError(
                 f"{req.name} {dist.version} is installed but {wanted_by} needs {req}: "
-                "reinstall with pip install -e '.[dev]'"
+                "reinstall with `make clean package` (requirements.lock)"
             )
         pins[key] = (dist.metadata["Name"], dist.version)
         new_extras = set(req.extras) - extras_done.get(key, set())
@@ -205,7 +205,8 @@ def _installed(name: str, wanted_by: str) -> metadata.Distribution:
         return metadata.distribution(name)
     except metadata.PackageNotFoundError as exc:
         raise PackagingError(
-            f"{name} (needed by {wanted_by}) is not installed here: pip install -e '.[dev]'"
+            f"{name} (needed by {wanted_by}) is not installed here: "
+            "`make package` installs requirements.lock"
         ) from exc
 
 
