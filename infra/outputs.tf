@@ -30,6 +30,11 @@ output "output_bucket" {
   value = google_storage_bucket.outputs.name
 }
 
+output "tester_service_account" {
+  description = "Pass to gcloud builds submit --config cloudbuild.test.yaml --service-account."
+  value       = google_service_account.tester.id
+}
+
 output "deployer_service_account" {
   description = "Pass to gcloud builds submit --service-account."
   value       = google_service_account.deployer.id
