@@ -130,6 +130,8 @@ class Settings:
     metrics_flush_s: float = 2.0  # the bound on each invocation's metric flush
     push_lanes: int = 1  # topology.lane_topic: 1 deployed; more on the emulator stack
     region: str = "global"  # generic_task location of this instance's metric series
+    # The only buckets a gs:// image may name (none: no gs:// images): domain.image_uris
+    image_buckets: frozenset[str] = frozenset()
 
     @property
     def submit_lease_s(self) -> float:
@@ -147,11 +149,8 @@ class Settings:
         tenant = scope.removeprefix("tenant:")
         if tenant in self.tenant_limits:
             return self.tenant_limits[tenant]
-        return (
-            self.tenant_limit_micros
-            if self.tenant_limit_micros is not None
-            else (self.global_limit_micros)
-        )
+        default = self.tenant_limit_micros
+        return self.global_limit_micros if default is None else default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -184,11 +183,7 @@ class Settings:
                 max_wall_s=_float(get, "AIPROD_MAX_JOB_WALL_S", 3600.0),
             ),
             lease_s=_float(get, "AIPROD_LEASE_S", 600.0),
-            submit_window_s=(
-                _float(get, "AIPROD_SUBMIT_WINDOW_S", 0.0)
-                if get("AIPROD_SUBMIT_WINDOW_S")
-                else None
-            ),
+            submit_window_s=_float(get, "AIPROD_SUBMIT_WINDOW_S", None),
             poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
             queue_spill_after_s=_float(get, "AIPROD_QUEUE_SPILL_AFTER_S", 300.0),
             render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
@@ -200,7 +195,13 @@ class Settings:
             metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
             push_lanes=int(_float(get, "AIPROD_PUSH_LANES", 1)),
             region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
+            image_buckets=_names(get("AIPROD_IMAGE_BUCKETS", "")),
         )
+
+
+def _names(raw: str) -> frozenset[str]:
+    """A comma-separated list of bucket names (``gs://`` and slashes tolerated)."""
+    return frozenset(n.strip().removeprefix("gs://").strip("/") for n in raw.split(",")) - {""}
 
 
 def _zone(name: str) -> str:
@@ -222,7 +223,7 @@ def _thresholds(warning: float, critical: float) -> Thresholds:
     return Thresholds(warning=warning, critical=critical)
 
 
-def _float(get, name: str, default: float) -> float:
+def _float(get, name: str, default: float | None) -> float | None:
     raw = get(name)
     if raw is None or raw == "":
         return default
