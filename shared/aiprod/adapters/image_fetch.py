@@ -50,25 +50,27 @@ def system_resolver(host: str, port: int) -> list[str]:
 class _Pinned(http.client.HTTPSConnection):
     """An HTTPS connection to a checked address that names ``host`` in TLS and HTTP."""
 
-    def __init__(self, host: str, port: int, address: str, **kwargs):
+    def __init__(self, host: str, port: int, dial: tuple[str, int], **kwargs):
         super().__init__(host, port, **kwargs)
-        self._address = address
+        self._dial = dial
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = socket.create_connection(self._dial, self.timeout)
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
 
 
 @dataclass(frozen=True)
 class ImageFetcher:
-    """``allow``: addresses reachable in spite of the rules, on any port — for tests that
-    serve an image from 127.0.0.1; never set in a deployment."""
+    """``allow`` (addresses reachable in spite of the rules) and ``connect_port`` (the port
+    actually dialled) are for tests that serve an image from 127.0.0.1; never set in a
+    deployment."""
 
     resolver: Resolver = system_resolver
     allow: frozenset[str] = frozenset()
     ssl_context: ssl.SSLContext | None = None
     max_bytes: int = MAX_IMAGE_BYTES
     clock: Callable[[], float] = field(default=time.monotonic)
+    connect_port: int | None = None
 
     def fetch(self, uri: str, deadline_s: float) -> tuple[bytes, str]:
         """The image's bytes and content type, or a ProviderError (``bad_request``)."""
@@ -85,14 +87,21 @@ class ImageFetcher:
         address = self._checked_address(host, port)
         remaining = deadline_s - (self.clock() - started)
         context = self.ssl_context or ssl.create_default_context()
-        conn = _Pinned(host, port, address, timeout=max(remaining, 0.01), context=context)
+        dial = (address, self.connect_port or port)
+        conn = _Pinned(host, port, dial, timeout=max(remaining, 0.01), context=context)
         try:
             return self._get(conn, parts, started, deadline_s)
+        except TimeoutError:  # the socket waited out what was left of the deadline
+            raise taxonomy_error(taxonomy.BAD_REQUEST, _slow(deadline_s)) from None
         except (OSError, http.client.HTTPException) as exc:
             log.warning("input image not fetched: %s", type(exc).__name__)
             raise taxonomy_error(taxonomy.BAD_REQUEST, NOT_FETCHED) from None
         finally:
             conn.close()
+
+    @property
+    def _too_big(self) -> str:
+        return f"input image is over {self.max_bytes // 1024} KiB"
 
     def _checked_address(self, host: str, port: int) -> str:
         """Resolve once; every address must be outside (or allowed); the first is used."""
@@ -123,21 +132,19 @@ class ImageFetcher:
             raise taxonomy_error(taxonomy.BAD_REQUEST, NOT_FETCHED)
         length = response.getheader("content-length")
         if length and length.isdigit() and int(length) > self.max_bytes:
-            raise taxonomy_error(taxonomy.BAD_REQUEST, "input image is over 20 MB")
+            raise taxonomy_error(taxonomy.BAD_REQUEST, self._too_big)
         data = bytearray()
         while True:
             remaining = deadline_s - (self.clock() - started)
             if remaining <= 0:
-                raise taxonomy_error(
-                    taxonomy.BAD_REQUEST, f"input image slower than {deadline_s:.0f} s"
-                )
+                raise taxonomy_error(taxonomy.BAD_REQUEST, _slow(deadline_s))
             conn.sock.settimeout(remaining)
             chunk = response.read1(CHUNK)
             if not chunk:
                 break
             data += chunk
             if len(data) > self.max_bytes:
-                raise taxonomy_error(taxonomy.BAD_REQUEST, "input image is over 20 MB")
+                raise taxonomy_error(taxonomy.BAD_REQUEST, self._too_big)
         mime = (response.getheader("content-type") or "image/png").split(";")[0].strip()
         return bytes(data), mime
 
@@ -150,6 +157,10 @@ def taxonomy_error(verdict: taxonomy.Verdict, message: str) -> ProviderError:
 def _refused(why: str, exc: Exception | None) -> ProviderError:
     log.warning("input image refused: %s%s", why, f" ({exc})" if exc else "")
     return taxonomy_error(REFUSED, NOT_FETCHED)
+
+
+def _slow(deadline_s: float) -> str:
+    return f"input image slower than {deadline_s:.0f} s"
 
 
 def _port(parts) -> int:

@@ -25,7 +25,7 @@ BLOCKED_NAMES = frozenset({"localhost", "metadata", "metadata.google.internal", 
 # Names that by convention resolve inside a network (GCE's own, mDNS, RFC 6761/8375).
 BLOCKED_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa", ".goog")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,220}[a-z0-9])?$")
 _NUMBER = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
 # Translations that embed an IPv4 address in IPv6 (NAT64 and its local-use prefix).
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))

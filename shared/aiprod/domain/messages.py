@@ -99,6 +99,8 @@ class JobRequest(_Strict):
     def _prompt_has_text(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("prompt must contain text")
+        if any((ord(c) < 0x20 and c not in "\t\n\r") or ord(c) == 0x7F for c in value):
+            raise ValueError("prompt must not contain control characters")  # NUL, ESC…
         return value
 
     @field_validator("image_uri")
