@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiprod.domain.budget import Thresholds
+from aiprod.domain.image_uris import bucket_names
 from aiprod.domain.money import MoneyFormatError, parse_usd
 from aiprod.domain.policy import RetryPolicy
 from aiprod.exceptions import ConfigError
@@ -43,6 +44,7 @@ SETTINGS_BY_GROUP: dict[str, tuple[str, ...]] = {
         "AIPROD_PROVIDER_MODE",
         "AIPROD_DAILY_BUDGET_USD",
         "AIPROD_BUDGET_TIMEZONE",
+        "AIPROD_IMAGE_BUCKETS",  # route_job and the render functions must agree
     ),
     "storage": ("AIPROD_OUTPUT_BUCKET",),  # every poll that finds a render keeps its output
     "veo": ("AIPROD_VEO_LOCATION",),  # the poller must ask the location the submit used
@@ -195,13 +197,8 @@ class Settings:
             metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
             push_lanes=int(_float(get, "AIPROD_PUSH_LANES", 1)),
             region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
-            image_buckets=_names(get("AIPROD_IMAGE_BUCKETS", "")),
+            image_buckets=bucket_names(get("AIPROD_IMAGE_BUCKETS", "")),
         )
-
-
-def _names(raw: str) -> frozenset[str]:
-    """A comma-separated list of bucket names (``gs://`` and slashes tolerated)."""
-    return frozenset(n.strip().removeprefix("gs://").strip("/") for n in raw.split(",")) - {""}
 
 
 def _zone(name: str) -> str:

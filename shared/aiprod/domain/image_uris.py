@@ -134,3 +134,10 @@ def check_image_uri(value: str, buckets: frozenset[str] | None) -> None:
     if "%" in parts.netloc:
         raise ImageUriError("image_uri host must not be percent-encoded")
     check_https_host(parts.hostname or "")
+
+
+def bucket_names(raw: str) -> frozenset[str]:
+    """``AIPROD_IMAGE_BUCKETS``: names split on ``,``, ``;`` or spaces (``;`` survives the
+    comma-separated lists of ``gcloud --set-env-vars`` and ``--substitutions``)."""
+    names = (n.removeprefix("gs://").strip("/") for n in re.split(r"[,;\s]+", raw))
+    return frozenset(names) - {""}
