@@ -22,7 +22,7 @@ from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.adapters.image_fetch import ImageFetcher
 from aiprod.bootstrap import App
 from aiprod.config import Settings
-from aiprod.domain.messages import RenderOutcome
+from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.exceptions import ProviderError
 from fakes.base import Drip, FakeServer, Reply
 from fakes.clock import FakeClock
@@ -133,6 +133,9 @@ ROWS = [
     Row("outcome other model", "outcome", {"model": "m"}, MISMATCH),
     Row("outcome no such attempt", "outcome", {"attempt": 7}, MISMATCH),
     Row("outcome huge backend", "outcome", {"backend": MARK * 50}, DEAD),
+    # control messages (cancel): dead-lettered, logged by location and type only
+    Row("control unknown key", "control", {"action": "cancel", "job_id": "h1", MARK: 1}, DEAD),
+    Row("control path job_id", "control", {"action": "cancel", "job_id": f"../{MARK}"}, DEAD),
     # image fetches (``given``: the URL path and what the test resolver answers)
     Row("resolves to private", "fetch", ("/a.png", ["10.0.0.5"]), ("TERMINAL", NOT_FETCHED)),
     Row(
@@ -208,9 +211,8 @@ def fetcher_for(server, context, answer: list[str] | None) -> ImageFetcher:
 def test_hostile_input_is_refused_with_its_reason(row: Row, app, image_server, caplog):
     caplog.set_level(logging.DEBUG)
     # GIVEN a hostile input WHEN its handler takes it (nothing may escape) THEN its reason
-    {"job": _job, "task": _task, "outcome": _outcome, "fetch": _fetch}[row.kind](
-        row, app, image_server
-    )
+    handlers = {"job": _job, "task": _task, "outcome": _outcome, "fetch": _fetch}
+    {**handlers, "control": _control}[row.kind](row, app, image_server)
     # AND no log record repeats the input
     leaked = [r.getMessage() for r in caplog.records if MARK in str(vars(r))]
     assert leaked == [], leaked
@@ -236,7 +238,8 @@ def _job(row: Row, app, _server) -> None:
 def _admitted(app) -> tuple[dict, bytes]:
     app.router.handle(json.dumps(job(job_id="f1")).encode(), {})
     doc = app.store.get("jobs", "f1")
-    [task] = [m for t, ms in app.bus.published.items() if t.startswith("render-") for m in ms]
+    tasks = [m for t, ms in app.bus.published.items() if t.startswith("render-") for m in ms]
+    [task] = [m for m in tasks if json.loads(m.data)["job_id"] == "f1"]
     return doc, task.data
 
 
@@ -298,3 +301,33 @@ def test_a_fetch_dials_the_checked_address_and_names_the_host(image_server):
     )
     assert (data[:4], mime) == (b"\x89PNG", "image/png")
     assert server.calls("GET", "/files/ok.png")[-1].header("host") == "images.example.com"
+
+
+def _control(row: Row, app, _server) -> None:
+    app.job_control.handle(json.dumps(row.given).encode(), {})
+    [dead] = app.bus.published["dead-letter"]
+    assert dead.attributes["reason"] == row.expect[1]
+
+
+def test_legitimate_messages_still_pass_the_checks(app):
+    # GIVEN an image in a configured bucket THEN it is admitted like any other job
+    app.router.handle(json.dumps(image(f"gs://{BUCKET}/bottle.png")).encode(), {})
+    assert app.store.get("jobs", "h1")["status"] == "RUNNING"
+    # GIVEN a RUNNING attempt WHEN an UNKNOWN outcome with no task id comes (a create nobody
+    # confirmed) THEN it is heard (the hold kept, the attempt left to the reconciler)
+    doc, _ = _admitted(app)
+    attempt = doc["attempts"][0]
+    attempt.update(state="RUNNING")
+    app.store.set("jobs", "f1", doc)
+    unknown = RenderOutcome(
+        job_id="f1",
+        attempt=1,
+        backend=attempt["backend"],
+        model=attempt["model"],
+        succeeded=False,
+        error_class=ErrorClass.UNKNOWN,
+        error_code="submit_unconfirmed",
+    )
+    app.outcomes.handle(unknown.model_dump_json().encode(), {})
+    assert app.bus.published["dead-letter"] == []
+    assert app.store.get("jobs", "f1")["status"] == "RUNNING"
