@@ -22,6 +22,7 @@ from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.adapters.image_fetch import ImageFetcher
 from aiprod.bootstrap import App
 from aiprod.config import Settings
+from aiprod.domain.image_uris import check_image_uri
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.exceptions import ProviderError
 from fakes.base import Drip, FakeServer, Reply
@@ -331,3 +332,20 @@ def test_legitimate_messages_still_pass_the_checks(app):
     app.outcomes.handle(unknown.model_dump_json().encode(), {})
     assert app.bus.published["dead-letter"] == []
     assert app.store.get("jobs", "f1")["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://example.com/a.png",
+        "https://cdn.example.co.uk:443/img/a.png?v=2#x",
+        "https://8.8.8.8/a.png",
+        "https://[2001:4860:4860::8888]/a.png",
+        "https://xn--bcher-kva.example/a.png",
+        "https://example.com./a.png",
+        f"gs://{BUCKET}/folder/a.png",
+    ],
+)
+def test_public_image_uris_are_still_accepted(uri: str):
+    # GIVEN an image anyone may fetch THEN validation lets it through (no over-blocking)
+    check_image_uri(uri, frozenset({BUCKET}))
