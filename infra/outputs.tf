@@ -49,6 +49,7 @@ output "build_substitutions" {
     "_BUDGET_TIMEZONE=${var.budget_timezone}",
     "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
     "_VEO_LOCATION=${var.veo_location}",
+    "_IMAGE_BUCKETS=${join(";", var.image_buckets)}",
     "_TF_STATE_BUCKET=${local.state_bucket}",
   ])
 }

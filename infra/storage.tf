@@ -46,3 +46,21 @@ resource "google_storage_bucket_iam_member" "render_writes_outputs" {
   role     = "roles/storage.objectUser"
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
 }
+
+# Input images named gs://<bucket>/… are read only from var.image_buckets, and only by the
+# render functions whose backend takes an image by bucket reference (Veo; the Runway and
+# Replicate adapters send https images only): read-only, those buckets alone.
+locals {
+  image_reading_functions = ["render_veo"]
+  image_bucket_grants = {
+    for pair in setproduct(var.image_buckets, local.image_reading_functions) :
+    "${pair[0]}/${pair[1]}" => { bucket = pair[0], function = pair[1] }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "render_reads_images" {
+  for_each = local.image_bucket_grants
+  bucket   = each.value.bucket
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
+}

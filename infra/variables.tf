@@ -50,6 +50,16 @@ variable "output_retention_days" {
   default     = 30
 }
 
+variable "image_buckets" {
+  description = "Buckets a job's gs:// input image may come from (AIPROD_IMAGE_BUCKETS); the render functions that read images get read-only access to these alone. Empty: no gs:// images."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for b in var.image_buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", b))])
+    error_message = "image_buckets are bucket names (no gs://, no slashes)."
+  }
+}
+
 variable "veo_location" {
   description = "Vertex AI location the Veo function calls (AIPROD_VEO_LOCATION)."
   type        = string

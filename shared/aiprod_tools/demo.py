@@ -32,6 +32,7 @@ DEMO_SETTINGS = Settings(
     global_limit_micros=9_000_000,
     tenant_limits={"social": 400_000},
     poll_interval_s=0.05,
+    image_buckets=frozenset({"aiprod-demo-assets"}),  # examples/jobs.jsonl's gs:// images
     simulation={
         "runway": {"latency_s": 0.4, "outage_after": 4, "outage_count": 8},
         "veo": {"latency_s": 0.3, "cost_ratio": 1.0},

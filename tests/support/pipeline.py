@@ -146,6 +146,7 @@ def pipeline(clock, monkeypatch):
 
     def build(workers: int = 8, **settings) -> Pipeline:
         settings.setdefault("poll_interval_s", 0.01)
+        settings.setdefault("image_buckets", frozenset({"assets", "b"}))  # scenarios' images
         app = embedded_app(Settings(**settings), clock=clock, sleep=clock.sleep, workers=workers)
         built.append(Pipeline(app))
         return built[-1]

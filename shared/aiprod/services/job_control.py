@@ -21,6 +21,7 @@ from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.cancellation import CancelStep, Reach, close_now, request_cancel
 from aiprod.domain.effects import Effect
+from aiprod.domain.invalid_requests import log_summary
 from aiprod.domain.jobs import Attempt, CancelRequest, Job
 from aiprod.domain.leases import lease_expired
 from aiprod.domain.messages import ControlRequest, ErrorClass, RenderTask
@@ -52,8 +53,7 @@ class JobControl:
             request = ControlRequest.model_validate_json(data)
         except ValidationError as exc:
             # the fields and what is wrong with them, never the input (it is user data)
-            where = [".".join(map(str, e["loc"])) + f": {e['type']}" for e in exc.errors()[:3]]
-            log.error("malformed control message sent to dead-letter: %s", "; ".join(where))
+            log.error("malformed control message sent to dead-letter: %s", log_summary(exc))
             self._outbox.send([effects.DeadLetter(data, topology.JOB_CONTROL, "invalid")])
             return
         now = self._clock()

@@ -13,10 +13,10 @@ from aiprod.domain.budget import budget_day, scopes_for
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.effects import CONFLICT_MESSAGE, Effect
 from aiprod.domain.health import OUTPUT_STORE
-from aiprod.domain.invalid_requests import Named, describe, invalid_job, salvage
+from aiprod.domain.invalid_requests import Named, describe, invalid_job, log_summary, salvage
 from aiprod.domain.job_events import duplicate_rejection
 from aiprod.domain.jobs import Job, JobStatus, new_job
-from aiprod.domain.messages import JobEvent, JobRequest, RejectReason
+from aiprod.domain.messages import IMAGE_BUCKETS, JobEvent, JobRequest, RejectReason
 from aiprod.domain.payloads import raw_payload_hash
 from aiprod.domain.selection import plan_route
 from aiprod.faults import checkpoint
@@ -51,7 +51,8 @@ class Router:
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
-            request = JobRequest.model_validate_json(data)
+            context = {IMAGE_BUCKETS: self._settings.image_buckets}
+            request = JobRequest.model_validate_json(data, context=context)
         except ValidationError as exc:
             self._handle_invalid(data, exc)
             return
@@ -118,9 +119,9 @@ class Router:
             log.warning(CONFLICT_MESSAGE, extra={**context, "reason": RejectReason.CONFLICT.value})
             self._telemetry.job_rejected(RejectReason.CONFLICT)
         elif job.status is JobStatus.REJECTED and admission.created:
-            log.warning(
-                "job rejected: %s", job.message, extra={**context, "reason": str(job.reason)}
-            )
+            # an invalid request's message names its fields (user keys): logged apart
+            said = "invalid request" if job.reason == RejectReason.INVALID else job.message
+            log.warning("job rejected: %s", said, extra={**context, "reason": str(job.reason)})
             self._telemetry.job_rejected(job.reason)
         elif job.status is JobStatus.REJECTED:
             pass  # a redelivered rejected job: its event is owed only until noted out
@@ -143,16 +144,17 @@ class Router:
         """An invalid request that names a usable job_id is stored as a REJECTED job and
         answered with ``job.rejected`` (``domain.invalid_requests``); one that does not goes
         to the dead-letter topic (there is nobody to answer)."""
-        message, named = describe(exc), salvage(data)
+        message, named, where = describe(exc), salvage(data), log_summary(exc)
         if named is None:
             log.error(
                 "undecodable job message sent to dead-letter: %s",
-                message,
+                where,
                 extra={"reason": RejectReason.INVALID.value},
             )
             self._outbox.send([effects.DeadLetter(data, topology.JOBS, RejectReason.INVALID.value)])
             self._telemetry.job_rejected(RejectReason.INVALID)  # once sent: no job records it
             return
+        log.warning("invalid job message: %s", where, extra={"job_id": named.job_id})
         now = self._clock()
         admission = self._store.run_transaction(
             lambda tx: self._admit_invalid(tx, named, raw_payload_hash(data), message, now)
