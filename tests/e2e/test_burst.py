@@ -34,6 +34,7 @@ from support.cli import aiprod
 from support.ledger import assert_books_balanced
 from support.logs import count_logged
 from support.push import push_paused
+from support.tenants import configure, publish
 
 pytestmark = pytest.mark.emulator
 
@@ -130,6 +131,7 @@ def render_functions() -> dict[str, int]:
 def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     # GIVEN render functions limited to 4 requests each, and a capacity of 4 per backend
     stack = make_stack(ENV, concurrency=render_functions())
+    configure(stack, TENANT_A, TENANT_B)  # each publishes on its own topic
     for backend in topology.BACKENDS:
         done = aiprod(stack, "capacity", "set", backend, str(CAPACITY), *UNBOUND_RATE)
         assert done.returncode == 0, done.stderr
@@ -152,7 +154,7 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     with SlotWatch(stack.store) as watch:
         with push_paused(stack, *render_functions()):
             for request in requests:
-                stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+                publish(stack, request)
             wait_for(
                 lambda: _all_admitted(stack, len(requests)),
                 timeout=300,
@@ -254,7 +256,7 @@ def test_a_push_past_a_functions_concurrency_gets_429_and_is_delivered_later(mak
     # WHEN four jobs are admitted (two tasks published, two queued) and then pushed together
     with push_paused(stack, "render_replicate"):
         for request in requests:
-            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+            publish(stack, request)
         wait_for(lambda: len(job_docs(stack.store)) == len(requests), timeout=60)
     docs = wait_for(lambda: _all_finished(stack, len(requests)), timeout=300, interval=0.5)
 
