@@ -13,7 +13,9 @@ import json
 
 import pytest
 
+from aiprod.repositories.ledger import runtime_limit
 from support import jobs_terminal, statuses, wait_for
+from support.cli import aiprod
 from support.ledger import totals_by_scope
 from support.tenants import configure
 
@@ -69,3 +71,23 @@ def test_a_tenant_topic_charges_only_its_tenant_and_the_shared_topic_names_none(
     assert totals["tenant:acme"]["spent_micros"] == docs["own"]["cost_micros"] > 0
     charged = docs["own"]["cost_micros"] + docs["untenanted"]["cost_micros"]
     assert totals["global"]["spent_micros"] == charged
+
+
+def test_tenant_add_on_the_emulators_makes_a_topic_that_charges_the_tenant(make_stack):
+    # GIVEN a running stack, and an operator adding a tenant with the CLI (as `aiprod dev`)
+    stack = make_stack(FAST)
+    done = aiprod(stack, "tenant", "add", "studio", "--budget", "3", "--publisher", "user:a@b.c")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(aiprod(stack, "tenant", "list", "--json").stdout)["tenants"]
+    assert [(t["name"], t["daily_budget_micros"]) for t in listed] == [("studio", 3_000_000)]
+
+    # WHEN a client submits a job naming the tenant (published on the tenant's topic)
+    done = aiprod(stack, "submit", "--job-id", "st-1", "--prompt", "a kite", "--tenant", "studio")
+    assert done.returncode == 0 and "aiprod-jobs--studio" in done.stdout, done.stdout
+    docs = wait_for(lambda: jobs_terminal(stack.store, ["st-1"]), timeout=60, interval=0.2)
+
+    # THEN it ran and was charged to the tenant's scope, under the limit the CLI set
+    assert (docs["st-1"]["status"], docs["st-1"]["tenant"]) == ("SUCCEEDED", "studio")
+    totals = totals_by_scope(stack.store)
+    assert totals["tenant:studio"]["spent_micros"] == docs["st-1"]["cost_micros"]
+    assert runtime_limit(stack.store, "tenant:studio") == 3_000_000
