@@ -150,17 +150,20 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     # loops admit about as fast as the renders finish, so B's jobs, admitted last, would come
     # when most of A's had finished and no queue was left to be fair in). Each backend's
     # slots stay held by A's first jobs meanwhile, so B's jobs wait behind A's backlog (no
-    # slot freed a moment before its drain is taken by a B job at admission)
+    # slot freed a moment before its drain is taken by a B job at admission). Each tenant
+    # publishes on its own topic, pushed on its own subscription, so "right after" is made
+    # to hold across topics: B publishes once A's burst is admitted.
     with SlotWatch(stack.store) as watch:
         with push_paused(stack, *render_functions()):
-            for request in requests:
-                publish(stack, request)
-            wait_for(
-                lambda: _all_admitted(stack, len(requests)),
-                timeout=300,
-                interval=0.5,
-                describe=describe,
-            )
+            for admitted, batch in ((len(burst), burst), (len(requests), late)):
+                for request in batch:
+                    publish(stack, request)
+                wait_for(
+                    lambda n=admitted: _all_admitted(stack, n),
+                    timeout=300,
+                    interval=0.5,
+                    describe=describe,
+                )
         docs = wait_for(
             lambda: _all_finished(stack, len(requests)),
             timeout=600,
