@@ -58,3 +58,8 @@ output "job_events_table" {
   description = "Every job event, written by the BigQuery subscription (README: spend SQL)."
   value       = "${google_bigquery_table.job_events.project}.${google_bigquery_table.job_events.dataset_id}.${google_bigquery_table.job_events.table_id}"
 }
+
+output "tenant_topics" {
+  description = "Each configured tenant's jobs topic (its publishers publish here)."
+  value       = { for name, topic in google_pubsub_topic.tenant_jobs : name => topic.name }
+}

@@ -77,3 +77,38 @@ variable "control_publishers" {
   type        = list(string)
   default     = []
 }
+
+variable "tenants" {
+  description = "Configured tenants by name: each gets the topic <prefix>jobs--<name> (publish only for its publishers, IAM members), a push subscription to route_job, and (register_tenants) its registry entry and daily budget in USD."
+  type = map(object({
+    daily_budget_usd = number
+    publishers       = optional(list(string), [])
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for name, t in var.tenants :
+      can(regex("^[a-z0-9][a-z0-9_-]{0,62}$", name)) && !startswith(name, "lane") && !strcontains(name, "--") && t.daily_budget_usd >= 0
+    ])
+    error_message = "tenants: names of 1-63 lowercase letters, digits, '_' or '-', not starting with 'lane', with no '--'; budgets >= 0."
+  }
+}
+
+variable "register_tenants" {
+  description = "Write each tenant's registry document (tenants/<name>) and first daily budget (budget_limits/tenant:<name>) in Firestore. Off: register them with `aiprod tenant add`."
+  type        = bool
+  default     = true
+}
+
+variable "shared_jobs_topic_open" {
+  description = "Whether clients may publish untenanted jobs on the shared jobs topic. false: only operators (project-level Pub/Sub roles) can."
+  type        = bool
+  default     = true
+}
+
+variable "shared_jobs_publishers" {
+  description = "IAM members granted publish on the shared jobs topic while shared_jobs_topic_open (untenanted jobs: global budget only)."
+  type        = list(string)
+  default     = []
+}

@@ -7,6 +7,7 @@ this module, so a topic renamed here is renamed everywhere.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +204,43 @@ def is_push_topic(topic: str) -> bool:
 def qualified(prefix: str, name: str) -> str:
     """A topic or subscription name with the deployment's prefix (``aiprod-jobs``)."""
     return f"{prefix}{name}"
+
+
+# Tenant topics (issue 13): each configured tenant publishes on its own jobs topic, which one
+# push subscription feeds to route_job. The router takes the tenant from the subscription the
+# push names (Pub/Sub writes it; a publisher cannot), so the names below are the contract
+# between Terraform, the local stacks and the router. A configured tenant's name never starts
+# with ``lane`` and holds no ``--`` (``domain.tenants``), so these names cannot collide with
+# push lanes or with each other.
+TENANT_MARK = "--"
+ROUTER = "route_job"
+_TENANT = r"[a-z0-9][a-z0-9_\-]{0,62}"
+_TENANT_TOPIC = re.compile(rf"^{JOBS}{TENANT_MARK}(?P<tenant>{_TENANT})$")
+
+
+def tenant_topic(tenant: str) -> str:
+    """A tenant's own jobs topic: ``jobs--<tenant>`` (before the prefix)."""
+    return f"{JOBS}{TENANT_MARK}{tenant}"
+
+
+def tenant_subscription(tenant: str) -> str:
+    """The push subscription feeding a tenant's topic to route_job."""
+    return f"{tenant_topic(tenant)}--{ROUTER}"
+
+
+def jobs_topic(tenant: str | None) -> str:
+    """Where a client publishes a job: its tenant's topic, or the shared one (no tenant)."""
+    return JOBS if tenant is None else tenant_topic(tenant)
+
+
+def tenant_of_topic(topic: str) -> str | None:
+    """The tenant whose topic this is (None: not a tenant topic; lanes are not)."""
+    found = _TENANT_TOPIC.match(topic)
+    if found is None or base_topic(topic) != topic:
+        return None
+    return found["tenant"]
+
+
+def is_topic(name: str) -> bool:
+    """A topic the buses publish to: the topology's, or a tenant's jobs topic."""
+    return name in all_topics() or tenant_of_topic(name) is not None

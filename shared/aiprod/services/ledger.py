@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiprod.config import Settings
@@ -138,12 +139,22 @@ class Ledger:
         return pool or ledger.new_pool(scope, day, self.limit(tx, scope))
 
 
-def set_limit(store: DocumentStore, settings: Settings, scope: str, day: str, limit: int) -> Pool:
-    """``aiprod budget set``: store the new limit and resize today's allotments in one go."""
+def set_limit(
+    store: DocumentStore,
+    settings: Settings,
+    scope: str,
+    day: str,
+    limit: int,
+    also: Callable[[Transaction], None] | None = None,
+) -> Pool:
+    """``aiprod budget set``: store the new limit and resize today's allotments in one go;
+    ``also`` writes more in the same transaction (a tenant's registry entry) or raises."""
     shards_n = max(1, settings.ledger_shards)
     book = Ledger(settings)
 
     def body(tx: Transaction) -> Pool:
+        if also is not None:
+            also(tx)
         pool = book.pool(tx, scope, day)
         shards = [books.load_shard(tx, scope, day, i) for i in range(shards_n)]
         pool, emptied = ledger.resize(pool, shards, limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -19,10 +19,12 @@ from aiprod.domain.jobs import Job, JobStatus, new_job
 from aiprod.domain.messages import IMAGE_BUCKETS, JobEvent, JobRequest, RejectReason
 from aiprod.domain.payloads import raw_payload_hash
 from aiprod.domain.selection import plan_route
+from aiprod.domain.tenants import Channel, TenantRefused
 from aiprod.faults import checkpoint
 from aiprod.repositories import jobs
 from aiprod.services import dispatch
 from aiprod.services.books import Books
+from aiprod.services.tenancy import Tenancy, channel_of
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +50,26 @@ class Router:
         self._store, self._outbox, self._catalog = books.store, books.outbox, catalog
         self._settings, self._health, self._clock = books.settings, books.health, books.clock
         self._ledger, self._telemetry, self._slots = books.ledger, books.telemetry, books.slots
+        self._tenancy = Tenancy(books.store)
 
-    def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
+    def handle(
+        self, data: bytes, attributes: dict[str, str] | None = None, subscription: str | None = None
+    ) -> None:
+        """Admit one JobRequest. ``subscription`` is the push subscription it came through
+        (``services.tenancy``): the job's tenant is that topic's, whatever the body says."""
+        channel = channel_of(subscription, self._settings.prefix)
         try:
             context = {IMAGE_BUCKETS: self._settings.image_buckets}
             request = JobRequest.model_validate_json(data, context=context)
+            tenant = self._tenancy.tenant_for(channel, request.tenant)
         except ValidationError as exc:
-            self._handle_invalid(data, exc)
+            self._handle_invalid(data, describe(exc), channel, log_summary(exc))
             return
+        except TenantRefused as exc:
+            self._handle_invalid(data, str(exc), channel, "tenant: refused by its topic")
+            return
+        if tenant != request.tenant:  # a tenant topic's job that left ``tenant`` out
+            request = request.model_copy(update={"tenant": tenant})
         circuits = self._health.snapshot()
         now = self._clock()
         day = budget_day(now, self._settings.timezone)
@@ -140,11 +154,15 @@ class Router:
                 extra={**context, "backend": attempt.backend, "attempt": 1},
             )
 
-    def _handle_invalid(self, data: bytes, exc: ValidationError) -> None:
+    def _handle_invalid(self, data: bytes, message: str, channel: Channel, where: str) -> None:
         """An invalid request that names a usable job_id is stored as a REJECTED job and
         answered with ``job.rejected`` (``domain.invalid_requests``); one that does not goes
-        to the dead-letter topic (there is nobody to answer)."""
-        message, named, where = describe(exc), salvage(data), log_summary(exc)
+        to the dead-letter topic (there is nobody to answer). The rejected job's tenant is
+        its topic's, when configured: never one the message named for itself. ``where`` is
+        what the log says: field locations and error types, never the input."""
+        named = salvage(data)
+        if named is not None:
+            named = replace(named, tenant=self._tenancy.configured(channel))
         if named is None:
             log.error(
                 "undecodable job message sent to dead-letter: %s",

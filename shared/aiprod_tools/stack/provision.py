@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from google.cloud import firestore, pubsub_v1
 from google.protobuf import duration_pb2
@@ -114,6 +114,42 @@ def create_topology(
 def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:
     path = bus.subscriber.subscription_path(bus.project, topology.qualified(bus.prefix, name))
     return {"name": path, "topic": topic_path}
+
+
+def provision_tenant(bus: PubSubBus, tenant: str, endpoint: str | None = None) -> None:
+    """A configured tenant's topic and its push subscription to route_job, as Terraform's
+    ``tenants`` variable makes them (no IAM: the emulator has none). The endpoint and the
+    retry backoff are the shared jobs subscription's, so ``aiprod tenant add`` on a running
+    stack needs no URL. Safe to repeat: what exists already is kept."""
+    from google.api_core.exceptions import AlreadyExists
+
+    spec = topology.function(topology.ROUTER)
+    topic = bus.publisher.topic_path(
+        bus.project, topology.qualified(bus.prefix, topology.tenant_topic(tenant))
+    )
+    shared = _subscription(bus, spec.subscription, "")["name"]
+    found = bus.subscriber.get_subscription(request={"subscription": shared})
+    retry = found.retry_policy
+    request = _subscription(bus, topology.tenant_subscription(tenant), topic)
+    dead_letter = topology.qualified(bus.prefix, topology.DEAD_LETTER)
+    request.update(
+        push_config={"push_endpoint": endpoint or found.push_config.push_endpoint},
+        ack_deadline_seconds=min(spec.timeout_s, 600),
+        retry_policy={
+            "minimum_backoff": _seconds(retry.minimum_backoff.total_seconds()),
+            "maximum_backoff": _seconds(retry.maximum_backoff.total_seconds()),
+        },
+        dead_letter_policy={
+            "dead_letter_topic": bus.publisher.topic_path(bus.project, dead_letter),
+            "max_delivery_attempts": spec.max_delivery_attempts,
+        },
+    )
+    for create, arg in (
+        (bus.publisher.create_topic, {"name": topic}),
+        (bus.subscriber.create_subscription, request),
+    ):
+        with suppress(AlreadyExists):
+            create(request=arg)
 
 
 def repoint_push(bus: PubSubBus, spec: topology.FunctionSpec, endpoint: str) -> None:
