@@ -26,7 +26,7 @@ BEFORE = {
 }
 AFTER = {
     "status": "SUCCEEDED",
-    "nested": {"keep": 5},
+    "nested": {"keep": 5, "user.key": {"x.y": 1}, "`q`": 2},  # user metadata keys, as given
     "a.b": "still one field",
     "with space": None,
     "tick`": {},
