@@ -1,5 +1,5 @@
-"""The Firestore adapter uses only the SDK's public API, so an SDK upgrade within the range
-pyproject allows cannot silently change how a conditioned write is built.
+"""The Firestore adapter uses only the SDK's public API, so an SDK upgrade within the pinned
+range (pyproject) cannot silently change how a conditioned write is built.
 
 It used ``_helpers.pbs_for_set_no_merge`` and ``WriteBatch._add_write_pbs`` to put an
 update-time precondition on a whole-document set; it now uses ``WriteBatch.update`` with
