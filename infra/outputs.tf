@@ -47,6 +47,8 @@ output "build_substitutions" {
     "_PREFIX=${var.prefix}",
     "_DAILY_BUDGET_USD=${var.daily_budget_usd}",
     "_BUDGET_TIMEZONE=${var.budget_timezone}",
+    "_RETENTION_DAYS=${var.retention_days}",
+    "_LEDGER_RETENTION_DAYS=${var.ledger_retention_days}",
     "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
     "_VEO_LOCATION=${var.veo_location}",
     "_IMAGE_BUCKETS=${join(";", var.image_buckets)}",

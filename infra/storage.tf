@@ -11,6 +11,27 @@ resource "google_firestore_database" "main" {
   depends_on = [google_project_service.api]
 }
 
+# TTL: Firestore deletes a document once the Timestamp in its expire_at field has passed
+# (typically within a day after). The functions write expire_at only on what is finished:
+# a job once it is over (+ retention_days), a dead letter (+ retention_days from when it was
+# seen), a budget day's pool and shards (+ ledger_retention_days after the day); a running
+# job has none. The field is never queried, so it is not indexed (a timestamp index that
+# grows in order would only hot-spot writes).
+locals {
+  expiring_collections = ["jobs", "dead_letters", "budget_pools", "ledger"]
+}
+
+resource "google_firestore_field" "expire_at" {
+  for_each   = toset(local.expiring_collections)
+  project    = var.project
+  database   = google_firestore_database.main.name
+  collection = each.key
+  field      = "expire_at"
+
+  ttl_config {}
+  index_config {}
+}
+
 # Rendered videos, copied here before a job is declared a success (provider URLs expire).
 resource "google_storage_bucket" "outputs" {
   name                        = "${var.project}-${var.prefix}outputs"

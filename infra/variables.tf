@@ -112,3 +112,25 @@ variable "shared_jobs_publishers" {
   type        = list(string)
   default     = []
 }
+
+variable "retention_days" {
+  description = "Finished jobs and dead letters are deleted this many days after they end (AIPROD_RETENTION_DAYS; Firestore TTL on expire_at). A job's document is its job_id's idempotency record: a message re-sent within this window is recognized; after it, the same job_id is a new job."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.retention_days >= 1
+    error_message = "retention_days must be at least 1 (a redelivered job message must still find its job)."
+  }
+}
+
+variable "ledger_retention_days" {
+  description = "A budget day's ledger documents are deleted this many days after the day ends (AIPROD_LEDGER_RETENTION_DAYS): aiprod spend --days reaches this far back. BigQuery keeps the job events for longer history."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.ledger_retention_days >= 1
+    error_message = "ledger_retention_days must be at least 1."
+  }
+}

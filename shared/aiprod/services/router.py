@@ -82,7 +82,7 @@ class Router:
         self._outbox.send(admission.owed)
 
     def _admit(self, tx, request: JobRequest, circuits, budget, day: str, now: float) -> Admission:
-        payload_hash = request.payload_hash()
+        payload_hash, keep_s = request.payload_hash(), self._settings.retention.job_s
         existing = jobs.load(tx, request.job_id)
         if existing is not None:
             if request.same_payload(existing.payload_hash):
@@ -97,6 +97,7 @@ class Router:
         body = request.model_dump(mode="json")
         if plan.first is None:
             job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)
+            job = job.model_copy(update={"keep_s": keep_s})
             jobs.save(tx, job)
             return _admitted(job, True)
         chain = [c.step() for c in plan.chain]
@@ -108,6 +109,7 @@ class Router:
             status=JobStatus.RUNNING,
             chain=chain,
             max_wall_s=self._settings.retry.max_wall_s,  # the reconciler's wall_deadline_at
+            keep_s=keep_s,  # kept this long once over: its job_id is known (idempotency)
         )
         start = plan.chain.index(plan.first)
         options = [(step, 0.0) for step in chain[start:]]
@@ -118,6 +120,7 @@ class Router:
         if reserved is None:
             message = "no capable backend's hold fits what is left of the budget"
             job = _rejected(body, payload_hash, request, RejectReason.OVER_BUDGET, message, now)
+            job = job.model_copy(update={"keep_s": keep_s})
         else:
             job, _ = reserved
             self._health.claim_probe(tx, circuits.get(job.current.backend), now)
@@ -184,6 +187,7 @@ class Router:
         existing = jobs.load(tx, named.job_id)
         if existing is None:
             job = invalid_job(named, payload_hash, message, now)
+            job = job.model_copy(update={"keep_s": self._settings.retention.job_s})
             jobs.save(tx, job)
             return _admitted(job, True)
         if existing.payload_hash == payload_hash:
