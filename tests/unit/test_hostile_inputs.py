@@ -156,8 +156,9 @@ ROWS = [
     Row("internal 500", "fetch", ("/error", None), ("FALLBACK", NOT_FETCHED)),
     Row("slow drip", "fetch", ("/files/slow.png", None), ("FALLBACK", "slower than 1 s")),
     Row("oversize body", "fetch", ("/files/big.png", None), ("FALLBACK", "over 1 KiB")),
-    # TODO(tenant topics): "a tenant publishing on another tenant's topic" — the helper
-    # building per-tenant topics adds its row here (kind "job" on jobs--<other tenant>).
+    # "A tenant publishing on another tenant's topic" has its own rows, published through
+    # the tenant topics themselves: tests/unit/test_tenant_topics.py (HOSTILE), and end to
+    # end on the emulators: tests/e2e/test_tenant_topics_e2e.py.
 ]
 
 
