@@ -88,7 +88,11 @@ def test_a_forged_success_marked_unknown_cannot_settle_a_running_job(app, task_i
         provider_task_id=task_id,
     )
     app.outcomes.handle(forged, {})
-    # THEN it is refused (dead-lettered mismatch) and the job still renders
+    # THEN it is refused (dead-lettered mismatch), the job still renders, the hold is kept
+    # (observed: SUCCEEDED with the forged output_uri, hold released, 0 spent, and the real
+    # task's cost never charged: its own outcome is then a stale duplicate)
+    totals = app.ledger.snapshot(app.store, "global", _day(app))
+    assert (totals.held_micros, totals.spent_micros) == (hold, 0)
     after = app.store.get("jobs", "f1")
     assert after["status"] == "RUNNING", (after["status"], after.get("output_uri"))
     assert [m.attributes["reason"] for m in app.bus.published["dead-letter"]] == ["mismatch"]
