@@ -1,6 +1,8 @@
-"""Review 3 of int13 (issue 13): tenants bound to topics, hostile inputs, provenance of
-internal messages, retention. xfail(strict) tests are real problems found; the unmarked ones
-are what held, kept as regressions."""
+"""Adversarial review of issue 13 (tenants bound to topics, hostile inputs, provenance of
+internal messages, retention): what held, and seven problems it found, fixed since (a forged
+"succeeded, UNKNOWN" outcome settled a running job; a task's own not_before skipped a
+backoff; a tenant job's dead letter could not be replayed; fec0::/10, [v1.x] and a host
+echoed in a rejection). A strict xfail marks a problem not yet fixed."""
 
 from __future__ import annotations
 
@@ -67,11 +69,6 @@ def _outcome(doc: dict, **fields) -> bytes:
     return RenderOutcome(**{**base, **fields}).model_dump_json().encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provenance: error_class UNKNOWN exempts an outcome from the 'never stored' check, "
-    "but _apply settles any outcome with succeeded=True: a forged success costing 0 settles",
-)
 @pytest.mark.parametrize("task_id", ["task-1", None])
 def test_a_forged_success_marked_unknown_cannot_settle_a_running_job(app, task_id):
     # GIVEN a job whose attempt 1 is RUNNING at the provider (task-1)
@@ -79,23 +76,18 @@ def test_a_forged_success_marked_unknown_cannot_settle_a_running_job(app, task_i
     hold = doc["attempts"][0]["hold_micros"]
     assert hold > 0
     # WHEN an outcome nobody stored arrives: succeeded, cost 0, but error_class UNKNOWN
-    forged = _outcome(
-        doc,
-        succeeded=True,
-        error_class=ErrorClass.UNKNOWN,
-        cost_micros=0,
-        output_uri="gs://attacker/x.mp4",
-        provider_task_id=task_id,
-    )
-    app.outcomes.handle(forged, {})
-    # THEN it is refused (dead-lettered mismatch), the job still renders, the hold is kept
-    # (observed: SUCCEEDED with the forged output_uri, hold released, 0 spent, and the real
-    # task's cost never charged: its own outcome is then a stale duplicate)
+    # (not a RenderOutcome any more: a success has no error class; sent as raw JSON)
+    body = json.loads(_outcome(doc, cost_micros=0, provider_task_id=task_id))
+    body.update(succeeded=True, error_class="UNKNOWN", output_uri="gs://attacker/x.mp4")
+    app.outcomes.handle(json.dumps(body).encode(), {})
+    # THEN it is refused (dead-lettered invalid), the job still renders, the hold is kept
+    # (before the fix: SUCCEEDED with the forged output_uri, hold released, 0 spent, and the
+    # real task's cost never charged: its own outcome was then a stale duplicate)
     totals = app.ledger.snapshot(app.store, "global", _day(app))
     assert (totals.held_micros, totals.spent_micros) == (hold, 0)
     after = app.store.get("jobs", "f1")
     assert after["status"] == "RUNNING", (after["status"], after.get("output_uri"))
-    assert [m.attributes["reason"] for m in app.bus.published["dead-letter"]] == ["mismatch"]
+    assert [m.attributes["reason"] for m in app.bus.published["dead-letter"]] == ["invalid"]
 
 
 def _task_of(app, job_id: str = "f1") -> bytes:
@@ -104,12 +96,6 @@ def _task_of(app, job_id: str = "f1") -> bytes:
     return task.data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provenance: task_mismatch does not compare not_before, and the render function "
-    "waits on the task's not_before, not the attempt's: a task with the right ids and "
-    "not_before 0 starts a backed-off attempt at once (Retry-After bypassed)",
-)
 def test_a_task_with_an_earlier_not_before_does_not_start_a_backed_off_attempt(app):
     # GIVEN attempt 1 stored DISPATCHED with a backoff until now + 600 s (as after a 429)
     doc = _admitted(app)
@@ -166,12 +152,6 @@ def test_a_tenant_cannot_cancel_another_tenants_job(app):
     assert app.store.get("jobs", "b-1")["status"] != "CANCELLED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dead_letters: a tenant job's letter has source jobs--<tenant>, which is not in "
-    "topology.all_topics(): aiprod dlq replay refuses it (a job dead-lettered after a "
-    "registry outage can never be replayed)",
-)
 def test_a_tenant_jobs_dead_letter_replays_to_its_tenant_topic(app):
     sub = _tenant_path(app, "acme")
     message = SimpleNamespace(
@@ -333,30 +313,14 @@ def _rejection(uri: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="image_uris.blocked_address misses fec0::/10 (deprecated site-local, "
-    "is_site_local; ipaddress calls it neither private nor reserved)",
-)
 def test_a_site_local_ipv6_literal_is_refused():
     assert _rejection("https://[fec0::1]/a.png") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="urlsplit accepts an IPvFuture literal [v1.x] and gives host 'v1.x', which "
-    "image_uris then judges as a DNS name: a bracketed host that is not IPv6 passes",
-)
 def test_a_bracketed_host_that_is_not_ipv6_is_refused():
     assert _rejection("https://[v1.zebra]/a.png") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="urlsplit raises ValueError for a bad bracketed host ([::ffff:127.1]); "
-    "check_image_uri lets it through as pydantic's 'Value error, ...' and the rejection "
-    "message repeats the host (README: never repeating the URI)",
-)
 def test_a_bad_bracketed_host_is_refused_without_echoing_it():
     said = _rejection("https://[::ffff:127.1]/a.png")
     assert said is not None and "127.1" not in said

@@ -75,8 +75,11 @@ class ImageFetcher:
     def fetch(self, uri: str, deadline_s: float) -> tuple[bytes, str]:
         """The image's bytes and content type, or a ProviderError (``bad_request``)."""
         started = self.clock()
-        parts = urlsplit(uri)
-        host, port = parts.hostname or "", _port(parts)
+        try:
+            parts = urlsplit(uri)
+            host, port = parts.hostname or "", _port(parts)
+        except ValueError:
+            raise _refused("not a URL", None) from None
         if parts.scheme != "https":
             raise _refused("not https", None)
         if host not in self.allow:

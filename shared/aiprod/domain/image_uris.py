@@ -54,6 +54,7 @@ def blocked_address(ip: IpAddress) -> bool:
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_private
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)  # fec0::/10: global
     )
 
 
@@ -122,7 +123,13 @@ def check_image_uri(value: str, buckets: frozenset[str] | None) -> None:
         return
     if not value.startswith("https://"):
         raise ImageUriError("image_uri must start with one of https://, gs://")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname or ""
+    except ValueError:  # its own message repeats the host: the rule is said instead
+        raise ImageUriError("image_uri host is not a valid address") from None
+    if "[" in parts.netloc and ":" not in hostname:  # [v1.x]: no IPv6 literal, no name
+        raise ImageUriError("image_uri host is not a valid address")
     if "@" in parts.netloc:
         raise ImageUriError("image_uri must not carry user information (user@host)")
     try:
@@ -133,7 +140,7 @@ def check_image_uri(value: str, buckets: frozenset[str] | None) -> None:
         raise ImageUriError("image_uri must use the https port (443)")
     if "%" in parts.netloc:
         raise ImageUriError("image_uri host must not be percent-encoded")
-    check_https_host(parts.hostname or "")
+    check_https_host(hostname)
 
 
 def bucket_names(raw: str) -> frozenset[str]:

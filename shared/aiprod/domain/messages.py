@@ -10,7 +10,14 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from aiprod.domain import payloads
 from aiprod.domain.image_uris import check_image_uri
@@ -190,6 +197,14 @@ class RenderOutcome(_Strict):
     provider_queue_s: Annotated[float, Field(ge=0)] = 0.0
     # A throttling provider's Retry-After: a RETRY_SAME waits at least this long.
     retry_after_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> RenderOutcome:
+        """A success has no error class: "succeeded, UNKNOWN" would be read as a wait by
+        one rule and settled as a success by another."""
+        if self.succeeded and self.error_class is not None:
+            raise ValueError("a succeeded outcome has no error_class")
+        return self
 
 
 class AttemptSummary(_Strict):

@@ -26,6 +26,8 @@ def task_mismatch(job: Job, task: RenderTask) -> str | None:
         return "backend or model differs from its attempt"
     if task.hold_micros != attempt.hold_micros:
         return "hold differs from its attempt"
+    if task.not_before != attempt.not_before:  # an earlier one would skip a backoff
+        return "not_before differs from its attempt"
     if not task.request.same_payload(job.payload_hash):
         return "request differs from the job's"
     return None
@@ -41,7 +43,7 @@ def outcome_mismatch(job: Job, outcome: RenderOutcome) -> str | None:
         return "backend or model differs from its attempt"
     stored = attempt.outcome
     expected = stored.provider_task_id if stored is not None else attempt.provider_task_id
-    unknown = outcome.error_class is ErrorClass.UNKNOWN
+    unknown = outcome.error_class is ErrorClass.UNKNOWN and not outcome.succeeded
     if outcome.provider_task_id != expected and not (unknown and outcome.provider_task_id is None):
         return "provider task id differs from its attempt's"
     if attempt.state is AttemptState.RUNNING and not unknown:

@@ -71,7 +71,7 @@ class DeadLetters:
 
     def replay_pending(self, source: str | None = None) -> list[tuple[DeadLetter, str]]:
         """Replay every stored letter not yet replayed (of one source topic, when given)."""
-        if source is not None and source not in topology.all_topics():
+        if source is not None and not topology.is_topic(source):
             raise DeadLetterReplayError(f"{source!r} is not a topic of the topology")
         letters = self.pending(source)
         return self.replay([x.id for x in letters]) if letters else []
@@ -107,7 +107,7 @@ def _check_replayable(letter: DeadLetter) -> None:
         raise DeadLetterReplayError(
             f"dead letter {letter.id} was too large to keep whole ({letter.size} bytes)"
         )
-    if letter.source is None or letter.source not in topology.all_topics():
+    if letter.source is None or not topology.is_topic(letter.source):
         raise DeadLetterReplayError(f"dead letter {letter.id} has no known source topic")
     if letter.source == topology.DEAD_LETTER:
         raise DeadLetterReplayError(f"dead letter {letter.id} came from the dead-letter topic")
