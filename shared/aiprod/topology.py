@@ -214,8 +214,8 @@ def qualified(prefix: str, name: str) -> str:
 # push lanes or with each other.
 TENANT_MARK = "--"
 ROUTER = "route_job"
+CONTROLLER = "control_job"
 _TENANT = r"[a-z0-9][a-z0-9_\-]{0,62}"
-_TENANT_TOPIC = re.compile(rf"^{JOBS}{TENANT_MARK}(?P<tenant>{_TENANT})$")
 
 
 def tenant_topic(tenant: str) -> str:
@@ -233,14 +233,38 @@ def jobs_topic(tenant: str | None) -> str:
     return JOBS if tenant is None else tenant_topic(tenant)
 
 
-def tenant_of_topic(topic: str) -> str | None:
-    """The tenant whose topic this is (None: not a tenant topic; lanes are not)."""
-    found = _TENANT_TOPIC.match(topic)
+def tenant_of_topic(topic: str, shared: str = JOBS) -> str | None:
+    """The tenant whose topic this is, ``<shared>--<tenant>`` (None: not a tenant topic of
+    ``shared``, the jobs topic or the control topic; lanes are not)."""
+    found = re.match(rf"^{re.escape(shared)}{TENANT_MARK}(?P<tenant>{_TENANT})$", topic)
     if found is None or base_topic(topic) != topic:
         return None
     return found["tenant"]
 
 
+# Tenant control topics: each configured tenant also sends its control messages (cancel a
+# job) on its own topic, pushed to control_job, which reads the tenant back from the
+# subscription as the router does and lets it touch only that tenant's jobs. The shared
+# job-control topic stays for operators and ``control_publishers`` (any job).
+def tenant_control_topic(tenant: str) -> str:
+    """A tenant's own control topic: ``job-control--<tenant>`` (before the prefix)."""
+    return f"{JOB_CONTROL}{TENANT_MARK}{tenant}"
+
+
+def tenant_control_subscription(tenant: str) -> str:
+    """The push subscription feeding a tenant's control topic to control_job."""
+    return f"{tenant_control_topic(tenant)}--{CONTROLLER}"
+
+
+def control_topic(tenant: str | None) -> str:
+    """Where a control message is published: its tenant's topic, or the shared one."""
+    return JOB_CONTROL if tenant is None else tenant_control_topic(tenant)
+
+
 def is_topic(name: str) -> bool:
-    """A topic the buses publish to: the topology's, or a tenant's jobs topic."""
-    return name in all_topics() or tenant_of_topic(name) is not None
+    """A topic the buses publish to: the topology's, or a tenant's jobs or control topic."""
+    return (
+        name in all_topics()
+        or tenant_of_topic(name) is not None
+        or tenant_of_topic(name, JOB_CONTROL) is not None
+    )
