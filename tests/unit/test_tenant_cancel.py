@@ -94,8 +94,6 @@ def test_a_control_topic_of_a_tenant_not_configured_cancels_nothing(p):
 def test_control_topics_and_subscriptions_read_back_one_way():
     assert topology.tenant_control_topic("acme") == "job-control--acme"
     assert topology.tenant_control_subscription("acme") == "job-control--acme--control_job"
-    assert topology.control_topic(None) == topology.JOB_CONTROL
-    assert topology.control_topic("acme") == "job-control--acme"
     assert topology.tenant_of_topic("job-control--acme", topology.JOB_CONTROL) == "acme"
     assert topology.tenant_of_topic("job-control--acme") is None  # not a jobs topic
     assert topology.tenant_of_topic("jobs--acme", topology.JOB_CONTROL) is None
