@@ -65,3 +65,8 @@ output "tenant_topics" {
   description = "Each configured tenant's jobs topic (its publishers publish here)."
   value       = { for name, topic in google_pubsub_topic.tenant_jobs : name => topic.name }
 }
+
+output "tenant_control_topics" {
+  description = "Each configured tenant's control topic (its publishers cancel its own jobs here)."
+  value       = { for name, topic in google_pubsub_topic.tenant_control : name => topic.name }
+}

@@ -6,6 +6,12 @@
 # through. Names here match shared/aiprod/topology.py (tenant_topic, tenant_subscription);
 # tests/deploy/test_terraform_tenants.py checks them.
 #
+# Each tenant also sends control messages (job cancel) on its own topic,
+# "<prefix>job-control--<tenant>", pushed by "<prefix>job-control--<tenant>--control_job" to
+# control_job, which reads the tenant back from that name (topology.tenant_control_topic,
+# tenant_control_subscription) and cancels only that tenant's jobs. The shared "job-control"
+# topic stays for operators and var.control_publishers (trusted: any job).
+#
 # The shared "jobs" topic carries untenanted jobs (global budget only). Clients get publish
 # on it only when shared_jobs_topic_open and listed in shared_jobs_publishers; otherwise only
 # operators (project-level roles such as roles/pubsub.editor or owner) can publish there.
@@ -70,6 +76,61 @@ resource "google_pubsub_subscription_iam_member" "tenant_dead_letter_source" {
 resource "google_pubsub_topic_iam_member" "tenant_publisher" {
   for_each = local.tenant_publishers
   topic    = google_pubsub_topic.tenant_jobs[each.value.tenant].name
+  role     = "roles/pubsub.publisher"
+  member   = each.value.member
+}
+
+resource "google_pubsub_topic" "tenant_control" {
+  for_each = var.tenants
+  name     = "${var.prefix}job-control--${each.key}"
+
+  depends_on = [google_project_service.api]
+}
+
+# Same delivery rules as the shared job-control topic's subscription (pubsub.tf, "push").
+resource "google_pubsub_subscription" "tenant_control" {
+  for_each = var.tenants
+  name     = "${var.prefix}job-control--${each.key}--control_job"
+  topic    = google_pubsub_topic.tenant_control[each.key].id
+
+  ack_deadline_seconds       = min(600, local.push_functions.control_job.timeout_s + 30)
+  message_retention_duration = "604800s"
+
+  push_config {
+    push_endpoint = local.function_urls["control_job"]
+
+    oidc_token {
+      service_account_email = google_service_account.push_invoker.email
+      audience              = local.function_urls["control_job"]
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${local.min_backoff_s}s"
+    maximum_backoff = "${local.max_backoff_s}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.topic[local.dead_letter_topic].id
+    max_delivery_attempts = local.push_functions.control_job.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_subscription_iam_member" "tenant_control_dead_letter_source" {
+  for_each     = google_pubsub_subscription.tenant_control
+  subscription = each.value.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# A tenant's principals send control messages on their own control topic only.
+resource "google_pubsub_topic_iam_member" "tenant_control_publisher" {
+  for_each = local.tenant_publishers
+  topic    = google_pubsub_topic.tenant_control[each.value.tenant].name
   role     = "roles/pubsub.publisher"
   member   = each.value.member
 }

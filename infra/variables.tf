@@ -73,13 +73,13 @@ variable "state_bucket" {
 }
 
 variable "control_publishers" {
-  description = "IAM members (e.g. serviceAccount:ops@example.iam.gserviceaccount.com) allowed to publish control messages (job cancel) to the job-control topic without the CLI. Granted roles/pubsub.publisher on that topic only."
+  description = "IAM members (e.g. serviceAccount:ops@example.iam.gserviceaccount.com) allowed to publish control messages (job cancel) to the shared job-control topic without the CLI: trusted, they may cancel any job (a tenant's publishers cancel on their own job-control--<tenant> topic instead). Granted roles/pubsub.publisher on that topic only."
   type        = list(string)
   default     = []
 }
 
 variable "tenants" {
-  description = "Configured tenants by name: each gets the topic <prefix>jobs--<name> (publish only for its publishers, IAM members), a push subscription to route_job, and (register_tenants) its registry entry and daily budget in USD."
+  description = "Configured tenants by name: each gets the topics <prefix>jobs--<name> and <prefix>job-control--<name> (publish only for its publishers, IAM members), push subscriptions to route_job and control_job (its cancels reach only its own jobs), and (register_tenants) its registry entry and daily budget in USD."
   type = map(object({
     daily_budget_usd = number
     publishers       = optional(list(string), [])

@@ -32,16 +32,27 @@ def embedded_app(
 
 
 def serve_tenant(app: App, tenant: str) -> None:
-    """A tenant's jobs topic on the embedded bus, pushed to route_job with the subscription
-    name Pub/Sub would give (``topology.tenant_subscription``), as the emulator stack and
-    Terraform wire it. The tenant must also be in the registry to be charged."""
-    name = topology.qualified(app.settings.prefix, topology.tenant_subscription(tenant))
-    path = f"projects/{app.settings.project}/subscriptions/{name}"
+    """A tenant's jobs and control topics on the embedded bus, pushed to route_job and
+    control_job with the subscription names Pub/Sub would give
+    (``topology.tenant_subscription``, ``topology.tenant_control_subscription``), as the
+    emulator stack and Terraform wire them. The tenant must also be in the registry to be
+    charged, or to cancel its jobs."""
+
+    def path(subscription: str) -> str:
+        name = topology.qualified(app.settings.prefix, subscription)
+        return f"projects/{app.settings.project}/subscriptions/{name}"
+
+    jobs = path(topology.tenant_subscription(tenant))
+    control = path(topology.tenant_control_subscription(tenant))
 
     def route(data: bytes, attributes: dict[str, str]) -> None:
-        app.router.handle(data, attributes, path)
+        app.router.handle(data, attributes, jobs)
+
+    def steer(data: bytes, attributes: dict[str, str]) -> None:
+        app.job_control.handle(data, attributes, control)
 
     app.bus.subscribe(topology.tenant_topic(tenant), flushing(app, route))
+    app.bus.subscribe(topology.tenant_control_topic(tenant), flushing(app, steer))
 
 
 def add_tenant(app: App, tenant: str, limit_micros: int) -> None:

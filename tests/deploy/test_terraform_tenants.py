@@ -115,3 +115,55 @@ def test_the_terraform_name_rule_is_the_registrys(tf):
         terraform_ok = terraform_ok and "--" not in name
         assert terraform_ok == (name_problem(name) is None), name
     assert 'startswith(name, "lane")' in condition and 'strcontains(name, "--")' in condition
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("tenant", ["acme", "a-b_c", "x1"])
+def test_each_tenant_gets_a_control_topic_control_job_reads_back(tf, prefix, tenant):
+    topic = tf.resource("google_pubsub_topic", "tenant_control")
+    sub = tf.resource("google_pubsub_subscription", "tenant_control")
+    assert only_expression(topic["for_each"]) == only_expression(sub["for_each"]) == "var.tenants"
+    topic_name = render(topic["name"], {"prefix": prefix}, each_key=tenant)
+    assert topic_name == topology.qualified(prefix, topology.tenant_control_topic(tenant))
+    sub_name = render(sub["name"], {"prefix": prefix}, each_key=tenant)
+    assert sub_name == topology.qualified(prefix, topology.tenant_control_subscription(tenant))
+    # control_job, given the push's subscription path, lets it act for exactly this tenant
+    channel = channel_of(f"projects/p/subscriptions/{sub_name}", prefix, topology.JOB_CONTROL)
+    assert (channel.tenant, channel.known) == (tenant, True)
+    assert sub["topic"] == "${google_pubsub_topic.tenant_control[each.key].id}"
+
+
+def test_tenant_control_pushes_reach_control_job_as_the_shared_topic_does(tf):
+    sub = tf.resource("google_pubsub_subscription", "tenant_control")
+    (push,) = sub["push_config"]
+    assert push["push_endpoint"] == '${local.function_urls["control_job"]}'
+    (oidc,) = push["oidc_token"]
+    assert oidc["service_account_email"] == "${google_service_account.push_invoker.email}"
+    assert oidc["audience"] == push["push_endpoint"]
+    assert "control_job.timeout_s" in sub["ack_deadline_seconds"]
+    (dead,) = sub["dead_letter_policy"]
+    assert dead["dead_letter_topic"] == "${google_pubsub_topic.topic[local.dead_letter_topic].id}"
+    assert "control_job.max_delivery_attempts" in dead["max_delivery_attempts"]
+    agent = tf.resource(
+        "google_pubsub_subscription_iam_member", "tenant_control_dead_letter_source"
+    )
+    assert only_expression(agent["for_each"]) == "google_pubsub_subscription.tenant_control"
+
+
+def test_only_a_tenants_principals_may_publish_on_its_control_topic(tf):
+    grant = tf.resource("google_pubsub_topic_iam_member", "tenant_control_publisher")
+    assert only_expression(grant["for_each"]) == "local.tenant_publishers"
+    assert grant["topic"] == "${google_pubsub_topic.tenant_control[each.value.tenant].name}"
+    assert (grant["role"], grant["member"]) == ("roles/pubsub.publisher", "${each.value.member}")
+    others = [
+        name
+        for (kind, name), body in tf.resources.items()
+        if kind.startswith("google_pubsub_topic_iam")
+        and "tenant_control" in str(body.get("topic"))
+        and name != "tenant_control_publisher"
+    ]
+    assert others == []
+    # the shared job-control topic stays the operators' and control_publishers' (any job)
+    shared = tf.resource("google_pubsub_topic_iam_member", "control_publisher")
+    assert shared["topic"] == "${google_pubsub_topic.topic[local.job_control_topic].name}"
+    assert only_expression(shared["for_each"]) == "toset(var.control_publishers)"

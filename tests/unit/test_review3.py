@@ -129,12 +129,6 @@ def _scopes(app) -> set[str]:
     return {doc["scope"] for doc in app.store.list(SHARDS)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="control_job has no channel: one job-control topic, no tenant check, so any "
-    "control publisher (e.g. a tenant's app) cancels any tenant's job mid-render and that "
-    "tenant pays for the partial render",
-)
 def test_a_tenant_cannot_cancel_another_tenants_job(app):
     # GIVEN acme and beta configured, beta's job rendering
     add_tenant(app, "acme", 5_000_000)
@@ -147,7 +141,10 @@ def test_a_tenant_cannot_cancel_another_tenants_job(app):
         "control_job cannot tell which tenant sent a cancel"
     )
     cancel = {"action": "cancel", "job_id": "b-1", "requested_by": "acme-app"}
-    handle(json.dumps(cancel).encode(), {}, subscription=_tenant_path(app, "acme"))
+    control = topology.qualified(app.settings.prefix, topology.tenant_control_subscription("acme"))
+    handle(
+        json.dumps(cancel).encode(), {}, f"projects/{app.settings.project}/subscriptions/{control}"
+    )
     # THEN beta's job is untouched
     assert app.store.get("jobs", "b-1")["status"] != "CANCELLED"
 

@@ -5,6 +5,7 @@ its own jobs topic that only its publishers may publish on. The tenant of a job 
 the topic it came through, never what the message says: a message can name a tenant only to
 agree with its topic. The shared jobs topic carries untenanted jobs (the global budget only),
 so a message on it that names a tenant is refused rather than charged to that tenant.
+Likewise a tenant's control topic (cancel) reaches only that tenant's jobs (``controls``).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class Tenant:
 
 @dataclass(frozen=True)
 class Channel:
-    """The jobs topic a message came through, as the router sees it: the shared topic
-    (``tenant`` None), a tenant's topic, or a subscription route_job does not serve."""
+    """The topic a message came through, as the router (jobs) or control_job (control
+    messages) sees it: the shared topic (``tenant`` None), a tenant's topic, or a
+    subscription the function does not serve (or whose tenant is not configured)."""
 
     tenant: str | None = None
     known: bool = True
@@ -87,6 +89,16 @@ def tenant_of(channel: Channel, named: str | None) -> str | None:
             f"tenant: {named!r} is not the tenant of this topic ({channel.tenant!r})"
         )
     return channel.tenant
+
+
+def controls(channel: Channel, job_tenant: str | None) -> bool:
+    """Whether a control message (cancel) that came through ``channel`` may act on a job of
+    ``job_tenant``: from the shared control topic (operators, ``control_publishers``: trusted)
+    any job; from a tenant's control topic only that tenant's jobs (not an untenanted one);
+    from a channel that is not served, or names no configured tenant, none."""
+    if not channel.known:
+        return False
+    return channel.tenant is None or channel.tenant == job_tenant
 
 
 def unknown_tenant(name: str) -> str:

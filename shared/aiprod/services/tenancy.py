@@ -1,5 +1,6 @@
-"""Which tenant a job message is charged to: read from the push subscription it came
-through (``topology.tenant_subscription``), checked against the message and the registry.
+"""Which tenant a job message is charged to, or a control message speaks for: read from the
+push subscription it came through (``topology.tenant_subscription``,
+``topology.tenant_control_subscription``), checked against the message and the registry.
 
 The subscription is named by Pub/Sub in the push body (functions-framework drops it from the
 CloudEvent; ``entrypoints.subscription`` reads it back), so only our own configuration, never a
@@ -14,21 +15,22 @@ from aiprod.domain.tenants import SHARED, Channel, TenantRefused, tenant_of, unk
 from aiprod.ports import DocumentStore
 from aiprod.repositories import tenants
 
-SUFFIX = f"--{topology.ROUTER}"
 
-
-def channel_of(subscription: str | None, prefix: str) -> Channel:
-    """The channel a push came through. No subscription (an in-process call, or a direct HTTP
-    request) is the shared topic: the channel that trusts the message least."""
+def channel_of(subscription: str | None, prefix: str, shared: str = topology.JOBS) -> Channel:
+    """The channel a push came through: ``shared`` (the jobs topic, or the job-control topic
+    for control_job) or one of its tenant topics. No subscription (an in-process call, or a
+    direct HTTP request) is the shared topic: the channel that trusts the message least for
+    jobs, and, for control messages, the operators' (a push always names its subscription)."""
     if not subscription:
         return SHARED
     name = subscription.rsplit("/", 1)[-1]
-    topic = name.removeprefix(prefix).removesuffix(SUFFIX)
-    if not name.startswith(prefix) or not name.endswith(SUFFIX):
+    suffix = f"--{topology.function_for_topic(shared).name}"
+    topic = name.removeprefix(prefix).removesuffix(suffix)
+    if not name.startswith(prefix) or not name.endswith(suffix):
         return Channel(known=False, name=name)
-    if topology.base_topic(topic) == topology.JOBS:  # the shared topic, or one of its lanes
+    if topology.base_topic(topic) == shared:  # the shared topic, or one of its lanes
         return SHARED
-    tenant = topology.tenant_of_topic(topic)
+    tenant = topology.tenant_of_topic(topic, shared)
     return Channel(known=False, name=name) if tenant is None else Channel(tenant, name=name)
 
 
@@ -45,6 +47,12 @@ class Tenancy:
         if channel.tenant is None or tenants.load(self._store, channel.tenant) is None:
             return None
         return channel.tenant
+
+    def vetted(self, channel: Channel) -> Channel:
+        """The channel, or an unknown one when it names a tenant that is not configured."""
+        if channel.tenant is None or self.configured(channel) is not None:
+            return channel
+        return Channel(known=False, name=channel.name)
 
     def tenant_for(self, channel: Channel, named: str | None) -> str | None:
         """The job's tenant, or ``TenantRefused`` saying why the message cannot have one."""

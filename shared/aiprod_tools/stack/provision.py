@@ -117,20 +117,29 @@ def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:
 
 
 def provision_tenant(bus: PubSubBus, tenant: str, endpoint: str | None = None) -> None:
-    """A configured tenant's topic and its push subscription to route_job, as Terraform's
-    ``tenants`` variable makes them (no IAM: the emulator has none). The endpoint and the
-    retry backoff are the shared jobs subscription's, so ``aiprod tenant add`` on a running
-    stack needs no URL. Safe to repeat: what exists already is kept."""
+    """A configured tenant's jobs topic and its push subscription to route_job, and its
+    control topic and push subscription to control_job, as Terraform's ``tenants`` variable
+    makes them (no IAM: the emulator has none). Each push's endpoint and retry backoff are
+    its shared topic's subscription's, so ``aiprod tenant add`` on a running stack needs no
+    URL (``endpoint``: route_job's). Safe to repeat: what exists already is kept."""
+    router, controller = topology.function(topology.ROUTER), topology.function(topology.CONTROLLER)
+    jobs = (topology.tenant_topic(tenant), topology.tenant_subscription(tenant))
+    control = (topology.tenant_control_topic(tenant), topology.tenant_control_subscription(tenant))
+    _provision(bus, router, *jobs, endpoint)
+    _provision(bus, controller, *control, None)
+
+
+def _provision(
+    bus: PubSubBus, spec: topology.FunctionSpec, name: str, subscription: str, endpoint: str | None
+) -> None:
+    """A tenant topic ``name`` and its push subscription to ``spec``'s function."""
     from google.api_core.exceptions import AlreadyExists
 
-    spec = topology.function(topology.ROUTER)
-    topic = bus.publisher.topic_path(
-        bus.project, topology.qualified(bus.prefix, topology.tenant_topic(tenant))
-    )
+    topic = bus.publisher.topic_path(bus.project, topology.qualified(bus.prefix, name))
     shared = _subscription(bus, spec.subscription, "")["name"]
     found = bus.subscriber.get_subscription(request={"subscription": shared})
     retry = found.retry_policy
-    request = _subscription(bus, topology.tenant_subscription(tenant), topic)
+    request = _subscription(bus, subscription, topic)
     dead_letter = topology.qualified(bus.prefix, topology.DEAD_LETTER)
     request.update(
         push_config={"push_endpoint": endpoint or found.push_config.push_endpoint},
