@@ -3,17 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint package clean
+.PHONY: run test lint package lock clean
 
-$(BIN)/aiprod-run-ready: pyproject.toml
+# Both install the same thing: every version and hash of requirements.lock (all the extras,
+# so `make run` then `make test` installs once), then this package without dependencies.
+# Two machines, or two builds of one commit, get the same versions (tests/deploy/test_lock.py).
+LOCK := requirements.lock
+PIP := $(BIN)/pip install -q --disable-pip-version-check
+
+$(BIN)/aiprod-run-ready: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e .
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps -e .
 	touch $@
 
-$(BIN)/aiprod-test-ready: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
-	touch $(BIN)/aiprod-run-ready $@
+$(BIN)/aiprod-test-ready: $(BIN)/aiprod-run-ready
+	touch $@
 
 ## make run: the sample batch through the real handlers on the embedded bus and store
 run: $(BIN)/aiprod-run-ready
@@ -29,6 +34,14 @@ test: $(BIN)/aiprod-test-ready
 PACKAGE_DIR ?= build/functions
 package: $(BIN)/aiprod-test-ready
 	$(BIN)/aiprod package --out $(PACKAGE_DIR)
+
+## make lock: resolve pyproject.toml again (after changing a dependency), with hashes, for
+## Python 3.11+ on every platform (the functions run 3.12 on Linux). uv is not a dependency:
+## it is installed here only to write the lock.
+lock: $(BIN)/aiprod-run-ready
+	$(PIP) uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
+		--python-version 3.11 --quiet -o $(LOCK)
 
 lint: $(BIN)/aiprod-test-ready
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,5 +1,6 @@
 # One service account per function, holding only what that function does:
-# - every function reads and writes Firestore and writes its custom metrics;
+# - every function reads and writes the aiprod Firestore database (only that one) and
+#   writes its custom metrics;
 # - it publishes only to the topics it names (pubsub.tf), reads only its provider's key
 #   (secrets.tf) and, for the render functions, writes only to the output bucket (storage.tf);
 # - render_veo calls Vertex AI with its own identity.
@@ -13,7 +14,8 @@ resource "google_service_account" "function" {
 }
 
 locals {
-  base_roles = ["roles/datastore.user", "roles/monitoring.metricWriter"]
+  # Firestore is granted apart (function_firestore), on the aiprod database only.
+  base_roles = ["roles/monitoring.metricWriter"]
   project_grants = merge([
     for name, f in local.functions : {
       for role in concat(local.base_roles, f.roles) : "${name}/${role}" => {
@@ -29,6 +31,21 @@ resource "google_project_iam_member" "function" {
   project  = var.project
   role     = each.value.role
   member   = "serviceAccount:${google_service_account.function[each.value.function].email}"
+}
+
+# Firestore IAM has no per-collection roles; the narrowest grant is one database, by an IAM
+# condition on its name: a function can read and write the jobs, ledger and circuit documents
+# of this database, and nothing of another database in the project (infra/README.md).
+resource "google_project_iam_member" "function_firestore" {
+  for_each = local.functions
+  project  = var.project
+  role     = "roles/datastore.user"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title      = "aiprod database only"
+    expression = "resource.name == \"${local.firestore_database}\""
+  }
 }
 
 # Who may call the functions (all deployed --no-allow-unauthenticated): Pub/Sub pushes with
@@ -53,61 +70,4 @@ resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
   service_account_id = google_service_account.push_invoker.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_agent
-}
-
-# Cloud Build runs cloudbuild.yaml as this account: it deploys the functions as their own
-# service accounts (actAs on those only), sets who may invoke them, and writes build logs.
-resource "google_service_account" "deployer" {
-  account_id   = "${var.prefix}deployer"
-  display_name = "aiprod Cloud Build deployer"
-
-  depends_on = [google_project_service.api]
-}
-
-resource "google_project_iam_member" "deployer" {
-  for_each = toset([
-    "roles/cloudfunctions.developer",
-    "roles/run.admin", # run.invoker bindings on the functions' Cloud Run services
-    "roles/logging.logWriter",
-    "roles/monitoring.editor",               # the monitoring step, last in cloudbuild.yaml
-    "roles/serviceusage.serviceUsageViewer", # ... which refreshes the APIs it depends on
-  ])
-  project = var.project
-  role    = each.value
-  member  = "serviceAccount:${google_service_account.deployer.email}"
-}
-
-# Cloud Functions builds each function's image as this account (--build-service-account),
-# rather than a project default that may hold broad roles or none.
-resource "google_service_account" "builder" {
-  account_id   = "${var.prefix}builder"
-  display_name = "aiprod function image builder"
-
-  depends_on = [google_project_service.api]
-}
-
-resource "google_project_iam_member" "builder" {
-  project = var.project
-  role    = "roles/cloudbuild.builds.builder"
-  member  = "serviceAccount:${google_service_account.builder.email}"
-}
-
-resource "google_service_account_iam_member" "deployer_acts_as_builder" {
-  service_account_id = google_service_account.builder.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:${google_service_account.deployer.email}"
-}
-
-resource "google_service_account_iam_member" "deployer_acts_as_function" {
-  for_each           = google_service_account.function
-  service_account_id = each.value.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:${google_service_account.deployer.email}"
-}
-
-# The monitoring step runs Terraform on this configuration's state.
-resource "google_storage_bucket_iam_member" "deployer_reads_state" {
-  bucket = local.state_bucket
-  role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.deployer.email}"
 }

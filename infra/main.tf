@@ -6,6 +6,10 @@ locals {
   project_number = data.google_project.this.number
   state_bucket   = coalesce(var.state_bucket, "${var.project}-tfstate")
 
+  # Where `gcloud builds submit` uploads the source each build starts from.
+  build_source_bucket = "${var.project}_cloudbuild"
+  firestore_database  = "projects/${var.project}/databases/${google_firestore_database.main.name}"
+
   # Google-managed identities that act for Pub/Sub (dead-lettering, OIDC tokens for pushes).
   pubsub_agent = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 

@@ -30,6 +30,11 @@ output "output_bucket" {
   value = google_storage_bucket.outputs.name
 }
 
+output "tester_service_account" {
+  description = "Pass to gcloud builds submit --config cloudbuild.test.yaml --service-account."
+  value       = google_service_account.tester.id
+}
+
 output "deployer_service_account" {
   description = "Pass to gcloud builds submit --service-account."
   value       = google_service_account.deployer.id
@@ -42,8 +47,11 @@ output "build_substitutions" {
     "_PREFIX=${var.prefix}",
     "_DAILY_BUDGET_USD=${var.daily_budget_usd}",
     "_BUDGET_TIMEZONE=${var.budget_timezone}",
+    "_RETENTION_DAYS=${var.retention_days}",
+    "_LEDGER_RETENTION_DAYS=${var.ledger_retention_days}",
     "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
     "_VEO_LOCATION=${var.veo_location}",
+    "_IMAGE_BUCKETS=${join(";", var.image_buckets)}",
     "_TF_STATE_BUCKET=${local.state_bucket}",
   ])
 }
@@ -51,4 +59,14 @@ output "build_substitutions" {
 output "job_events_table" {
   description = "Every job event, written by the BigQuery subscription (README: spend SQL)."
   value       = "${google_bigquery_table.job_events.project}.${google_bigquery_table.job_events.dataset_id}.${google_bigquery_table.job_events.table_id}"
+}
+
+output "tenant_topics" {
+  description = "Each configured tenant's jobs topic (its publishers publish here)."
+  value       = { for name, topic in google_pubsub_topic.tenant_jobs : name => topic.name }
+}
+
+output "tenant_control_topics" {
+  description = "Each configured tenant's control topic (its publishers cancel its own jobs here)."
+  value       = { for name, topic in google_pubsub_topic.tenant_control : name => topic.name }
 }

@@ -50,6 +50,16 @@ variable "output_retention_days" {
   default     = 30
 }
 
+variable "image_buckets" {
+  description = "Buckets a job's gs:// input image may come from (AIPROD_IMAGE_BUCKETS); the render functions that read images get read-only access to these alone. Empty: no gs:// images."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for b in var.image_buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", b))])
+    error_message = "image_buckets are bucket names (no gs://, no slashes)."
+  }
+}
+
 variable "veo_location" {
   description = "Vertex AI location the Veo function calls (AIPROD_VEO_LOCATION)."
   type        = string
@@ -63,7 +73,64 @@ variable "state_bucket" {
 }
 
 variable "control_publishers" {
-  description = "IAM members (e.g. serviceAccount:ops@example.iam.gserviceaccount.com) allowed to publish control messages (job cancel) to the job-control topic without the CLI. Granted roles/pubsub.publisher on that topic only."
+  description = "IAM members (e.g. serviceAccount:ops@example.iam.gserviceaccount.com) allowed to publish control messages (job cancel) to the shared job-control topic without the CLI: trusted, they may cancel any job (a tenant's publishers cancel on their own job-control--<tenant> topic instead). Granted roles/pubsub.publisher on that topic only."
   type        = list(string)
   default     = []
+}
+
+variable "tenants" {
+  description = "Configured tenants by name: each gets the topics <prefix>jobs--<name> and <prefix>job-control--<name> (publish only for its publishers, IAM members), push subscriptions to route_job and control_job (its cancels reach only its own jobs), and (register_tenants) its registry entry and daily budget in USD."
+  type = map(object({
+    daily_budget_usd = number
+    publishers       = optional(list(string), [])
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for name, t in var.tenants :
+      can(regex("^[a-z0-9][a-z0-9_-]{0,62}$", name)) && !startswith(name, "lane") && !strcontains(name, "--") && t.daily_budget_usd >= 0
+    ])
+    error_message = "tenants: names of 1-63 lowercase letters, digits, '_' or '-', not starting with 'lane', with no '--'; budgets >= 0."
+  }
+}
+
+variable "register_tenants" {
+  description = "Write each tenant's registry document (tenants/<name>) and first daily budget (budget_limits/tenant:<name>) in Firestore. Off: register them with `aiprod tenant add`."
+  type        = bool
+  default     = true
+}
+
+variable "shared_jobs_topic_open" {
+  description = "Whether clients may publish untenanted jobs on the shared jobs topic. false: only operators (project-level Pub/Sub roles) can."
+  type        = bool
+  default     = true
+}
+
+variable "shared_jobs_publishers" {
+  description = "IAM members granted publish on the shared jobs topic while shared_jobs_topic_open (untenanted jobs: global budget only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "retention_days" {
+  description = "Finished jobs and dead letters are deleted this many days after they end (AIPROD_RETENTION_DAYS; Firestore TTL on expire_at). A job's document is its job_id's idempotency record: a message re-sent within this window is recognized; after it, the same job_id is a new job."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.retention_days >= 1
+    error_message = "retention_days must be at least 1 (a redelivered job message must still find its job)."
+  }
+}
+
+variable "ledger_retention_days" {
+  description = "A budget day's ledger documents are deleted this many days after the day ends (AIPROD_LEDGER_RETENTION_DAYS): aiprod spend --days reaches this far back. BigQuery keeps the job events for longer history."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.ledger_retention_days >= 1
+    error_message = "ledger_retention_days must be at least 1."
+  }
 }

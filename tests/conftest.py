@@ -48,7 +48,7 @@ def emulators() -> Iterator[Emulators]:
 
         running = start_emulators()
     except ImportError as exc:
-        reason = f"{exc} (pip install -e '.[dev]')"
+        reason = f"{exc} (make test installs requirements.lock)"
     except (EmulatorNotFoundError, EmulatorStartError) as exc:
         reason = str(exc)
     if running is None:

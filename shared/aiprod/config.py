@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiprod.domain.budget import Thresholds
+from aiprod.domain.image_uris import bucket_names
 from aiprod.domain.money import MoneyFormatError, parse_usd
 from aiprod.domain.policy import RetryPolicy
+from aiprod.domain.retention import DAY_S, Retention
 from aiprod.exceptions import ConfigError
 
 
@@ -43,6 +45,9 @@ SETTINGS_BY_GROUP: dict[str, tuple[str, ...]] = {
         "AIPROD_PROVIDER_MODE",
         "AIPROD_DAILY_BUDGET_USD",
         "AIPROD_BUDGET_TIMEZONE",
+        "AIPROD_IMAGE_BUCKETS",  # route_job and the render functions must agree
+        "AIPROD_RETENTION_DAYS",  # every save of a finished job or a ledger day stamps it
+        "AIPROD_LEDGER_RETENTION_DAYS",
     ),
     "storage": ("AIPROD_OUTPUT_BUCKET",),  # every poll that finds a render keeps its output
     "veo": ("AIPROD_VEO_LOCATION",),  # the poller must ask the location the submit used
@@ -110,26 +115,24 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_s: float = 600.0
-    # From a claim until its provider task id is stored (image fetch, create, storing the
-    # id): a worker lost in between is noticed after this, not after a whole lease. None:
-    # derived from the provider timeout, which bounds both the image fetch and the create.
+    # From a claim until its task id is stored: a worker lost in between is noticed after
+    # this, not a whole lease. None: derived from the provider timeout (submit_lease_s).
     submit_window_s: float | None = None
     poll_interval_s: float = 5.0
-    # A queued job that waited this long may take a free slot on a later backend of its
-    # chain (``priority: speed`` jobs may at once): domain.queueing.
-    queue_spill_after_s: float = 300.0
+    queue_spill_after_s: float = 300.0  # a queued job may then spill: domain.queueing
     render_deadline_s: float = 480.0
     max_backoff_wait_s: float = 30.0
     ledger_shards: int = 16
     provider_mode: str = "simulated"
     simulation: Mapping[str, object] = field(default_factory=dict)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
-    # Where metrics go: "cloud" (Cloud Monitoring, the default when deployed), "memory"
-    # (in-process runs), "jsonl:<path>" (the emulator stack, the demo) or "off".
+    # "cloud" (Cloud Monitoring, deployed), "memory", "jsonl:<path>" (stack, demo) or "off"
     metrics: str = "memory"
     metrics_flush_s: float = 2.0  # the bound on each invocation's metric flush
     push_lanes: int = 1  # topology.lane_topic: 1 deployed; more on the emulator stack
     region: str = "global"  # generic_task location of this instance's metric series
+    image_buckets: frozenset[str] = frozenset()  # gs:// images only from these: image_uris
+    retention: Retention = field(default_factory=Retention)  # of finished records (TTL)
 
     @property
     def submit_lease_s(self) -> float:
@@ -147,11 +150,8 @@ class Settings:
         tenant = scope.removeprefix("tenant:")
         if tenant in self.tenant_limits:
             return self.tenant_limits[tenant]
-        return (
-            self.tenant_limit_micros
-            if self.tenant_limit_micros is not None
-            else (self.global_limit_micros)
-        )
+        default = self.tenant_limit_micros
+        return self.global_limit_micros if default is None else default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -184,11 +184,7 @@ class Settings:
                 max_wall_s=_float(get, "AIPROD_MAX_JOB_WALL_S", 3600.0),
             ),
             lease_s=_float(get, "AIPROD_LEASE_S", 600.0),
-            submit_window_s=(
-                _float(get, "AIPROD_SUBMIT_WINDOW_S", 0.0)
-                if get("AIPROD_SUBMIT_WINDOW_S")
-                else None
-            ),
+            submit_window_s=_float(get, "AIPROD_SUBMIT_WINDOW_S", None),
             poll_interval_s=_float(get, "AIPROD_POLL_INTERVAL_S", 5.0),
             queue_spill_after_s=_float(get, "AIPROD_QUEUE_SPILL_AFTER_S", 300.0),
             render_deadline_s=_float(get, "AIPROD_RENDER_DEADLINE_S", 480.0),
@@ -200,6 +196,11 @@ class Settings:
             metrics_flush_s=_float(get, "AIPROD_METRICS_FLUSH_S", 2.0),
             push_lanes=int(_float(get, "AIPROD_PUSH_LANES", 1)),
             region=get("AIPROD_REGION") or get("FUNCTION_REGION") or "global",
+            image_buckets=bucket_names(get("AIPROD_IMAGE_BUCKETS", "")),
+            retention=Retention(
+                _float(get, "AIPROD_RETENTION_DAYS", 30.0) * DAY_S,
+                _float(get, "AIPROD_LEDGER_RETENTION_DAYS", 400.0) * DAY_S,
+            ),
         )
 
 
@@ -222,7 +223,7 @@ def _thresholds(warning: float, critical: float) -> Thresholds:
     return Thresholds(warning=warning, critical=critical)
 
 
-def _float(get, name: str, default: float) -> float:
+def _float(get, name: str, default: float | None) -> float | None:
     raw = get(name)
     if raw is None or raw == "":
         return default

@@ -56,6 +56,19 @@ def decode(cloud_event) -> tuple[bytes, dict[str, str]]:
     return data, attributes
 
 
+def subscription(cloud_event) -> str | None:
+    """The push subscription a message came through (``projects/P/subscriptions/S``), which
+    route_job takes the tenant from (``services.tenancy``). Pub/Sub writes it in the push
+    body; functions-framework's conversion of a raw push drops it, so it is read back from
+    the request being served. A CloudEvent that carries it in its data (Eventarc's shape) is
+    read first. None when neither has one (a direct call: the shared topic's rules)."""
+    envelope = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    found = envelope.get("subscription")
+    if not isinstance(found, str):
+        found = _request_body().get("subscription")
+    return found if isinstance(found, str) and found else None
+
+
 def trace_request(headers: Mapping[str, str]) -> None:
     """Log lines of an HTTP invocation (``reconcile``) carry the request's trace."""
     logs.trace_context.set(logs.trace_id_from_headers(headers))
@@ -69,6 +82,15 @@ def _request_headers() -> Mapping[str, str]:
     if flask is None or not flask.has_request_context():
         return {}
     return flask.request.headers
+
+
+def _request_body() -> dict:
+    """The JSON body of the push request being served, or {} (no request, not JSON)."""
+    flask = sys.modules.get("flask")
+    if flask is None or not flask.has_request_context():
+        return {}
+    body = flask.request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
 
 
 def _extension(cloud_event, name: str) -> str | None:

@@ -20,6 +20,10 @@ from aiprod.domain.spend_audit import ProviderDay
 
 T = TypeVar("T")
 Document = dict[str, Any]
+# A top-level field, in epoch seconds, after which the store may delete the document
+# (domain.retention). Firestore keeps it as a Timestamp, which its TTL policies require;
+# every store reads it back as epoch seconds (to the microsecond). Never queried on.
+EXPIRE_AT = "expire_at"
 
 
 class Transaction(ABC):

@@ -7,8 +7,10 @@ this module, so a topic renamed here is renamed everywhere.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -132,11 +134,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         schedule="* * * * *",
         extras=BACKENDS,
     ),
-    # Control messages (services/job_control.py): cancelling a job cancels its running
-    # provider task, so, like the sweep, it ships every provider SDK (imported lazily).
-    # A cancel (services/job_control.py) asks a provider to stop its task, or looks at a
-    # task it cannot stop and keeps a finished render, as reconcile's polls do: every
-    # provider SDK, and the time a poll that keeps an output may take.
+    # Control messages (services/job_control.py): a cancel asks a provider to stop its task,
+    # or looks at one it cannot stop and keeps a finished render, as reconcile's polls do:
+    # every provider SDK (imported lazily), and the time a poll that keeps an output takes.
     FunctionSpec("control_job", JOB_CONTROL, timeout_s=300, extras=BACKENDS),
 )
 
@@ -203,3 +203,48 @@ def is_push_topic(topic: str) -> bool:
 def qualified(prefix: str, name: str) -> str:
     """A topic or subscription name with the deployment's prefix (``aiprod-jobs``)."""
     return f"{prefix}{name}"
+
+
+# Tenant topics (issue 13): a configured tenant's jobs topic is pushed to route_job, its control
+# topic (cancel) to control_job, each by one subscription whose name (Pub/Sub writes it; a
+# publisher cannot) the function reads the tenant from: the contract between Terraform, the
+# local stacks and the functions. A tenant's name never starts with ``lane`` nor holds ``--``
+# (``domain.tenants``), so these names cannot collide with push lanes or with each other.
+TENANT_MARK = "--"
+ROUTER = "route_job"
+CONTROLLER = "control_job"
+_TENANT = r"[a-z0-9][a-z0-9_\-]{0,62}"
+
+
+def tenant_topic(tenant: str, shared: str = JOBS) -> str:
+    """A tenant's own jobs topic, ``jobs--<tenant>``, or ``shared``'s (before the prefix)."""
+    return f"{shared}{TENANT_MARK}{tenant}"
+
+
+def tenant_subscription(tenant: str, shared: str = JOBS) -> str:
+    """The push subscription feeding a tenant's topic to route_job (control_job's: control)."""
+    return f"{tenant_topic(tenant, shared)}--{ROUTER if shared == JOBS else CONTROLLER}"
+
+
+# a tenant's control topic ``job-control--<tenant>``, and its push subscription to control_job
+tenant_control_topic = partial(tenant_topic, shared=JOB_CONTROL)
+tenant_control_subscription = partial(tenant_subscription, shared=JOB_CONTROL)
+
+
+def jobs_topic(tenant: str | None) -> str:
+    """Where a client publishes a job: its tenant's topic, or the shared one (no tenant)."""
+    return JOBS if tenant is None else tenant_topic(tenant)
+
+
+def tenant_of_topic(topic: str, shared: str = JOBS) -> str | None:
+    """The tenant of a ``<shared>--<tenant>`` topic (None: no tenant topic; lanes are not)."""
+    found = re.match(rf"^{re.escape(shared)}{TENANT_MARK}(?P<tenant>{_TENANT})$", topic)
+    if found is None or base_topic(topic) != topic:
+        return None
+    return found["tenant"]
+
+
+def is_topic(name: str) -> bool:
+    """A topic the buses publish to: the topology's, or a tenant's jobs or control topic."""
+    tenants = (tenant_of_topic(name, shared) for shared in (JOBS, JOB_CONTROL))
+    return name in all_topics() or any(t is not None for t in tenants)

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from aiprod import logs, topology
+from aiprod import logs
 from aiprod.adapters.local_metrics import JsonLinesSink
 from aiprod.config import Settings
 from aiprod.domain.jobs import TERMINAL_STATUSES
@@ -22,7 +22,8 @@ from aiprod.domain.messages import RejectReason
 from aiprod.domain.money import money
 from aiprod.repositories import jobs as job_records
 from aiprod.services.capacity_admin import set_capacity
-from aiprod_tools.embedded import embedded_app
+from aiprod_tools.client import publish_job
+from aiprod_tools.embedded import add_tenant, embedded_app
 from aiprod_tools.views.budget import ledger_days_table
 from aiprod_tools.views.jobs import jobs_table
 from aiprod_tools.views.report import run_report
@@ -32,6 +33,7 @@ DEMO_SETTINGS = Settings(
     global_limit_micros=9_000_000,
     tenant_limits={"social": 400_000},
     poll_interval_s=0.05,
+    image_buckets=frozenset({"aiprod-demo-assets"}),  # examples/jobs.jsonl's gs:// images
     simulation={
         "runway": {"latency_s": 0.4, "outage_after": 4, "outage_count": 8},
         "veo": {"latency_s": 0.3, "cost_ratio": 1.0},
@@ -51,6 +53,8 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     app = embedded_app(DEMO_SETTINGS, workers=24, metrics=metrics)
     for backend, concurrent in DEMO_CAPACITY.items():
         set_capacity(app.store, app.catalog, backend, concurrent)
+    for tenant, limit in DEMO_SETTINGS.tenant_limits.items():  # each publishes on its topic
+        add_tenant(app, tenant, limit)
     out = sys.stdout
     out.write(f"aiprod demo: {len(lines)} jobs from {batch} on the embedded bus and store\n")
     out.write("simulated providers; runway is scripted to fail part-way (watch the fallbacks),\n")
@@ -60,7 +64,7 @@ def run_demo(batch: Path, log_path: Path, spacing_s: float = 0.05) -> int:
     progress = threading.Thread(target=_show_progress, args=(app, len(lines), stop, out))
     progress.start()
     for line in lines:
-        app.bus.publish(topology.JOBS, line.encode())
+        publish_job(app.bus, line)
         time.sleep(spacing_s)
     app.bus.drain(timeout_s=120)
     stop.set()

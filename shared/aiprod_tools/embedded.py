@@ -31,6 +31,43 @@ def embedded_app(
     return app
 
 
+def serve_tenant(app: App, tenant: str) -> None:
+    """A tenant's jobs and control topics on the embedded bus, pushed to route_job and
+    control_job with the subscription names Pub/Sub would give
+    (``topology.tenant_subscription``, ``topology.tenant_control_subscription``), as the
+    emulator stack and Terraform wire them. The tenant must also be in the registry to be
+    charged, or to cancel its jobs."""
+
+    def path(subscription: str) -> str:
+        name = topology.qualified(app.settings.prefix, subscription)
+        return f"projects/{app.settings.project}/subscriptions/{name}"
+
+    jobs = path(topology.tenant_subscription(tenant))
+    control = path(topology.tenant_control_subscription(tenant))
+
+    def route(data: bytes, attributes: dict[str, str]) -> None:
+        app.router.handle(data, attributes, jobs)
+
+    def steer(data: bytes, attributes: dict[str, str]) -> None:
+        app.job_control.handle(data, attributes, control)
+
+    app.bus.subscribe(topology.tenant_topic(tenant), flushing(app, route))
+    app.bus.subscribe(topology.tenant_control_topic(tenant), flushing(app, steer))
+
+
+def add_tenant(app: App, tenant: str, limit_micros: int) -> None:
+    """Configure a tenant in process: registry entry, daily budget and its served topic
+    (what ``aiprod tenant add`` and Terraform do for a project)."""
+    from aiprod.domain.budget import budget_day
+    from aiprod.domain.tenants import Tenant
+    from aiprod.services import tenant_admin
+
+    day = budget_day(app.clock(), app.settings.timezone)
+    entry = Tenant(tenant, (), app.clock())
+    tenant_admin.add(app.store, app.settings, entry, limit_micros, day)
+    serve_tenant(app, tenant)
+
+
 def run_schedules(app: App) -> dict[str, object]:
     """What Cloud Scheduler does each tick: call every scheduled function once (the
     reconciler's sweep), returning each one's result by function name."""

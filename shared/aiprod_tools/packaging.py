@@ -10,9 +10,11 @@ function's optional-dependency groups are read from ``pyproject.toml``; each req
 looked up with ``importlib.metadata`` in this environment, and its own ``Requires-Dist`` are
 followed, markers evaluated for the deployed runtime (CPython 3.12 on Linux), extras
 included. An installed version that does not satisfy a specifier, or a needed distribution
-that is not installed, stops the packaging with the reason: ``pip install -e '.[dev]'``
-installs every group. The packaging test then installs each folder's pins into a fresh
-virtual environment with ``--no-index``, which proves the set is closed.
+that is not installed, stops the packaging with the reason: ``make`` installs every group
+from ``requirements.lock``. Every pin must also be the lock's version (``lockfile``), so the
+folders of one commit pin the same versions wherever they are built. The packaging test
+then installs each folder's pins into a fresh virtual environment with ``--no-index``, which
+proves the set is closed.
 
 Only the development tooling imports this module (``packaging`` is a dev dependency).
 """
@@ -28,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 
 from aiprod import topology
+from aiprod_tools import lockfile
 from aiprod_tools.exceptions import PackagingError
 from aiprod_tools.paths import REPO_ROOT
 
@@ -127,7 +130,7 @@ def resolve(requirements: Iterable[str], environment: Mapping[str, str]) -> dict
         if not req.specifier.contains(dist.version, prereleases=True):
             raise PackagingError(
                 f"{req.name} {dist.version} is installed but {wanted_by} needs {req}: "
-                "reinstall with pip install -e '.[dev]'"
+                "reinstall with `make clean package` (requirements.lock)"
             )
         pins[key] = (dist.metadata["Name"], dist.version)
         new_extras = set(req.extras) - extras_done.get(key, set())
@@ -155,10 +158,12 @@ def write_packages(
         raise PackagingError(f"{package_src} is missing (run from a source checkout)")
     environment = target_environment(python_version)
     pyproject = source_root / "pyproject.toml"
+    locked = lockfile.read(source_root / lockfile.LOCK_NAME)
     written = []
     for spec in specs:
         groups = groups_for(spec)
         pins = resolve(group_requirements(groups, pyproject), environment)
+        lockfile.check_pins(pins, locked, spec.name)
         folder = out / spec.name
         _write_folder(folder, spec, source_root, package_src)
         text = _requirements_text(spec, groups, pins, environment)
@@ -182,7 +187,7 @@ def _write_folder(folder: Path, spec, source_root: Path, package_src: Path) -> N
 def _requirements_text(spec, groups, pins: Mapping[str, str], environment) -> str:
     header = (
         f"# {spec.name}: groups {', '.join(groups)} of pyproject.toml, pinned to the versions "
-        f"installed where `aiprod package` ran,\n"
+        "of requirements.lock,\n"
         f"# markers evaluated for Python {environment['python_version']} on Linux. "
         "Generated: do not edit.\n"
     )
@@ -200,7 +205,8 @@ def _installed(name: str, wanted_by: str) -> metadata.Distribution:
         return metadata.distribution(name)
     except metadata.PackageNotFoundError as exc:
         raise PackagingError(
-            f"{name} (needed by {wanted_by}) is not installed here: pip install -e '.[dev]'"
+            f"{name} (needed by {wanted_by}) is not installed here: "
+            "`make package` installs requirements.lock"
         ) from exc
 
 

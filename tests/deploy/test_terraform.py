@@ -263,3 +263,31 @@ def test_terraform_fmt_check_passes():
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_only_the_image_reading_render_functions_read_only_the_listed_image_buckets(tf):
+    # GIVEN the buckets gs:// input images may come from (none by default: no gs:// images)
+    assert tf.variables["image_buckets"]["default"] == []
+    assert "var.image_buckets" in tf.variables["image_buckets"]["validation"][0]["condition"]
+
+    # THEN each listed bucket is granted read-only, bucket by bucket (never project-wide),
+    # to the render function whose backend reads an image by reference (Veo) alone
+    grant = tf.resource("google_storage_bucket_iam_member", "render_reads_images")
+    assert only_expression(grant["for_each"]) == "local.image_bucket_grants"
+    assert grant["bucket"] == "${each.value.bucket}"
+    assert grant["role"] == "roles/storage.objectViewer"
+    account = "${google_service_account.function[each.value.function].email}"
+    assert grant["member"] == f"serviceAccount:{account}"
+    assert tf.locals["image_reading_functions"] == ["render_veo"]
+    grants = tf.locals["image_bucket_grants"]
+    assert "setproduct(var.image_buckets, local.image_reading_functions)" in grants
+    assert not any(
+        r.get("role") == "roles/storage.objectViewer"
+        for (kind, _), r in tf.resources.items()
+        if kind == "google_project_iam_member"
+    )
+
+    # AND the deploy passes the same list to the functions (AIPROD_IMAGE_BUCKETS)
+    subs = tf.outputs["build_substitutions"]["value"]
+    assert '"_IMAGE_BUCKETS=${join(";", var.image_buckets)}"' in subs
+    assert "AIPROD_IMAGE_BUCKETS" in config.SETTINGS_BY_GROUP["gcp"]

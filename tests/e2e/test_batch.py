@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from aiprod import topology
 from aiprod.domain.catalog import default_catalog
 from aiprod.services.capacity_admin import set_capacity
 from support import EventTap, job_docs, statuses, wait_for
@@ -33,6 +32,7 @@ from support.ledger import (
     totals_by_scope,
 )
 from support.push import push_paused
+from support.tenants import configure, publish
 
 pytestmark = pytest.mark.emulator
 
@@ -64,6 +64,7 @@ def test_mixed_batch_reaches_known_outcomes_and_the_ledger_is_exact(make_stack):
     expect = {row["message"]["job_id"]: row["expect"] for row in batch}
     stored = list(expect)  # an invalid request with a usable job_id is stored REJECTED too
     stack = make_stack(RUNWAY_DOWN)
+    configure(stack, "studio")  # its jobs publish on its own topic
     tap = EventTap(stack.bus)
     # (room for every job at once: each job's route is checked here, the queue in test_burst;
     # a job queued behind runway's opening circuit would move to a free backend instead)
@@ -79,7 +80,7 @@ def test_mixed_batch_reaches_known_outcomes_and_the_ledger_is_exact(make_stack):
     # WHEN the whole batch is published at once (runway's renders held until all are admitted)
     with push_paused(stack, "render_runway"):
         for row in batch:
-            stack.bus.publish(topology.JOBS, json.dumps(row["message"]).encode())
+            publish(stack, row["message"])
         wait_for(
             lambda: set(stored) <= set(job_docs(stack.store)),
             timeout=90,

@@ -14,7 +14,6 @@ import json
 
 import pytest
 
-from aiprod import topology
 from support import EventTap, job_docs, jobs_terminal, statuses, wait_for
 from support.ledger import (
     LedgerWatch,
@@ -22,6 +21,7 @@ from support.ledger import (
     assert_books_balanced,
     totals_by_scope,
 )
+from support.tenants import configure, publish
 
 pytestmark = pytest.mark.emulator
 
@@ -40,7 +40,7 @@ def image(job_id: str, **fields) -> dict:
 
 def route(stack, request: dict) -> dict:
     """Publish one request and return its job document once admission has decided."""
-    stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+    publish(stack, request)
     return wait_for(
         lambda: stack.store.get("jobs", request["job_id"]),
         timeout=30,
@@ -149,7 +149,7 @@ def test_concurrent_batch_never_commits_past_the_limit(make_stack):
     # WHEN they are all published at once
     with LedgerWatch(stack.store, {"global": 2_000_000}) as watch:
         for request in batch:
-            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+            publish(stack, request)
         docs = settle_all(stack, job_ids)
 
     # THEN spent + held never passed the limit at any sampled moment
@@ -172,6 +172,7 @@ def test_tenant_over_its_budget_is_refused_while_another_tenant_runs(make_stack)
     # GIVEN a $0.25 budget for tenant "small"; tenant "big" has the global $100
     tenants = json.dumps({"small": 0.25})
     stack = make_stack({**FAST, "AIPROD_TENANT_BUDGETS_USD": tenants})
+    configure(stack, "small", "big")  # each publishes on its own topic
     tap = EventTap(stack.bus)
 
     def small(job_id: str, **fields) -> dict:
@@ -186,7 +187,7 @@ def test_tenant_over_its_budget_is_refused_while_another_tenant_runs(make_stack)
         s2 = route(stack, small("s2", priority="cost"))  # $0.10 → 80 %
         # AND "big" publishes its jobs while "small" asks for more
         for request in big[:3]:
-            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+            publish(stack, request)
         s3 = route(stack, small("s3"))  # cheapest $0.10 > headroom $0.05
         s4 = route(stack, small("s4", resolution="480p"))  # $0.05 fits exactly → 100 %
         s5 = route(stack, small("s5", priority="cost"))  # exhausted

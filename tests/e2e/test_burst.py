@@ -34,6 +34,7 @@ from support.cli import aiprod
 from support.ledger import assert_books_balanced
 from support.logs import count_logged
 from support.push import push_paused
+from support.tenants import configure, publish
 
 pytestmark = pytest.mark.emulator
 
@@ -130,6 +131,7 @@ def render_functions() -> dict[str, int]:
 def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     # GIVEN render functions limited to 4 requests each, and a capacity of 4 per backend
     stack = make_stack(ENV, concurrency=render_functions())
+    configure(stack, TENANT_A, TENANT_B)  # each publishes on its own topic
     for backend in topology.BACKENDS:
         done = aiprod(stack, "capacity", "set", backend, str(CAPACITY), *UNBOUND_RATE)
         assert done.returncode == 0, done.stderr
@@ -148,17 +150,20 @@ def test_a_burst_past_capacity_is_queued_and_every_job_succeeds(make_stack):
     # loops admit about as fast as the renders finish, so B's jobs, admitted last, would come
     # when most of A's had finished and no queue was left to be fair in). Each backend's
     # slots stay held by A's first jobs meanwhile, so B's jobs wait behind A's backlog (no
-    # slot freed a moment before its drain is taken by a B job at admission)
+    # slot freed a moment before its drain is taken by a B job at admission). Each tenant
+    # publishes on its own topic, pushed on its own subscription, so "right after" is made
+    # to hold across topics: B publishes once A's burst is admitted.
     with SlotWatch(stack.store) as watch:
         with push_paused(stack, *render_functions()):
-            for request in requests:
-                stack.bus.publish(topology.JOBS, json.dumps(request).encode())
-            wait_for(
-                lambda: _all_admitted(stack, len(requests)),
-                timeout=300,
-                interval=0.5,
-                describe=describe,
-            )
+            for admitted, batch in ((len(burst), burst), (len(requests), late)):
+                for request in batch:
+                    publish(stack, request)
+                wait_for(
+                    lambda n=admitted: _all_admitted(stack, n),
+                    timeout=300,
+                    interval=0.5,
+                    describe=describe,
+                )
         docs = wait_for(
             lambda: _all_finished(stack, len(requests)),
             timeout=600,
@@ -254,7 +259,7 @@ def test_a_push_past_a_functions_concurrency_gets_429_and_is_delivered_later(mak
     # WHEN four jobs are admitted (two tasks published, two queued) and then pushed together
     with push_paused(stack, "render_replicate"):
         for request in requests:
-            stack.bus.publish(topology.JOBS, json.dumps(request).encode())
+            publish(stack, request)
         wait_for(lambda: len(job_docs(stack.store)) == len(requests), timeout=60)
     docs = wait_for(lambda: _all_finished(stack, len(requests)), timeout=300, interval=0.5)
 

@@ -3,9 +3,13 @@ which writes finished videos into the storage emulator as Veo writes into a buck
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
-from fakes.base import Reply
+from aiprod.adapters.image_fetch import ImageFetcher
+from fakes.base import FakeServer, Reply
+from fakes.tls import self_signed
 from fakes.veo import TOKEN, error_body
 from support.live import live_backend, render, render_task
 
@@ -68,16 +72,44 @@ def test_an_image_in_the_bucket_is_sent_by_reference(veo, fakes):
     assert instance["image"] == {"gcsUri": "gs://assets/bottle.png", "mimeType": "image/png"}
 
 
-def test_an_image_behind_a_url_is_fetched_and_sent_inline(veo, fakes):
-    # GIVEN an input image served over HTTP (Veo on Vertex takes gcsUri or inline bytes)
-    fakes.veo.files["bottle.jpg"] = (b"\xff\xd8\xff\xe0 jpeg bytes", "image/jpeg")
+@pytest.fixture
+def image_files(tmp_path):
+    """An HTTPS server for input images on 127.0.0.1, and the TLS context that trusts it."""
+    cert, key = self_signed(tmp_path)
+    files = FakeServer().serve_tls(cert, key).start()
+    yield files, ssl.create_default_context(cafile=str(cert))
+    files.stop()
+
+
+def test_an_image_behind_a_url_is_fetched_and_sent_inline(veo, fakes, image_files):
+    # GIVEN an input image served over HTTPS (Veo on Vertex takes gcsUri or inline bytes),
+    # from 127.0.0.1, which only this test's fetcher may reach
+    files, context = image_files
+    files.files["bottle.jpg"] = (b"\xff\xd8\xff\xe0 jpeg bytes", "image/jpeg")
+    veo._inner.image_fetcher = ImageFetcher(allow=frozenset({"127.0.0.1"}), ssl_context=context)
     task = render_task("veo")
-    request = task.request.model_copy(update={"image_uri": f"{fakes.veo.url}/files/bottle.jpg"})
+    request = task.request.model_copy(update={"image_uri": f"{files.url}/files/bottle.jpg"})
 
     render(veo, task.model_copy(update={"request": request}))
 
     image = fakes.veo.calls("POST")[0].json()["instances"][0]["image"]
     assert image == {"bytesBase64Encoded": "/9j/4CBqcGVnIGJ5dGVz", "mimeType": "image/jpeg"}
+
+
+def test_an_image_at_an_inside_address_is_refused_before_veo_is_called(veo, fakes, image_files):
+    # GIVEN the same image server, but the production fetcher (127.0.0.1 is inside)
+    files, _ = image_files
+    files.files["bottle.jpg"] = (b"\xff\xd8\xff\xe0 jpeg bytes", "image/jpeg")
+    task = render_task("veo")
+    request = task.request.model_copy(update={"image_uri": f"{files.url}/files/bottle.jpg"})
+
+    done = render(veo, task.model_copy(update={"request": request}))
+
+    # THEN the attempt ends TERMINAL bad_request, saying nothing of the address or status,
+    # and neither the image server nor Veo was called
+    assert (done.result.error_class, done.result.error_code) == ("TERMINAL", "bad_request")
+    assert done.result.message == "input image could not be fetched"
+    assert files.requests == [] and fakes.veo.calls("POST") == []
 
 
 @pytest.mark.parametrize(

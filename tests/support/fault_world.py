@@ -32,7 +32,12 @@ from fakes.store import LedgerWatchingStore
 from support.pipeline import Pipeline
 
 SWEEP_S = 60.0  # Cloud Scheduler calls the reconciler every minute
-SETTINGS: dict[str, Any] = {"lease_s": 600.0, "poll_interval_s": 5.0, "render_deadline_s": 480.0}
+SETTINGS: dict[str, Any] = {
+    "lease_s": 600.0,
+    "poll_interval_s": 5.0,
+    "render_deadline_s": 480.0,
+    "image_buckets": frozenset({"assets"}),
+}
 GIVE_UP_S = 3600.0 + 3 * 600.0  # the default wall time, and leases on either side of it
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED"})
 

@@ -11,12 +11,15 @@ provider bills can be compared task by task.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiprod.adapters.image_fetch import ImageFetcher
+from aiprod.adapters.veo import VeoBackend
 from aiprod.repositories import jobs as job_records
 from fakes.base import Drip, FakeServer, Reply, late
 from fakes.clock import FakeClock
@@ -102,7 +105,19 @@ def _slow_image(world: World) -> None:
     files = FakeServer().serve_tls(cert, key).start()
     files.drips["slow.png"] = Drip(b"\x89PNG\r\n\x1a\n" + bytes(504), chunk=64, every_s=0.5)
     world.cleanups.append(files.stop)
-    world.request_extra["image_uri"] = f"{files.url}/files/slow.png"
+    # the job names a public-looking host (validation refuses 127.0.0.1); only here does it
+    # resolve to the fake, which the fetcher is allowed to reach
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False  # the certificate names 127.0.0.1, not the host
+    port = int(files.url.rsplit(":", 1)[1])
+    VeoBackend.image_fetcher = ImageFetcher(
+        resolver=lambda host, _port: ["127.0.0.1"],
+        allow=frozenset({"127.0.0.1"}),
+        ssl_context=context,
+        connect_port=port,
+    )
+    world.cleanups.append(lambda: setattr(VeoBackend, "image_fetcher", ImageFetcher()))
+    world.request_extra["image_uri"] = "https://images.example.com/files/slow.png"
     world.notes["drip"] = files.drips["slow.png"]
 
 

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from aiprod import logs
+from aiprod import logs, topology
 from aiprod.config import Settings
 from aiprod.domain.budget import budget_day
 from aiprod.domain.ledger import Shard, day_key, shard_key
+from aiprod.domain.tenants import Tenant
+from aiprod.repositories import tenants
 from aiprod.repositories.ledger import POOLS, SHARDS
 from aiprod.services.budget_audit import audit
 from aiprod_tools import embedded
+from aiprod_tools.client import publish_job, topic_for
 from aiprod_tools.embedded import embedded_app
 from fakes.clock import FakeClock
 from fakes.store import LedgerWatchingStore
@@ -36,10 +39,22 @@ class Pipeline:
         self.bus = app.bus
 
     def run(self, *requests: dict | bytes) -> None:
+        """Publish each request as a client would: a tenant's job on its tenant's topic
+        (the tenant configured first, with no run-time limit: the settings' limits apply),
+        an untenanted one on the shared topic."""
         for request in requests:
             data = request if isinstance(request, bytes) else json.dumps(request).encode()
-            self.bus.publish("jobs", data)
+            tenant = topology.tenant_of_topic(topic_for(data))
+            if tenant is not None:
+                self.configure_tenant(tenant)
+            publish_job(self.bus, data)
         self.drain()
+
+    def configure_tenant(self, tenant: str) -> None:
+        """A tenant in the registry and its topic served, once."""
+        if tenants.load(self.store, tenant) is None:
+            self.store.run_transaction(lambda tx: tenants.save(tx, Tenant(tenant)))
+            embedded.serve_tenant(self.app, tenant)
 
     def drain(self) -> None:
         assert self.bus.drain(20), "the embedded bus did not go idle"
@@ -146,6 +161,7 @@ def pipeline(clock, monkeypatch):
 
     def build(workers: int = 8, **settings) -> Pipeline:
         settings.setdefault("poll_interval_s", 0.01)
+        settings.setdefault("image_buckets", frozenset({"assets", "b"}))  # scenarios' images
         app = embedded_app(Settings(**settings), clock=clock, sleep=clock.sleep, workers=workers)
         built.append(Pipeline(app))
         return built[-1]

@@ -20,13 +20,18 @@ from aiprod_tools.embedded import embedded_app
 ROOT = Path(__file__).resolve().parents[2]
 CANCEL = b'{"job_id": "j1"}'
 ATTRIBUTES = {"type": "job.cancel", "job_id": "j1"}
+TENANT_SUB = "projects/p/subscriptions/aiprod-job-control--acme--control_job"
 
 
 @pytest.fixture
-def received(monkeypatch) -> list[tuple[bytes, dict[str, str]]]:
-    """Every (data, attributes) JobControl is handed, in order."""
-    calls: list[tuple[bytes, dict[str, str]]] = []
-    monkeypatch.setattr(JobControl, "handle", lambda self, data, attrs: calls.append((data, attrs)))
+def received(monkeypatch) -> list[tuple[bytes, dict[str, str], str | None]]:
+    """Every (data, attributes, subscription) JobControl is handed, in order."""
+    calls: list[tuple[bytes, dict[str, str], str | None]] = []
+
+    def handle(self, data, attrs, subscription=None):
+        calls.append((data, attrs, subscription))
+
+    monkeypatch.setattr(JobControl, "handle", handle)
     return calls
 
 
@@ -53,11 +58,12 @@ def test_the_entry_point_hands_the_decoded_message_to_job_control(monkeypatch, r
     monkeypatch.setattr(module, "cloud_app", lambda: app)
 
     # WHEN Pub/Sub pushes a control message
-    body = {"message": {"data": base64.b64encode(CANCEL).decode(), "attributes": ATTRIBUTES}}
+    message = {"data": base64.b64encode(CANCEL).decode(), "attributes": ATTRIBUTES}
+    body = {"message": message, "subscription": TENANT_SUB}
     module.control_job(CloudEvent({"type": "t", "source": "//pubsub.googleapis.com/"}, body))
 
-    # THEN JobControl got its bytes and attributes
-    assert received == [(CANCEL, ATTRIBUTES)]
+    # THEN JobControl got its bytes, attributes and the subscription (the tenant's channel)
+    assert received == [(CANCEL, ATTRIBUTES, TENANT_SUB)]
     app.bus.close()
 
 
@@ -65,5 +71,7 @@ def test_the_embedded_bus_delivers_job_control_messages(received, clock):
     app = embedded_app(Settings(), clock=clock, sleep=clock.sleep, workers=1)
     app.bus.publish(topology.JOB_CONTROL, CANCEL, ATTRIBUTES)
     assert app.bus.drain(10)
-    assert [(data, attrs.get("job_id")) for data, attrs in received] == [(CANCEL, "j1")]
+    assert [(data, attrs.get("job_id"), sub) for data, attrs, sub in received] == [
+        (CANCEL, "j1", None)  # the shared topic: the operators' channel
+    ]
     app.bus.close()

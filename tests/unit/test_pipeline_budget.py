@@ -72,7 +72,7 @@ def test_mixed_batch_under_a_tight_budget_keeps_the_invariant(pipeline):
     kinds = [
         {"prompt": "q"},
         {"prompt": "c", "priority": "cost"},
-        {"prompt": "i", "image_uri": "https://x/y.png"},
+        {"prompt": "i", "image_uri": "https://example.com/y.png"},
         {"prompt": "v", "duration_s": 8},
     ]
     batch = [{"job_id": f"m{i}", **kinds[i % 4]} for i in range(16)]

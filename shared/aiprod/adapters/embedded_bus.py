@@ -58,7 +58,7 @@ class EmbeddedBus(Bus):
         self._push[topic] = handler
 
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
-        if topic not in topology.all_topics():
+        if not topology.is_topic(topic):
             raise KeyError(f"unknown topic {topic!r}")
         message = ReceivedMessage(bytes(data), dict(attributes or {}), str(next(self._ids)))
         with self._lock:

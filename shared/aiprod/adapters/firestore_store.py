@@ -18,6 +18,15 @@ met a state that cannot happen in a consistent view), the versions it read are c
 again and, if any moved, the body re-runs rather than failing. Documents read but not
 written (circuit states, for instance) are advisory by design.
 
+Only public SDK calls: an absent document is written with ``create`` (exists=False); a read
+one with ``update`` under a ``last_update_time`` write option, naming every field: the new
+values, and a delete for each field the read document had and the new one lacks. ``update``
+replaces each named top-level field whole (a map value included), and the precondition
+guarantees the document is still the one read, so the result is exactly a replace.
+
+``expire_at`` (``ports.EXPIRE_AT``, epoch seconds) is written as a Timestamp, as Firestore
+TTL policies require (infra/storage.tf), and read back as epoch seconds.
+
 The client is built on first use (never at import or construction). Transient SDK faults
 surface as ``StoreUnavailableError`` so the message is redelivered.
 """
@@ -29,13 +38,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1 import _helpers
 
 from aiprod.exceptions import StoreUnavailableError, TransientError
-from aiprod.ports import Document, DocumentStore, QueryOp, T, Transaction
+from aiprod.ports import EXPIRE_AT, Document, DocumentStore, QueryOp, T, Transaction
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     gexc.ServiceUnavailable,
@@ -57,7 +67,7 @@ class _OptimisticTransaction(Transaction):
 
     def __init__(self, client: firestore.Client):
         self._client = client
-        self._seen: dict[str, object] = {}  # document path -> update_time, or _ABSENT
+        self._seen: dict[str, object] = {}  # document path -> _Read, or _ABSENT
         self._writes: dict[str, tuple[object, Document]] = {}
 
     def get(self, collection: str, doc_id: str) -> Document | None:
@@ -65,8 +75,8 @@ class _OptimisticTransaction(Transaction):
         if ref.path in self._writes:
             return dict(self._writes[ref.path][1])
         snapshot = ref.get()
-        self._seen.setdefault(ref.path, snapshot.update_time if snapshot.exists else _ABSENT)
-        return snapshot.to_dict()
+        self._seen.setdefault(ref.path, _read(snapshot))
+        return _decoded(snapshot)
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         ref = self._client.collection(collection).document(doc_id)
@@ -78,10 +88,9 @@ class _OptimisticTransaction(Transaction):
         found = {d: dict(writes[r.path][1]) for d, r in refs.items() if r.path in writes}
         unread = [r for d, r in refs.items() if d not in found]
         for snapshot in self._client.get_all(unread) if unread else ():
-            path = snapshot.reference.path
-            self._seen.setdefault(path, snapshot.update_time if snapshot.exists else _ABSENT)
+            self._seen.setdefault(snapshot.reference.path, _read(snapshot))
             if snapshot.exists:
-                found[snapshot.reference.id] = snapshot.to_dict()
+                found[snapshot.reference.id] = _decoded(snapshot)
         return {d: found[d] for d in doc_ids if d in found}
 
     def view_moved(self) -> bool:
@@ -94,7 +103,7 @@ class _OptimisticTransaction(Transaction):
         for path, seen in self._seen.items():
             snapshot = now.get(path)
             current = snapshot.update_time if snapshot is not None and snapshot.exists else _ABSENT
-            if current != seen:
+            if current != getattr(seen, "update_time", _ABSENT):
                 return True
         return False
 
@@ -103,21 +112,54 @@ class _OptimisticTransaction(Transaction):
             return
         batch = self._client.batch()
         for path, (ref, data) in self._writes.items():
-            seen = self._seen.get(path)
+            seen, data = self._seen.get(path), _encoded(data)
             if seen is _ABSENT:
                 batch.create(ref, data)
             elif seen is None:
                 batch.set(ref, data)  # written without being read: nothing to guard
             else:
-                batch._add_write_pbs(_replace_if_unchanged(self._client, ref, data, seen))
+                unchanged = self._client.write_option(last_update_time=seen.update_time)
+                batch.update(ref, replacing(seen.fields, data), option=unchanged)
         batch.commit()
 
 
-def _replace_if_unchanged(client, ref, data: Document, update_time) -> list:
-    """A whole-document replace (as ``set``) that fails if the document changed since read."""
-    writes = _helpers.pbs_for_set_no_merge(ref._document_path, data)
-    client.write_option(last_update_time=update_time).modify_write(writes[0])
-    return writes
+class _Read(NamedTuple):
+    """A document as a transaction read it: its version and its top-level field names."""
+
+    update_time: object
+    fields: frozenset[str]
+
+
+def _read(snapshot) -> object:
+    if not snapshot.exists:
+        return _ABSENT
+    return _Read(snapshot.update_time, frozenset(snapshot.to_dict() or ()))
+
+
+def replacing(old_fields: frozenset[str], data: Document) -> dict:
+    """``update`` field paths that turn a document with ``old_fields`` into exactly ``data``:
+    each new field (its key quoted: one name, dots and all), a delete for each old one it
+    lacks, and never none (``update`` refuses that: then a field never there is deleted)."""
+    paths = {firestore.Client.field_path(key): value for key, value in data.items()}
+    gone = old_fields - data.keys() or ({"aiprod_no_such_field"} if not data else set())
+    paths.update((firestore.Client.field_path(key), firestore.DELETE_FIELD) for key in gone)
+    return paths
+
+
+def _encoded(data: Document) -> Document:
+    """As stored: ``expire_at`` in epoch seconds becomes a Timestamp (TTL needs one)."""
+    expire_at = data.get(EXPIRE_AT)
+    if type(expire_at) not in (int, float):  # None (kept for good), or already a datetime
+        return data
+    return {**data, EXPIRE_AT: datetime.fromtimestamp(expire_at, UTC)}
+
+
+def _decoded(snapshot) -> Document | None:
+    """As the port promises: ``expire_at`` back in epoch seconds."""
+    doc = snapshot.to_dict()
+    if doc is not None and isinstance(doc.get(EXPIRE_AT), datetime):
+        doc[EXPIRE_AT] = doc[EXPIRE_AT].timestamp()
+    return doc
 
 
 class FirestoreStore(DocumentStore):
@@ -170,23 +212,23 @@ class FirestoreStore(DocumentStore):
 
     def get(self, collection: str, doc_id: str) -> Document | None:
         with _translated("get"):
-            return self.client.collection(collection).document(doc_id).get().to_dict()
+            return _decoded(self.client.collection(collection).document(doc_id).get())
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         with _translated("set"):
-            self.client.collection(collection).document(doc_id).set(data)
+            self.client.collection(collection).document(doc_id).set(_encoded(data))
 
     def list(self, collection: str, limit: int = 1000) -> list[Document]:
         with _translated("list"):
             query = self.client.collection(collection).limit(limit)
-            return [snap.to_dict() for snap in query.stream()]
+            return [_decoded(snap) for snap in query.stream()]
 
     def get_many(self, collection: str, doc_ids: list[str]) -> dict[str, Document]:
         if not doc_ids:
             return {}
         refs = [self.client.collection(collection).document(i) for i in doc_ids]
         with _translated("get_many"):
-            return {s.id: s.to_dict() for s in self.client.get_all(refs) if s.exists}
+            return {s.id: _decoded(s) for s in self.client.get_all(refs) if s.exists}
 
     def query(
         self, collection: str, field: str, op: QueryOp, value: object, limit: int = 500
@@ -194,7 +236,7 @@ class FirestoreStore(DocumentStore):
         where = firestore.FieldFilter(field, op, value)
         with _translated("query"):
             found = self.client.collection(collection).where(filter=where).limit(limit)
-            return [snap.to_dict() for snap in found.stream()]
+            return [_decoded(snap) for snap in found.stream()]
 
 
 @contextmanager

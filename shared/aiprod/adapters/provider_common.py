@@ -22,7 +22,6 @@ from aiprod.ports import ProviderResult
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 500
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MICROS_PER_RUNWAY_CREDIT = 10_000  # 1 credit = $0.01
 NOT_DONE = ProviderResult(done=False)  # still running, or not answered: look again later
 QUEUED = ProviderResult(done=False, queued=True)  # accepted, waiting in the provider's queue
@@ -116,26 +115,3 @@ def check_request(task: RenderTask, spec: ModelSpec, provider: str) -> None:
 def catalog_cost(task: RenderTask, spec: ModelSpec) -> int:
     """Output seconds at the catalog's price for this resolution (and audio setting)."""
     return spec.price_for(task.request.resolution, task.request.duration_s) or 0
-
-
-def fetch_image(uri: str, deadline_s: float = 30.0) -> tuple[bytes, str]:
-    """An input image a provider cannot fetch itself, bounded in total bytes and total time
-    (a server dripping bytes defeats a per-read timeout; the whole fetch must fit in the
-    submit window). Any failure is our request's problem (nothing was sent to the
-    provider): FALLBACK ``bad_request``, and the status we got is not echoed."""
-    import requests  # in every render function (Cloud Storage needs it); loaded only here
-
-    data = bytearray()
-    started = time.monotonic()
-    try:
-        with requests.get(uri, stream=True, timeout=deadline_s, allow_redirects=False) as response:
-            refuse_unless(response.status_code == 200, "input image could not be fetched")
-            for chunk in response.iter_content(chunk_size=64 * 1024):
-                data += chunk
-                refuse_unless(len(data) <= MAX_IMAGE_BYTES, "input image is over 20 MB")
-                elapsed = time.monotonic() - started
-                refuse_unless(elapsed <= deadline_s, f"input image slower than {deadline_s:.0f} s")
-            mime = response.headers.get("content-type", "image/png").split(";")[0]
-    except requests.RequestException as exc:
-        raise error(taxonomy.BAD_REQUEST, f"input image: {type(exc).__name__}") from exc
-    return bytes(data), mime

@@ -64,7 +64,7 @@ class PubSubBus(Bus):
             return self._subscriber
 
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
-        if topic not in topology.all_topics():
+        if not topology.is_topic(topic):
             raise KeyError(f"unknown topic {topic!r}")
         name = topic
         if self.lanes > 1 and topology.is_push_topic(topic):

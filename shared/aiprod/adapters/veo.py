@@ -24,12 +24,12 @@ from google import genai
 from google.auth import exceptions as auth_errors
 from google.genai import errors, types
 
+from aiprod.adapters.image_fetch import ImageFetcher
 from aiprod.adapters.provider_base import LiveBackend
 from aiprod.adapters.provider_common import (
     NOT_DONE,
     catalog_cost,
     failed,
-    fetch_image,
     refuse_unless,
     rendered,
     short,
@@ -50,12 +50,16 @@ class VeoBackend(LiveBackend):
         (httpx2.HTTPError, taxonomy.SUBMIT_UNCONFIRMED),  # sent, answer lost: it may exist
     )
     poll_retried = (errors.APIError, httpx2.HTTPError, auth_errors.GoogleAuthError)
+    # fetches an https input image itself (pinned, bounded); tests give one that may reach
+    # their own local server
+    image_fetcher = ImageFetcher()
 
     def _prepare(self, task: RenderTask, spec: ModelSpec) -> dict[str, Any]:
         request = task.request
         refuse_unless(request.aspect_ratio in spec.aspect_ratios, "veo renders 16:9 or 9:16")
         source = types.GenerateVideosSource(
-            prompt=request.prompt, image=_image(task, self._settings.timeout_s)
+            prompt=request.prompt,
+            image=_image(task, self._settings.timeout_s, self.image_fetcher),
         )
         config = types.GenerateVideosConfig(
             number_of_videos=1,
@@ -125,12 +129,12 @@ def output_prefix(task: RenderTask) -> str:
     return f"videos/{task.job_id}/attempt-{task.attempt}/"
 
 
-def _image(task: RenderTask, deadline_s: float) -> types.Image | None:
+def _image(task: RenderTask, deadline_s: float, fetcher: ImageFetcher) -> types.Image | None:
     """A bucket image by reference; another is fetched and sent inline (bounded)."""
     uri = task.request.image_uri
     if not uri:
         return None
     if uri.startswith("gs://"):
         return types.Image(gcs_uri=uri, mime_type=mimetypes.guess_type(uri)[0] or "image/png")
-    data, mime = fetch_image(uri, deadline_s)
+    data, mime = fetcher.fetch(uri, deadline_s)
     return types.Image(image_bytes=data, mime_type=mime)

@@ -160,12 +160,16 @@ def after_outcome(job: Job, outcome: RenderOutcome) -> list[Effect]:
     return []
 
 
-def after_cancel(job: Job | None, step: CancelStep, job_id: str) -> list[Effect]:
+def after_cancel(
+    job: Job | None, step: CancelStep, job_id: str, asker: str | None = None
+) -> list[Effect]:
     """What a cancel request owes, the first time and on every redelivery: a refusal for
     whoever asked (no such job, or over already), or the outcome stored on the attempt while
-    handle_outcome has not applied it (it ends the job CANCELLED, charging what it cost)."""
+    handle_outcome has not applied it (it ends the job CANCELLED, charging what it cost).
+    A refusal for no job carries the asking tenant (``asker``), never a job's."""
     if job is None or step is CancelStep.NOT_FOUND:
-        refusal = cancel_refusal(None, job_id, CancelRefusal.NOT_FOUND.value, "no such job")
+        no_job = CancelRefusal.NOT_FOUND.value
+        refusal = cancel_refusal(None, job_id, no_job, "no such job", asker)
         return [PublishEvent(refusal)]
     if step is CancelStep.FINISHED:
         message = f"the job was over ({job.status.value}) when the cancel arrived"

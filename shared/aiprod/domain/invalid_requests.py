@@ -18,10 +18,23 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from aiprod.domain.jobs import Job, JobStatus, new_job
-from aiprod.domain.messages import JOB_ID_PATTERN, TENANT_PATTERN, RejectReason
+from aiprod.domain.messages import (
+    JOB_ID_PATTERN,
+    TENANT_PATTERN,
+    ControlRequest,
+    JobRequest,
+    RejectReason,
+    RenderOutcome,
+    RenderTask,
+)
 
 MAX_MESSAGE_CHARS = 1000
 MAX_ERRORS = 5
+# Locations a log may name: the contracts' own field names. Any other key in a location came
+# from the message (an unknown field, a metadata key) and is user data.
+KNOWN_FIELDS = frozenset().union(
+    *(m.model_fields for m in (JobRequest, RenderTask, RenderOutcome, ControlRequest))
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,17 @@ def describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "message"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)[:MAX_MESSAGE_CHARS]
+
+
+def log_summary(exc: ValidationError) -> str:
+    """What a log may say about an invalid message: each error's location and type, with
+    keys the message chose masked. Never the input, nor pydantic's message (a ``Literal``'s
+    or a pattern's message is ours, but an error's text is not a place to trust)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:MAX_ERRORS]:
+        loc = [p if isinstance(p, int) or p in KNOWN_FIELDS else "<key>" for p in error["loc"]]
+        parts.append(f"{'.'.join(map(str, loc)) or 'message'}: {error['type']}")
+    return "; ".join(parts)
 
 
 def salvage(data: bytes) -> Named | None:

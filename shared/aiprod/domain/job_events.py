@@ -75,13 +75,16 @@ def duplicate_rejection(
     )
 
 
-def cancel_refusal(job: Job | None, job_id: str, reason: str, message: str) -> JobEvent:
+def cancel_refusal(
+    job: Job | None, job_id: str, reason: str, message: str, tenant: str | None = None
+) -> JobEvent:
     """A cancel that did not cancel, to whoever asked: the job's own status (``UNKNOWN``
-    when there is no such job) and why (``cancellation.CancelRefusal``)."""
+    when there is no such job, or none the asker may see) and why
+    (``cancellation.CancelRefusal``). With no job, ``tenant`` is the asker's."""
     return JobEvent(
         type=EventType.CANCEL_REFUSED,
         job_id=job_id,
-        tenant=None if job is None else job.tenant,
+        tenant=tenant if job is None else job.tenant,
         status="UNKNOWN" if job is None else job.status.value,
         reason=reason,
         message=message,

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, computed_field
 
 from aiprod.domain.messages import ErrorClass, Priority, RejectReason, RenderOutcome
+from aiprod.domain.retention import job_expiry
 from aiprod.domain.slots import tenant_key
 
 
@@ -108,6 +109,7 @@ class Job(BaseModel):
     announced: bool = False  # its final event is out (job.completed / failed / rejected)
     accepted_announced: bool = False  # job.accepted (and job.queued) is out (after_admission)
     cancel: CancelRequest | None = None  # a cancel was asked for: the job ends CANCELLED
+    keep_s: float | None = None  # kept this long once over: the retention it was admitted under
 
     @property
     def is_terminal(self) -> bool:
@@ -138,6 +140,15 @@ class Job(BaseModel):
         reconciler polls it and charges what it cost, whether or not the job is over."""
         leases = [a.late_task_lease for a in self.attempts if a.late_task_lease is not None]
         return min(leases, default=None)
+
+    @computed_field
+    @property
+    def expire_at(self) -> float | None:
+        """When the store may delete the job (``domain.retention``): only once it is over and
+        no late provider task is still polled on it; never while it runs."""
+        if not self.is_terminal or self.late_task_due_at is not None:
+            return None
+        return job_expiry(self.finished_at or self.updated_at, self.keep_s)
 
     @computed_field
     @property

@@ -10,18 +10,28 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from aiprod.domain import payloads
+from aiprod.domain.image_uris import check_image_uri
 from aiprod.domain.money import cap_micros
 from aiprod.domain.payloads import UNORDERED
 
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,39}$"  # a backend's name, in internal messages
 MAX_METADATA_BYTES = 4096
 MAX_METADATA_KEYS = 32
 IMAGE_URI_SCHEMES = ("https://", "gs://")
+IMAGE_BUCKETS = "image_buckets"  # validation context key: the gs:// buckets allowed
 
 Resolution = Literal["480p", "720p", "1080p"]
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -96,13 +106,19 @@ class JobRequest(_Strict):
     def _prompt_has_text(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("prompt must contain text")
+        if any((ord(c) < 0x20 and c not in "\t\n\r") or ord(c) == 0x7F for c in value):
+            raise ValueError("prompt must not contain control characters")  # NUL, ESC…
         return value
 
     @field_validator("image_uri")
     @classmethod
-    def _image_uri_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(IMAGE_URI_SCHEMES):
-            raise ValueError(f"image_uri must start with one of {', '.join(IMAGE_URI_SCHEMES)}")
+    def _image_uri_safe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """No inside host, no bucket the operator did not list (``domain.image_uris``).
+        The allowed buckets come in the validation context (``IMAGE_BUCKETS``) where the
+        settings are known: the router and the render functions pass them."""
+        if value is not None:
+            context = info.context if isinstance(info.context, dict) else {}
+            check_image_uri(value, context.get(IMAGE_BUCKETS))
         return value
 
     @field_validator("metadata")
@@ -149,10 +165,10 @@ class ControlRequest(_Strict):
 class RenderTask(_Strict):
     """Router or outcome handler → one backend's render function: render this attempt."""
 
-    job_id: str
-    attempt: Annotated[int, Field(ge=1)]
-    backend: str
-    model: str
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+    attempt: Annotated[int, Field(ge=1, le=1000)]
+    backend: Annotated[str, Field(pattern=NAME_PATTERN)]
+    model: Annotated[str, Field(min_length=1, max_length=200)]
     request: JobRequest
     hold_micros: Annotated[int, Field(ge=0)]
     not_before: float = 0.0
@@ -161,10 +177,10 @@ class RenderTask(_Strict):
 class RenderOutcome(_Strict):
     """Render function → outcome handler: what the provider did with one attempt."""
 
-    job_id: str
-    attempt: Annotated[int, Field(ge=1)]
-    backend: str
-    model: str
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+    attempt: Annotated[int, Field(ge=1, le=1000)]
+    backend: Annotated[str, Field(pattern=NAME_PATTERN)]
+    model: Annotated[str, Field(min_length=1, max_length=200)]
     succeeded: bool
     error_class: ErrorClass | None = None
     error_code: str | None = None
@@ -181,6 +197,14 @@ class RenderOutcome(_Strict):
     provider_queue_s: Annotated[float, Field(ge=0)] = 0.0
     # A throttling provider's Retry-After: a RETRY_SAME waits at least this long.
     retry_after_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> RenderOutcome:
+        """A success has no error class: "succeeded, UNKNOWN" would be read as a wait by
+        one rule and settled as a success by another."""
+        if self.succeeded and self.error_class is not None:
+            raise ValueError("a succeeded outcome has no error_class")
+        return self
 
 
 class AttemptSummary(_Strict):

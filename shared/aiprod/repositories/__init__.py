@@ -7,6 +7,7 @@ never spell a collection name.
 - ``circuits``: a backend's circuit breaker (``backends``)
 - ``ledger``: a scope's budget day, and run-time limits (``budget_pools``, ``ledger``,
   ``budget_limits``)
+- ``tenants``: a configured tenant (``tenants``)
 - ``dead_letters``: a kept dead-lettered message (``dead_letters``)
 - ``unattributed``: the spend audit's charges and hourly runs (``unattributed_charges``,
   ``spend_audit_runs``)

@@ -1,23 +1,27 @@
 """Dead letters: ``dead_letters/{message_id}``, each message the inbox pulled, kept until it is
 replayed. The document form is ``DeadLetter.to_doc`` (also what ``aiprod dlq list --json``
-prints), so stored letters and the operator's view never disagree."""
+prints), so stored letters and the operator's view never disagree. Each carries
+``expire_at`` (first seen plus the retention), so the store's TTL policy deletes it, replayed
+or not."""
 
 from __future__ import annotations
 
 from aiprod.domain.dead_letters import DeadLetter
-from aiprod.ports import DocumentStore, Transaction
+from aiprod.domain.retention import letter_expiry
+from aiprod.ports import EXPIRE_AT, DocumentStore, Transaction
 
 COLLECTION = "dead_letters"
 
 
-def create(store: DocumentStore, letter: DeadLetter) -> bool:
-    """Keep ``letter`` unless one with its id is kept already (its first-seen time and replay
-    flag win); True when it was new."""
+def create(store: DocumentStore, letter: DeadLetter, keep_s: float) -> bool:
+    """Keep ``letter`` for ``keep_s`` unless one with its id is kept already (its first-seen
+    time and replay flag win); True when it was new."""
+    doc = {**letter.to_doc(), EXPIRE_AT: letter_expiry(letter.first_seen_at, keep_s)}
 
     def body(tx: Transaction) -> bool:
         if tx.get(COLLECTION, letter.id) is not None:
             return False
-        tx.set(COLLECTION, letter.id, letter.to_doc())
+        tx.set(COLLECTION, letter.id, doc)
         return True
 
     return store.run_transaction(body)

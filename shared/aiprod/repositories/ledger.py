@@ -8,7 +8,9 @@ run-time limits ``aiprod budget set`` stores.
 | ``budget_limits`` | ``{scope}`` | a limit set at run time (overrides configuration) |
 
 The ids come from ``domain.ledger`` (``day_key`` / ``shard_key``); this module is the only
-one that knows the collections and turns documents into ``Pool`` and ``Shard`` values.
+one that knows the collections and turns documents into ``Pool`` and ``Shard`` values. A
+day's pool and shards carry ``expire_at`` (the day's end plus the ledger retention), so the
+store's TTL policy deletes old days; run-time limits are kept for good.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from aiprod.domain.ledger import Pool, Shard, day_key, shard_key
-from aiprod.ports import DocumentStore, Transaction
+from aiprod.domain.retention import day_expiry
+from aiprod.ports import EXPIRE_AT, DocumentStore, Transaction
 
 SHARDS = "ledger"
 POOLS = "budget_pools"
@@ -52,11 +55,12 @@ def load_pool(reader: Reader, scope: str, day: str) -> Pool | None:
     return None if doc is None else pool_from(doc)
 
 
-def save(tx: Transaction, shards: list[Shard], pool: Pool | None = None) -> None:
+def save(tx: Transaction, keep_s: float, shards: list[Shard], pool: Pool | None = None) -> None:
+    """Write the shards (and the pool), each kept ``keep_s`` after its day ends."""
     for shard in shards:
-        tx.set(SHARDS, shard.key, asdict(shard))
+        tx.set(SHARDS, shard.key, {**asdict(shard), EXPIRE_AT: day_expiry(shard.day, keep_s)})
     if pool is not None:
-        tx.set(POOLS, pool.key, asdict(pool))
+        tx.set(POOLS, pool.key, {**asdict(pool), EXPIRE_AT: day_expiry(pool.day, keep_s)})
 
 
 def runtime_limit(reader: Reader, scope: str) -> int | None:

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from aiprod import topology
 from aiprod.domain.dead_letters import DeadLetter
+from aiprod.domain.retention import Retention
 from aiprod.exceptions import DeadLetterNotFoundError, DeadLetterReplayError
 from aiprod.ports import Bus, DocumentStore, ReceivedMessage
 from aiprod.repositories import dead_letters as letters_kept
@@ -31,9 +32,15 @@ MAX_LIST = 10_000
 
 class DeadLetters:
     def __init__(
-        self, store: DocumentStore, bus: Bus, prefix: str, clock: Callable[[], float] = time.time
+        self,
+        store: DocumentStore,
+        bus: Bus,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
+        keep_s: float = Retention().job_s,  # a letter is deleted this long after it was seen
     ):
         self._store, self._bus, self._prefix, self._clock = store, bus, prefix, clock
+        self._keep_s = keep_s
 
     def collect(self, max_messages: int = 1000) -> list[DeadLetter]:
         """Pull up to ``max_messages`` from the inbox and store each; returns the new ones."""
@@ -64,7 +71,7 @@ class DeadLetters:
 
     def replay_pending(self, source: str | None = None) -> list[tuple[DeadLetter, str]]:
         """Replay every stored letter not yet replayed (of one source topic, when given)."""
-        if source is not None and source not in topology.all_topics():
+        if source is not None and not topology.is_topic(source):
             raise DeadLetterReplayError(f"{source!r} is not a topic of the topology")
         letters = self.pending(source)
         return self.replay([x.id for x in letters]) if letters else []
@@ -76,7 +83,7 @@ class DeadLetters:
             if letter.source is not None:  # a push lane's letter belongs to its topic
                 letter = replace(letter, source=topology.base_topic(letter.source))
             try:
-                if letters_kept.create(self._store, letter):
+                if letters_kept.create(self._store, letter, self._keep_s):
                     kept.append(letter)
             except BaseException:  # an outage, or Ctrl-C: what was pulled goes back
                 for unkept in batch[position:]:
@@ -100,7 +107,7 @@ def _check_replayable(letter: DeadLetter) -> None:
         raise DeadLetterReplayError(
             f"dead letter {letter.id} was too large to keep whole ({letter.size} bytes)"
         )
-    if letter.source is None or letter.source not in topology.all_topics():
+    if letter.source is None or not topology.is_topic(letter.source):
         raise DeadLetterReplayError(f"dead letter {letter.id} has no known source topic")
     if letter.source == topology.DEAD_LETTER:
         raise DeadLetterReplayError(f"dead letter {letter.id} came from the dead-letter topic")

@@ -7,6 +7,12 @@ for handle_outcome, which settles the hold and ends the job CANCELLED), and only
 the provider: a provider call never runs inside a transaction body. Each later change is its
 own transaction, applied only while the attempt is still the one it was read as, so a render
 function or the reconciler that got there first wins.
+
+Who may cancel what is the channel's (``services.tenancy``, ``domain.tenants.controls``): the
+shared job-control topic (operators, ``control_publishers``) any job; a tenant's control
+topic only that tenant's jobs. Any other job, and every job from a subscription we do not
+serve or whose tenant is not configured, is refused as if it did not exist (``not_found``,
+naming the asking tenant, not the job's), so a tenant learns nothing of others' jobs.
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.cancellation import CancelStep, Reach, close_now, request_cancel
 from aiprod.domain.effects import Effect
+from aiprod.domain.invalid_requests import log_summary
 from aiprod.domain.jobs import Attempt, CancelRequest, Job
 from aiprod.domain.leases import lease_expired
 from aiprod.domain.messages import ControlRequest, ErrorClass, RenderTask
 from aiprod.domain.submissions import adopt_task
+from aiprod.domain.tenants import Channel, controls
 from aiprod.domain.transitions import record_report
 from aiprod.ports import DocumentStore, Transaction, VideoBackend
 from aiprod.repositories import jobs
 from aiprod.services import provider_calls
 from aiprod.services.outbox import Outbox
+from aiprod.services.tenancy import Tenancy, channel_of
 
 log = logging.getLogger(__name__)
 Change = Callable[[Job], Job]  # applied to the attempt as read, or not at all
@@ -46,24 +55,35 @@ class JobControl:
     ):
         self._store, self._outbox, self._lease_s = store, outbox, settings.lease_s
         self._clock, self._backend_for = clock, backend_for
+        self._prefix, self._tenancy = settings.prefix, Tenancy(store)
 
-    def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
+    def handle(
+        self,
+        data: bytes,
+        attributes: dict[str, str] | None = None,
+        subscription: str | None = None,
+    ) -> None:
+        """A control message pushed through ``subscription`` (None: the shared topic)."""
         try:
             request = ControlRequest.model_validate_json(data)
         except ValidationError as exc:
             # the fields and what is wrong with them, never the input (it is user data)
-            where = [".".join(map(str, e["loc"])) + f": {e['type']}" for e in exc.errors()[:3]]
-            log.error("malformed control message sent to dead-letter: %s", "; ".join(where))
+            log.error("malformed control message sent to dead-letter: %s", log_summary(exc))
             self._outbox.send([effects.DeadLetter(data, topology.JOB_CONTROL, "invalid")])
             return
+        channel = self._tenancy.vetted(channel_of(subscription, self._prefix, topology.JOB_CONTROL))
+        if not channel.known:  # a stale or foreign subscription: it may cancel nothing
+            log.warning("control message from %r, which names no configured tenant", channel.name)
         now = self._clock()
         cancel = CancelRequest(
             reason=request.reason, requested_by=request.requested_by, requested_at=now
         )
         job, step, owed = self._store.run_transaction(
-            lambda tx: self._request(tx, request.job_id, cancel, now)
+            lambda tx: self._request(tx, request.job_id, cancel, now, channel)
         )
         context = {"job_id": request.job_id, "event": f"cancel_{step.value}"}
+        if channel.tenant is not None:  # the asking tenant (configured: ``vetted``)
+            context["tenant"] = channel.tenant
         if step in (CancelStep.NOT_FOUND, CancelStep.FINISHED):
             log.warning("cancel refused: %s", step.value, extra=context)
         else:
@@ -78,12 +98,12 @@ class JobControl:
             follow_up(job)
 
     def _request(
-        self, tx: Transaction, job_id: str, cancel: CancelRequest, now: float
+        self, tx: Transaction, job_id: str, cancel: CancelRequest, now: float, channel: Channel
     ) -> tuple[Job | None, CancelStep, list[Effect]]:
         job = jobs.load(tx, job_id)
-        if job is None:
-            missing = CancelStep.NOT_FOUND
-            return None, missing, effects.after_cancel(None, missing, job_id)
+        if job is None or not controls(channel, job.tenant):  # another's job: none to see
+            missing, asker = CancelStep.NOT_FOUND, channel.tenant if channel.known else None
+            return None, missing, effects.after_cancel(None, missing, job_id, asker)
         changed, step = request_cancel(job, cancel, now, self._lease_s, self._reach)
         if changed is not job:
             jobs.save(tx, changed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiprod.config import Settings
@@ -31,6 +32,7 @@ class Ledger:
         self._settings = settings
         self._telemetry = telemetry or null_telemetry()
         self._shards = max(1, settings.ledger_shards)
+        self._keep_s = settings.retention.ledger_s  # a day's documents, after the day ends
         self._rng = rng or random.Random()
 
     # -- inside a transaction -----------------------------------------------------------------
@@ -44,7 +46,7 @@ class Ledger:
                 return None
             staged.append(result)
         for shards, pool in staged:
-            books.save(tx, shards, pool)
+            books.save(tx, self._keep_s, shards, pool)
         return [shards[-1].key for shards, _ in staged]
 
     def settle(self, tx: Transaction, keys: list[str], held: int, actual: int) -> None:
@@ -74,7 +76,7 @@ class Ledger:
             scope, day, index = shard.scope, shard.day, shard.index
             rest = [books.load_shard(tx, scope, day, i) for i in range(self._shards) if i != index]
             others, pool = ledger.mark_deficit([s for s in rest if not s.draining], pool)
-        books.save(tx, [*others, shard], pool)
+        books.save(tx, self._keep_s, [*others, shard], pool)
 
     def correct(self, tx: Transaction, keys: list[str], change: int, overrun: int = 0) -> None:
         """Charge ``change`` more on each shard (a cost found after the attempt closed), of
@@ -93,7 +95,7 @@ class Ledger:
                 shard = books.load_shard(tx, scope, day, index)
                 pool = self.pool(tx, scope, day) if shard.draining else None
                 shard, pool = ledger.refund(shard, pool, -change)
-                books.save(tx, [shard], pool)
+                books.save(tx, self._keep_s, [shard], pool)
 
     # -- plain reads ----------------------------------------------------------------------------
 
@@ -138,17 +140,27 @@ class Ledger:
         return pool or ledger.new_pool(scope, day, self.limit(tx, scope))
 
 
-def set_limit(store: DocumentStore, settings: Settings, scope: str, day: str, limit: int) -> Pool:
-    """``aiprod budget set``: store the new limit and resize today's allotments in one go."""
+def set_limit(
+    store: DocumentStore,
+    settings: Settings,
+    scope: str,
+    day: str,
+    limit: int,
+    also: Callable[[Transaction], None] | None = None,
+) -> Pool:
+    """``aiprod budget set``: store the new limit and resize today's allotments in one go;
+    ``also`` writes more in the same transaction (a tenant's registry entry) or raises."""
     shards_n = max(1, settings.ledger_shards)
     book = Ledger(settings)
 
     def body(tx: Transaction) -> Pool:
+        if also is not None:
+            also(tx)
         pool = book.pool(tx, scope, day)
         shards = [books.load_shard(tx, scope, day, i) for i in range(shards_n)]
         pool, emptied = ledger.resize(pool, shards, limit)
         books.save_runtime_limit(tx, scope, limit, datetime.now(UTC).isoformat())
-        books.save(tx, emptied, pool)
+        books.save(tx, settings.retention.ledger_s, emptied, pool)
         return pool
 
     return store.run_transaction(body)

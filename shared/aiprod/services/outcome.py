@@ -13,9 +13,11 @@ from aiprod.domain.budget import budget_day
 from aiprod.domain.cancellation import end_cancelled, ends_cancelled
 from aiprod.domain.effects import Effect
 from aiprod.domain.health import OUTPUT_STORE, Circuit
+from aiprod.domain.invalid_requests import log_summary
 from aiprod.domain.jobs import Job
 from aiprod.domain.messages import RenderOutcome
 from aiprod.domain.policy import Next, plan_after_failure
+from aiprod.domain.provenance import outcome_mismatch
 from aiprod.domain.queueing import frees_slot, slot_given_back
 from aiprod.domain.transitions import (
     close_attempt,
@@ -41,6 +43,7 @@ class Settlement:
     owed: tuple[Effect, ...] = ()  # what the committed job implies (``effects.after_outcome``)
     freed: bool = False  # the attempt gave its render slot back: its backend's queue drains
     outcome: RenderOutcome | None = None  # the outcome applied (the stored one: ``stored_outcome``)
+    refused: str | None = None  # not an outcome we sent (``domain.provenance``): why
 
 
 def _settled(
@@ -60,7 +63,7 @@ class OutcomeHandler:
         try:
             outcome = RenderOutcome.model_validate_json(data)
         except ValidationError as exc:
-            log.error("malformed render outcome sent to dead-letter: %s", exc.errors()[:1])
+            log.error("malformed render outcome sent to dead-letter: %s", log_summary(exc))
             self._outbox.send([effects.DeadLetter(data, topology.RENDER_OUTCOMES, "invalid")])
             return
         checkpoint("outcome.before_settle", f"{outcome.job_id}#{outcome.attempt}")  # crash tests
@@ -70,6 +73,11 @@ class OutcomeHandler:
         if result.applied and result.outcome is not None:
             outcome = result.outcome  # what was settled is what is counted and recorded
         context = {"job_id": outcome.job_id, "attempt": outcome.attempt, "backend": outcome.backend}
+        if result.refused:
+            # acknowledged, kept on the dead-letter topic for an operator: never retried
+            log.error("render outcome refused: %s", result.refused, extra=_refusal(context))
+            self._outbox.send([effects.DeadLetter(data, topology.RENDER_OUTCOMES, "mismatch")])
+            return
         if result.decision is Next.WAIT:
             log.warning(
                 "outcome unknown (%s): hold kept, the stored provider task will be polled again",
@@ -106,6 +114,9 @@ class OutcomeHandler:
         self, tx: Transaction, outcome: RenderOutcome, circuits: dict[str, Circuit], now: float
     ) -> Settlement:
         job = jobs.load(tx, outcome.job_id)
+        refused = None if job is None else outcome_mismatch(job, outcome)
+        if refused and (is_outcome_pending(job, outcome) or outcome.attempt > len(job.attempts)):
+            return Settlement(job, refused=refused)
         if job is None or not is_outcome_pending(job, outcome):
             return _settled(job, outcome)
         outcome = stored_outcome(job, outcome)
@@ -212,3 +223,9 @@ def _note_overrun(job: Job, outcome: RenderOutcome, context: dict) -> None:
             "overrun_micros": attempt.overrun_micros,
         },
     )
+
+
+def _refusal(context: dict) -> dict:
+    """The log fields of a refused outcome: its ids (bounded by the contract), never its
+    message."""
+    return {**context, "event": "outcome_refused", "reason": "mismatch"}

@@ -19,8 +19,10 @@ from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.effects import Effect
 from aiprod.domain.error_codes import ErrorCode
+from aiprod.domain.invalid_requests import log_summary
 from aiprod.domain.jobs import Job
-from aiprod.domain.messages import ErrorClass, RenderOutcome, RenderTask
+from aiprod.domain.messages import IMAGE_BUCKETS, ErrorClass, RenderOutcome, RenderTask
+from aiprod.domain.provenance import task_mismatch
 from aiprod.domain.submissions import MAX_KEEP_TRIES, Stored, made_nothing
 from aiprod.domain.transitions import Claim, claim, record_report
 from aiprod.exceptions import ClaimLostError, ProviderError
@@ -59,9 +61,10 @@ class Renderer:
 
     def handle(self, data: bytes, attributes: dict[str, str] | None = None) -> None:
         try:
-            task = RenderTask.model_validate_json(data)
+            context = {IMAGE_BUCKETS: self._settings.image_buckets}
+            task = RenderTask.model_validate_json(data, context=context)
         except ValidationError as exc:
-            log.error("malformed render task sent to dead-letter: %s", exc.errors()[:1])
+            log.error("malformed render task sent to dead-letter: %s", log_summary(exc))
             self._outbox.send([self._dead_letter(data, "invalid")])
             return
         context = {"job_id": task.job_id, "attempt": task.attempt, "backend": task.backend}
@@ -72,6 +75,10 @@ class Renderer:
         self._wait_for_backoff(task)
         claim_id = uuid.uuid4().hex  # this delivery's claim: a stale one cannot submit
         job, decision = self._claim(task, claim_id)
+        if isinstance(decision, Refused):  # not a task we dispatched: never retried, never run
+            log.error("render task refused: %s", decision.why, extra=context)
+            self._outbox.send([self._dead_letter(data, "mismatch")])
+            return
         if decision is Claim.REPUBLISH and job is not None:
             self._publish(effects.reported(job))
             return
@@ -94,7 +101,7 @@ class Renderer:
         self._telemetry.render_finished(outcome)
         self._publish(owed)
 
-    def _claim(self, task: RenderTask, claim_id: str) -> tuple[Job | None, Claim]:
+    def _claim(self, task: RenderTask, claim_id: str) -> tuple[Job | None, Claim | Refused]:
         now = self._clock()
         lease_s, window_s = self._settings.lease_s, self._settings.submit_lease_s
 
@@ -102,6 +109,9 @@ class Renderer:
             job = jobs.load(tx, task.job_id)
             if job is None:
                 return None, Claim.STALE
+            why = task_mismatch(job, task)
+            if why is not None:
+                return job, Refused(why)
             claimed, decision = claim(job, task.attempt, now, lease_s, claim_id, window_s)
             if claimed is not job:
                 jobs.save(tx, claimed)
@@ -223,6 +233,13 @@ class Renderer:
         delay = task.not_before - self._clock()
         if delay > 0:
             self._sleep(min(delay, self._settings.max_backoff_wait_s))
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """The claim refused a task that does not match its attempt (``domain.provenance``)."""
+
+    why: str
 
 
 def _ctx(task: RenderTask) -> dict:

@@ -27,6 +27,7 @@ from aiprod_tools.cli import (
     local,
     report,
     spend,
+    tenants,
 )
 from aiprod_tools.exceptions import UsageError
 
@@ -42,6 +43,7 @@ GROUPS = {
     "capacity": "renders each backend runs at a time; set them without a deploy",
     "dlq": "the dead-letter inbox: list and replay",
     "jobs": "find jobs",
+    "tenant": "configured tenants: their topics, publishers and daily budgets",
 }
 COMMANDS: dict[str, tuple[Register, Handler]] = {
     "budget show": (budget.add_show, budget.show),
@@ -49,6 +51,10 @@ COMMANDS: dict[str, tuple[Register, Handler]] = {
     "budget audit": (budget.add_audit, budget.audit),
     "spend": (spend.add_history, spend.history),
     "spend audit": (spend.add_audit, spend.audit),
+    "tenant add": (tenants.add_add, tenants.add),
+    "tenant list": (tenants.add_list, tenants.list_tenants),
+    "tenant show": (tenants.add_show, tenants.show),
+    "tenant set-budget": (tenants.add_set_budget, tenants.set_budget),
     "capacity show": (capacity.add_show, capacity.show),
     "capacity set": (capacity.add_set, capacity.set_capacity),
     "dlq list": (dlq.add_list, dlq.list_pending),

@@ -63,4 +63,5 @@ def replay(args: argparse.Namespace) -> int:
 def _dead_letters(app):
     from aiprod.services.dead_letters import DeadLetters
 
-    return DeadLetters(app.store, app.bus, app.settings.prefix, app.clock)
+    keep_s = app.settings.retention.job_s
+    return DeadLetters(app.store, app.bus, app.settings.prefix, app.clock, keep_s)

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from aiprod import topology
 from aiprod_tools.cli import context
+from aiprod_tools.client import publish_job
 from aiprod_tools.exceptions import UsageError
 
 
@@ -25,7 +25,7 @@ def schema(args: argparse.Namespace) -> int:
 
 
 def add_submit(sub, name: str) -> argparse.ArgumentParser:
-    submit = sub.add_parser(name, help="publish a JobRequest to the jobs topic")
+    submit = sub.add_parser(name, help="publish a JobRequest on its jobs topic (a tenant's own)")
     submit.add_argument("--file", help="a JSON file ('-' for stdin)")
     submit.add_argument("--lines", action="store_true", help="the file holds one job per line")
     submit.add_argument("--job-id")
@@ -42,8 +42,8 @@ def submit(args: argparse.Namespace) -> int:
     bodies = _bodies(args)
     app = context.make_app()
     for body in bodies:
-        message_id = app.bus.publish(topology.JOBS, body.encode())
-        print(f"published to {app.settings.prefix}jobs: message {message_id}")
+        topic, message_id = publish_job(app.bus, body)  # a tenant's job: its own topic
+        print(f"published to {app.settings.prefix}{topic}: message {message_id}")
     return 0
 
 

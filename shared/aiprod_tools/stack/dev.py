@@ -27,7 +27,11 @@ from aiprod_tools.stack.stack import EmulatorStack
 from aiprod_tools.stack.supervisor import Supervisor
 
 SCHEDULE_EVERY_S = 60.0  # Cloud Scheduler's "* * * * *"
-DEV_DEFAULTS = {"AIPROD_SIMULATION": "{}", "AIPROD_POLL_INTERVAL_S": "0.2"}
+DEV_DEFAULTS = {
+    "AIPROD_SIMULATION": "{}",
+    "AIPROD_POLL_INTERVAL_S": "0.2",
+    "AIPROD_IMAGE_BUCKETS": "aiprod-demo-assets",  # examples/jobs.jsonl's gs:// images
+}
 
 
 def dev_env(

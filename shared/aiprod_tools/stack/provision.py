@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from google.cloud import firestore, pubsub_v1
 from google.protobuf import duration_pb2
@@ -114,6 +114,51 @@ def create_topology(
 def _subscription(bus: PubSubBus, name: str, topic_path: str) -> dict:
     path = bus.subscriber.subscription_path(bus.project, topology.qualified(bus.prefix, name))
     return {"name": path, "topic": topic_path}
+
+
+def provision_tenant(bus: PubSubBus, tenant: str, endpoint: str | None = None) -> None:
+    """A configured tenant's jobs topic and its push subscription to route_job, and its
+    control topic and push subscription to control_job, as Terraform's ``tenants`` variable
+    makes them (no IAM: the emulator has none). Each push's endpoint and retry backoff are
+    its shared topic's subscription's, so ``aiprod tenant add`` on a running stack needs no
+    URL (``endpoint``: route_job's). Safe to repeat: what exists already is kept."""
+    router, controller = topology.function(topology.ROUTER), topology.function(topology.CONTROLLER)
+    jobs = (topology.tenant_topic(tenant), topology.tenant_subscription(tenant))
+    control = (topology.tenant_control_topic(tenant), topology.tenant_control_subscription(tenant))
+    _provision(bus, router, *jobs, endpoint)
+    _provision(bus, controller, *control, None)
+
+
+def _provision(
+    bus: PubSubBus, spec: topology.FunctionSpec, name: str, subscription: str, endpoint: str | None
+) -> None:
+    """A tenant topic ``name`` and its push subscription to ``spec``'s function."""
+    from google.api_core.exceptions import AlreadyExists
+
+    topic = bus.publisher.topic_path(bus.project, topology.qualified(bus.prefix, name))
+    shared = _subscription(bus, spec.subscription, "")["name"]
+    found = bus.subscriber.get_subscription(request={"subscription": shared})
+    retry = found.retry_policy
+    request = _subscription(bus, subscription, topic)
+    dead_letter = topology.qualified(bus.prefix, topology.DEAD_LETTER)
+    request.update(
+        push_config={"push_endpoint": endpoint or found.push_config.push_endpoint},
+        ack_deadline_seconds=min(spec.timeout_s, 600),
+        retry_policy={
+            "minimum_backoff": _seconds(retry.minimum_backoff.total_seconds()),
+            "maximum_backoff": _seconds(retry.maximum_backoff.total_seconds()),
+        },
+        dead_letter_policy={
+            "dead_letter_topic": bus.publisher.topic_path(bus.project, dead_letter),
+            "max_delivery_attempts": spec.max_delivery_attempts,
+        },
+    )
+    for create, arg in (
+        (bus.publisher.create_topic, {"name": topic}),
+        (bus.subscriber.create_subscription, request),
+    ):
+        with suppress(AlreadyExists):
+            create(request=arg)
 
 
 def repoint_push(bus: PubSubBus, spec: topology.FunctionSpec, endpoint: str) -> None:

@@ -52,6 +52,7 @@ from aiprod_tools.stack.provision import (
     create_topology,
     emulator_bus,
     emulator_store,
+    provision_tenant,
     repoint_push,
 )
 
@@ -105,10 +106,19 @@ class EmulatorStack:
             self.startup_s = wait_http(list(self.functions.values()), self._timeout_s)
             endpoints = {name: child.url for name, child in self.functions.items()}
             create_topology(self.bus, endpoints, *self._backoff)
+            self.provision_tenants()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def provision_tenants(self, *names: str) -> None:
+        """Topics and push subscriptions of ``names``, or of every tenant in the registry
+        (emulators that kept their data): what Terraform's ``tenants`` variable makes."""
+        from aiprod.repositories import tenants
+
+        for name in names or [t.name for t in tenants.list_all(self.store)]:
+            provision_tenant(self.bus, name)
 
     def stop(self, grace_s: float = 1.0) -> None:
         """Stop every function process (after traffic gunicorn lingers ~2 s on keep-alives)."""
