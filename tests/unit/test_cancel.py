@@ -5,7 +5,6 @@ the books balance every time."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -13,15 +12,9 @@ import pytest
 from aiprod.domain.catalog import default_catalog
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
+from support.cancels import cancel
 from support.scenarios import TEXT, attempts, runway_job
 from support.stuck import deliver, drop
-
-
-def cancel(p, job_id: str, reason: str = "not needed", **fields) -> None:
-    """A cancel message on the control topic, handled, then everything it set in motion."""
-    body = {"action": "cancel", "job_id": job_id, "reason": reason, **fields}
-    p.app.job_control.handle(json.dumps(body).encode(), {})
-    p.drain()
 
 
 def test_a_queued_job_is_cancelled_without_rendering_and_its_hold_released(pipeline):

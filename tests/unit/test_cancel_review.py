@@ -5,8 +5,6 @@ second refusal for one request, a refused create left charged)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from aiprod.adapters.provider_common import error
@@ -15,51 +13,20 @@ from aiprod.domain.catalog import default_catalog
 from aiprod.domain.policy import RetryPolicy
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
+from support.cancels import (
+    cancel,
+    cancel_during_create,
+    lost_answer_then_findable,
+    outcomes_of,
+    price,
+)
 from support.scenarios import TEXT, attempts, runway_job
 from support.stuck import LEASE, deliver, drop, sweep
 
 LONG = {"runway": {"latency_s": 10_000}}  # a render far longer than the render deadline
 
 
-def cancel(p, job_id: str, reason: str = "not needed", drain: bool = True, **fields) -> None:
-    body = {"action": "cancel", "job_id": job_id, "reason": reason, **fields}
-    p.app.job_control.handle(json.dumps(body).encode(), {})
-    if drain:
-        p.drain()
-
-
-def outcomes_of(p, job_id: str) -> list[bytes]:
-    return [
-        m.data for m in p.bus.published["render-outcomes"] if json.loads(m.data)["job_id"] == job_id
-    ]
-
-
-def price(p, job_id: str, number: int = 1) -> int:
-    return p.job(job_id)["attempts"][number - 1]["hold_micros"]
-
-
 # --- create in flight ------------------------------------------------------------------
-
-
-def _cancel_during_create(p, monkeypatch, job_id: str, apply_outcome: bool) -> None:
-    """``job_id``'s create is sent (intent written) and, before its answer, the job is
-    cancelled; with ``apply_outcome`` handle_outcome applies the cancel's outcome before the
-    create answers (the likely order: a create takes seconds, a settle milliseconds)."""
-    sim = p.app.backend("runway")
-    submit = sim.submit
-
-    def racing(task, before_send=None):
-        def intend():
-            before_send()
-            if task.job_id == job_id and task.attempt == 1:
-                cancel(p, job_id, drain=False)
-                if apply_outcome:
-                    for data in outcomes_of(p, job_id):
-                        p.app.outcomes.handle(data, {})
-
-        return submit(task, intend)
-
-    monkeypatch.setattr(sim, "submit", racing)
 
 
 @pytest.mark.parametrize("apply_outcome", [False, True], ids=["settled after", "settled first"])
@@ -67,7 +34,7 @@ def test_a_cancel_while_the_create_is_in_flight_charges_the_late_task_once(
     pipeline, clock, monkeypatch, apply_outcome
 ):
     p = pipeline(workers=1, simulation=LONG, render_deadline_s=5, lease_s=LEASE)
-    _cancel_during_create(p, monkeypatch, "t1", apply_outcome)
+    cancel_during_create(p, monkeypatch, "t1", apply_outcome)
     p.run({**TEXT, "backends": ["runway"]})
     clock.advance(LEASE)
     sweep(p)  # the late task (stopped at once, 0 ran) is charged, if not charged already
@@ -93,7 +60,7 @@ def test_a_cancel_during_the_create_gives_its_render_slot_back_once(pipeline, mo
     # while its create is in flight, the cancel settled before the create answers
     p = pipeline(workers=1, simulation=LONG, render_deadline_s=5, lease_s=LEASE)
     set_capacity(p.store, default_catalog(), "runway", 1)
-    _cancel_during_create(p, monkeypatch, "q1", apply_outcome=True)
+    cancel_during_create(p, monkeypatch, "q1", apply_outcome=True)
 
     # WHEN both run (q1's create answers late; q2 starts in the slot q1 gave back)
     p.run(runway_job(1), runway_job(2))
@@ -414,27 +381,6 @@ def test_a_tenant_job_cancelled_mid_render_balances_the_tenant_books(pipeline, c
 # --- a create whose answer was lost ----------------------------------------------------------
 
 
-def _lost_answer_then_findable(p, monkeypatch) -> list[str]:
-    """replicate creates the task but the answer is lost (a 503); the provider's list only
-    shows it after the render function's immediate lookup (so the attempt is left RUNNING,
-    submit_unconfirmed, no task id); later lookups find it."""
-    sim = p.app.backend("replicate")
-    submit, created, looked = sim.submit, [], []
-
-    def lost(task, before_send=None):
-        created.append(submit(task, before_send))
-        raise error(taxonomy.SUBMIT_UNCONFIRMED, "503 from the gateway")
-
-    def find(task, sent_at):
-        looked.append(task.job_id)
-        return created[0] if len(looked) > 1 else None
-
-    monkeypatch.setattr(sim, "submit", lost)
-    monkeypatch.setattr(sim, "can_find", True)
-    monkeypatch.setattr(sim, "find", find)
-    return created
-
-
 def test_a_cancel_of_a_create_whose_answer_was_lost_finds_and_stops_the_task(
     pipeline, clock, monkeypatch
 ):
@@ -445,7 +391,7 @@ def test_a_cancel_of_a_create_whose_answer_was_lost_finds_and_stops_the_task(
         render_deadline_s=5,
         lease_s=LEASE,
     )
-    created = _lost_answer_then_findable(p, monkeypatch)
+    created = lost_answer_then_findable(p, monkeypatch)
     p.run({**TEXT, "backends": ["replicate"]})
     first = p.job("t1")["attempts"][0]
     assert (first["state"], first["error_code"], first["provider_task_id"]) == (

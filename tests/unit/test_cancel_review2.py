@@ -18,78 +18,23 @@ from aiprod.domain.policy import RetryPolicy
 from aiprod.repositories import circuits
 from aiprod.repositories import slots as slot_records
 from aiprod.services.capacity_admin import set_capacity
+from support.cancels import (
+    cancel,
+    cancel_during_create,
+    lost_answer_then_findable,
+    outcomes_of,
+    price,
+)
 from support.scenarios import TEXT, runway_job
 from support.stuck import LEASE, deliver, drop, sweep
 
 LONG = {"runway": {"latency_s": 10_000}}
 
 
-def cancel(p, job_id: str, reason: str = "not needed", drain: bool = True) -> None:
-    body = {"action": "cancel", "job_id": job_id, "reason": reason}
-    p.app.job_control.handle(json.dumps(body).encode(), {})
-    if drain:
-        p.drain()
-
-
-def outcomes_of(p, job_id: str) -> list[bytes]:
-    return [
-        m.data for m in p.bus.published["render-outcomes"] if json.loads(m.data)["job_id"] == job_id
-    ]
-
-
 def total(p, metric: m.Metric, **labels: str) -> float:
     sink = p.app.metrics
     assert isinstance(sink, MemorySink)
     return sum(sink.values(metric, **labels))
-
-
-def price(p, job_id: str, number: int = 1) -> int:
-    return p.job(job_id)["attempts"][number - 1]["hold_micros"]
-
-
-# --- helpers (as in test_cancel_review.py) ------------------------------------------------
-
-
-def _cancel_during_create(p, monkeypatch, job_id: str, apply_outcome: bool) -> None:
-    """``job_id``'s create is sent (intent written) and, before its answer, the job is
-    cancelled; with ``apply_outcome`` handle_outcome applies the cancel's outcome before the
-    create answers (the likely order: a create takes seconds, a settle milliseconds)."""
-    sim = p.app.backend("runway")
-    submit = sim.submit
-
-    def racing(task, before_send=None):
-        def intend():
-            before_send()
-            if task.job_id == job_id and task.attempt == 1:
-                cancel(p, job_id, drain=False)
-                if apply_outcome:
-                    for data in outcomes_of(p, job_id):
-                        p.app.outcomes.handle(data, {})
-
-        return submit(task, intend)
-
-    monkeypatch.setattr(sim, "submit", racing)
-
-
-def _lost_answer_then_findable(p, monkeypatch) -> list[str]:
-    """replicate creates the task but the answer is lost (a 503); the provider's list only
-    shows it after the render function's immediate lookup (so the attempt is left RUNNING,
-    submit_unconfirmed, no task id); later lookups find it."""
-    sim = p.app.backend("replicate")
-    submit, created, looked = sim.submit, [], []
-
-    def lost(task, before_send=None):
-        created.append(submit(task, before_send))
-        raise error(taxonomy.SUBMIT_UNCONFIRMED, "503 from the gateway")
-
-    def find(task, sent_at):
-        looked.append(task.job_id)
-        return created[0] if len(looked) > 1 else None
-
-    monkeypatch.setattr(sim, "submit", lost)
-    monkeypatch.setattr(sim, "can_find", True)
-    monkeypatch.setattr(sim, "find", find)
-    return created
 
 
 # --- (a) handle_outcome applies the stored outcome, but reports the delivered one -----------
@@ -220,7 +165,7 @@ def test_a_cancel_whose_lookup_races_the_reconcilers_adoption_still_stops_the_ta
         render_deadline_s=5,
         lease_s=LEASE,
     )
-    created = _lost_answer_then_findable(p, monkeypatch)
+    created = lost_answer_then_findable(p, monkeypatch)
     p.run({**TEXT, "backends": ["replicate"]})
     first = p.job("t1")["attempts"][0]
     assert (first["state"], first["error_code"]) == ("RUNNING", "submit_unconfirmed")
@@ -341,7 +286,7 @@ def test_a_late_task_given_up_after_its_attempt_gave_the_slot_back_frees_nothing
     set_capacity(p.store, default_catalog(), "runway", 1)
     sim = p.app.backend("runway")  # takes every stop, renders on
     monkeypatch.setattr(sim, "cancel", lambda task_id, task: sim.cancelled.append(task_id) or True)
-    _cancel_during_create(p, monkeypatch, "q1", apply_outcome=True)
+    cancel_during_create(p, monkeypatch, "q1", apply_outcome=True)
     p.run(runway_job(1), runway_job(2))
     first = p.job("q1")["attempts"][0]
     assert (first["slot_returned"], first["late_task_lease"] is not None) == (True, True)
@@ -422,7 +367,7 @@ def test_a_cancel_before_a_lost_create_answer_still_finds_and_stops_the_task(
         render_deadline_s=5,
         lease_s=LEASE,
     )
-    created = _lost_answer_then_findable(p, monkeypatch)
+    created = lost_answer_then_findable(p, monkeypatch)
     sim = p.app.backend("replicate")
     lost = sim.submit
 

@@ -11,14 +11,9 @@ import pytest
 
 from aiprod.domain.messages import ErrorClass
 from aiprod.exceptions import ProviderError
+from support.cancels import cancel
 from support.scenarios import TEXT
 from support.stuck import slow_runway, sweep
-
-
-def cancel(p, job_id: str, reason: str = "not needed") -> None:
-    body = {"action": "cancel", "job_id": job_id, "reason": reason}
-    p.app.job_control.handle(json.dumps(body).encode(), {})
-    p.drain()
 
 
 def hold_of(p, job_id: str = "t1") -> int:
