@@ -105,11 +105,18 @@ def test_expire_at_round_trips_as_epoch_seconds(store: DocumentStore):
     assert store.run_transaction(lambda tx: tx.get("dead_letters", "plain"))[EXPIRE_AT] == when
 
 
-def test_firestore_holds_expire_at_as_a_timestamp(store: DocumentStore):
+@pytest.fixture
+def firestore_store(project_id: str, emulators) -> DocumentStore:
+    """The Firestore adapter alone (the embedded store keeps epoch seconds: no TTL there)."""
+    from aiprod_tools.stack.provision import emulator_store
+
+    return emulator_store(emulators.env(project_id))
+
+
+@pytest.mark.emulator
+def test_firestore_holds_expire_at_as_a_timestamp(firestore_store: DocumentStore):
     """What a TTL policy needs: the stored value is a Timestamp, not a number."""
-    client = getattr(store, "client", None)
-    if client is None:
-        pytest.skip("the embedded store keeps epoch seconds, and has no TTL")
+    store, client = firestore_store, firestore_store.client
     when = 1_790_000_000.5
     store.set("jobs", "plain", {EXPIRE_AT: when})
     store.run_transaction(lambda tx: tx.set("jobs", "made", {EXPIRE_AT: when}))
