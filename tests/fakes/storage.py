@@ -7,14 +7,9 @@ Pure Python and quick to start, so the integration tier uses it too; clients rea
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from aiprod_tools.stack.processes import free_port
 
 
 class StorageEmulator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,11 +25,41 @@ from aiprod_tools.exceptions import EmulatorStartError
 HOST = "127.0.0.1"
 
 
+LOWEST_PORT = 10_000  # below it: well-known and registered services
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it; a race is possible but rare)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nobody listens on right now, picked below the OS's ephemeral range: a port
+    the OS hands out (``bind(0)``) may be taken, between this check and the server's own
+    bind, as the local port of an outbound connection (seen in CI: a function's gunicorn
+    found its port in use). A port below that range is only ever taken by a bind, and this
+    process never hands the same one out twice."""
+    ceiling = _ephemeral_floor()
+    for _ in range(200):
+        port = random.randrange(LOWEST_PORT, ceiling)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: the OS's
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_floor() -> int:
+    """The first port of the OS's ephemeral range (Linux: ip_local_port_range)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        floor = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        floor = 32_768
+    return max(floor, LOWEST_PORT + 1_000)
 
 
 @dataclass
