@@ -17,20 +17,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from aiprod.adapters.embedded_bus import EmbeddedBus
-from aiprod.adapters.embedded_store import EmbeddedStore
 from aiprod.adapters.image_fetch import ImageFetcher
-from aiprod.bootstrap import App
-from aiprod.config import Settings
 from aiprod.domain.image_uris import check_image_uri
 from aiprod.domain.messages import ErrorClass, RenderOutcome
 from aiprod.exceptions import ProviderError
 from fakes.base import Drip, FakeServer, Reply
-from fakes.clock import FakeClock
 from fakes.tls import self_signed
+from support.inputs_app import BUCKET, inputs_app
 
 MARK = "zebra4471"  # planted in every input: it must never reach a log record
-BUCKET = "aiprod-inputs"
 IMG = f"/{MARK}.png"
 
 
@@ -164,13 +159,7 @@ ROWS = [
 
 @pytest.fixture
 def app():
-    clock = FakeClock()
-    settings = Settings(poll_interval_s=0.0, image_buckets=frozenset({BUCKET}))
-    built = App(
-        settings, store=EmbeddedStore(), bus=EmbeddedBus(workers=1), clock=clock, sleep=clock.sleep
-    )
-    yield built
-    built.bus.close()
+    yield from inputs_app()
 
 
 class ImageServer(FakeServer):

@@ -16,10 +16,6 @@ import pytest
 from pydantic import ValidationError
 
 from aiprod import topology
-from aiprod.adapters.embedded_bus import EmbeddedBus
-from aiprod.adapters.embedded_store import EmbeddedStore
-from aiprod.bootstrap import App
-from aiprod.config import Settings
 from aiprod.domain.budget import budget_day
 from aiprod.domain.dead_letters import DELIVERY_COUNT, SOURCE_SUBSCRIPTION, DeadLetter
 from aiprod.domain.invalid_requests import describe
@@ -28,21 +24,14 @@ from aiprod.repositories import dead_letters as letters_kept
 from aiprod.repositories.ledger import SHARDS
 from aiprod.services.dead_letters import DeadLetters
 from aiprod_tools.embedded import add_tenant
-from fakes.clock import FakeClock
+from support.inputs_app import BUCKET, inputs_app
 
-BUCKET = "aiprod-inputs"
 JOB = {"prompt": "a paper boat", "duration_s": 5}
 
 
 @pytest.fixture
 def app():
-    clock = FakeClock()
-    settings = Settings(poll_interval_s=0.0, image_buckets=frozenset({BUCKET}))
-    built = App(
-        settings, store=EmbeddedStore(), bus=EmbeddedBus(workers=1), clock=clock, sleep=clock.sleep
-    )
-    yield built
-    built.bus.close()
+    yield from inputs_app()
 
 
 def _admitted(app, job_id: str = "f1") -> dict:
