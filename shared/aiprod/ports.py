@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.messages import ErrorClass, RenderTask
 from aiprod.domain.metric_set import Metric
+from aiprod.domain.qa_report import QaReport
 from aiprod.domain.spend_audit import ProviderDay
 
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class ProviderResult:
     message: str = ""
     retry_after_s: float | None = None  # the provider asked us to wait this long (429)
     queued: bool = False  # not done: waiting in the provider's own queue, not rendering yet
+    qa: QaReport | None = None  # the kept output's checks (domain/output_qa)
 
     @property
     def settles_cost(self) -> bool:

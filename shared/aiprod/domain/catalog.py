@@ -44,6 +44,9 @@ class ModelSpec(_Data):
     # time (Replicate ``metrics.predict_time``) at ``hardware_micros_per_s``.
     cost_basis: Literal["output_seconds", "predict_time"] = "output_seconds"
     hardware_micros_per_s: Annotated[int, Field(gt=0)] | None = None
+    # Output QA: how far a video's length may be from the request, by the provider's real
+    # granularity (None: ``output_qa.DURATION_TOLERANCE_S``).
+    duration_tolerance_s: Annotated[float, Field(gt=0, le=5)] | None = None
 
     @model_validator(mode="after")
     def _every_resolution_priced(self) -> ModelSpec:

@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     OUTPUT_UNAVAILABLE = "output_unavailable"  # rendered, but the output could not be fetched
     OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"  # rendered; our bucket refused it
+    QA_FAILED = "qa_failed"  # rendered, but the video failed a check (domain/output_qa)
     MISCONFIGURED = "misconfigured"  # a missing key, bucket or credentials
     SUBMIT_UNCONFIRMED = "submit_unconfirmed"  # the create's answer was lost
     MALFORMED_RESPONSE = "malformed_response"  # the create's answer was unreadable

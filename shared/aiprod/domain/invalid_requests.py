@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from aiprod.domain.control_messages import ControlRequest
 from aiprod.domain.jobs import Job, JobStatus, new_job
 from aiprod.domain.messages import (
     JOB_ID_PATTERN,
     TENANT_PATTERN,
-    ControlRequest,
     JobRequest,
     RejectReason,
     RenderOutcome,

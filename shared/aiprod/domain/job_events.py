@@ -37,6 +37,7 @@ def event_for(job: Job, kind: EventType) -> JobEvent:
         output_uri=job.output_uri,
         cost_micros=job.cost_micros,
         cost_usd=usd(job.cost_micros),
+        qa=last.outcome.qa if last and last.outcome and job.output_uri else None,
         attempts=[
             AttemptSummary(
                 attempt=a.number,
@@ -47,6 +48,7 @@ def event_for(job: Job, kind: EventType) -> JobEvent:
                 error_code=a.error_code,
                 reason=a.reason,
                 cost_micros=a.cost_micros,
+                qa=a.outcome.qa if a.outcome else None,
             )
             for a in job.attempts
         ],

@@ -23,6 +23,7 @@ from aiprod.domain import payloads
 from aiprod.domain.image_uris import check_image_uri
 from aiprod.domain.money import cap_micros
 from aiprod.domain.payloads import UNORDERED
+from aiprod.domain.qa_report import QaReport
 
 # Usable as a Firestore document id: no '/', not '.' or '..', not '__…__', at most 128 chars.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
@@ -148,20 +149,6 @@ class JobRequest(_Strict):
         return payloads.same_payload(stored_hash, self)
 
 
-class ControlAction(StrEnum):
-    CANCEL = "cancel"
-
-
-class ControlRequest(_Strict):
-    """A message on the control topic (``job-control``), from ``aiprod cancel`` or any
-    client allowed to publish there: for now, cancel one job."""
-
-    action: ControlAction
-    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
-    reason: Annotated[str, Field(max_length=500)] = ""
-    requested_by: Annotated[str | None, Field(max_length=200)] = None
-
-
 class RenderTask(_Strict):
     """Router or outcome handler → one backend's render function: render this attempt."""
 
@@ -197,6 +184,8 @@ class RenderOutcome(_Strict):
     provider_queue_s: Annotated[float, Field(ge=0)] = 0.0
     # A throttling provider's Retry-After: a RETRY_SAME waits at least this long.
     retry_after_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    # The output's QA (``domain/output_qa``): on a success, and on a ``qa_failed`` failure.
+    qa: QaReport | None = None
 
     @model_validator(mode="after")
     def _one_verdict(self) -> RenderOutcome:
@@ -216,6 +205,7 @@ class AttemptSummary(_Strict):
     error_code: str | None = None
     reason: str | None = None
     cost_micros: int = 0
+    qa: QaReport | None = None
 
 
 class JobEvent(_Strict):
@@ -233,6 +223,7 @@ class JobEvent(_Strict):
     output_uri: str | None = None
     cost_micros: int = 0
     cost_usd: str = "0.000000"
+    qa: QaReport | None = None  # the delivered output's checks and measured quality
     attempts: list[AttemptSummary] = Field(default_factory=list)
     accepted_at: float | None = None
     finished_at: float | None = None

@@ -28,6 +28,8 @@ PAYMENT_REQUIRED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PAYMENT_REQUIRED)  #
 PROVIDER_FAILED: Verdict = (ErrorClass.FALLBACK, ErrorCode.PROVIDER_FAILED)
 CANCELLED: Verdict = (ErrorClass.FALLBACK, ErrorCode.CANCELLED)
 OUTPUT_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, ErrorCode.OUTPUT_UNAVAILABLE)
+# Rendered, but black, frozen, cut short, the wrong size... (domain/output_qa): not delivered.
+QA_FAILED: Verdict = (ErrorClass.FALLBACK, ErrorCode.QA_FAILED)
 # Our side (bucket missing or forbidden, storage down): not the provider's health.
 OUTPUT_STORE_UNAVAILABLE: Verdict = (ErrorClass.FALLBACK, ErrorCode.OUTPUT_STORE_UNAVAILABLE)
 MISCONFIGURED: Verdict = (ErrorClass.FALLBACK, ErrorCode.MISCONFIGURED)  # counts: opens the circuit

@@ -26,11 +26,12 @@ from aiprod import topology
 from aiprod.config import Settings
 from aiprod.domain import effects
 from aiprod.domain.cancellation import CancelStep, Reach, close_now, request_cancel
+from aiprod.domain.control_messages import ControlRequest
 from aiprod.domain.effects import Effect
 from aiprod.domain.invalid_requests import log_summary
 from aiprod.domain.jobs import Attempt, CancelRequest, Job
 from aiprod.domain.leases import lease_expired
-from aiprod.domain.messages import ControlRequest, ErrorClass, RenderTask
+from aiprod.domain.messages import ErrorClass, RenderTask
 from aiprod.domain.submissions import adopt_task
 from aiprod.domain.tenants import Channel, controls
 from aiprod.domain.transitions import record_report

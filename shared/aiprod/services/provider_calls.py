@@ -79,4 +79,5 @@ def outcome_for(
         started_at=started,
         finished_at=finished,
         retry_after_s=result.retry_after_s,
+        qa=result.qa,
     )

@@ -34,8 +34,8 @@ def add_cancel(sub, name: str) -> argparse.ArgumentParser:
 
 
 def cancel(args: argparse.Namespace, sleep=time.sleep) -> int:
+    from aiprod.domain.control_messages import ControlAction, ControlRequest
     from aiprod.domain.jobs import JobStatus
-    from aiprod.domain.messages import ControlAction, ControlRequest
     from aiprod.repositories import jobs
 
     app = context.make_app()

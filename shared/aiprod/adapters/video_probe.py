@@ -1,0 +1,164 @@
+"""Measuring a video file with PyAV (FFmpeg's libraries, bundled in its wheels): the only
+module that imports ``av``, and only when an output is checked, so no function pays for it
+at cold start.
+
+Two passes, both bounded. The first demuxes without decoding (cheap: it reads the file once)
+to learn the streams, the length and where the keyframes are. The second decodes only what
+the black and frozen checks need: when the clip has a keyframe near each sample point, just
+those keyframes (each decodes on its own); otherwise the frames in order, skipping those no
+other frame refers to, until the last sample point. Frames are shrunk to a 64x36 grey
+thumbnail at once, so at most one decoded picture is held. ``bench/qa.py`` measures the cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+
+import av
+
+from aiprod.domain.output_qa import SAMPLES, THUMB_SIZE, FrameSample, VideoFacts, luma_stats
+
+log = logging.getLogger(__name__)
+MAX_PACKETS = 50_000  # about 14 minutes at 60 fps: far past any clip we render
+# Keyframe-only sampling needs a keyframe within this share of the clip of each sample point.
+KEYFRAME_REACH = 0.5 / SAMPLES
+
+
+def probe(path: str) -> VideoFacts:
+    """What the file at ``path`` holds; a file that does not open or decode says why."""
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            return _measure(container, os.path.getsize(path))
+    except (av.FFmpegError, ValueError, OSError, IndexError, ZeroDivisionError) as exc:
+        log.info("output did not decode: %s", type(exc).__name__)
+        return VideoFacts(error=_why(exc), size_bytes=_size(path))
+
+
+def _measure(container, size_bytes: int) -> VideoFacts:
+    if not container.streams.video:
+        return VideoFacts(error="no video stream", size_bytes=size_bytes)
+    video = container.streams.video[0]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    packets, audio_s = _index(container, video, audio)
+    if not packets:
+        return VideoFacts(error="no video frames", size_bytes=size_bytes)
+    start = min(pts for pts, _, _ in packets)
+    end = max(pts + max(duration, 0) for pts, duration, _ in packets)
+    base = video.time_base
+    duration_s = float((end - start) * base)
+    targets = [start + int((i + 0.5) / SAMPLES * (end - start)) for i in range(SAMPLES)]
+    keyframes = sorted(pts for pts, _, key in packets if key)
+    chosen = _keyframes_near(keyframes, targets, (end - start) * KEYFRAME_REACH)
+    container.seek(0, stream=video)
+    if chosen:
+        samples = _decode_keyframes(container, video, set(chosen), start)
+    else:
+        samples = _decode_in_order(container, video, targets, start)
+    rate = (
+        video.average_rate
+        or video.guessed_rate
+        or Fraction(len(packets), 1) / max(duration_s, 1e-6)
+    )
+    return VideoFacts(
+        container=container.format.name.split(",")[0],
+        codec=video.codec_context.name,
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        fps=float(rate),
+        duration_s=duration_s,
+        audio_s=audio_s,
+        samples=tuple(samples),
+        size_bytes=size_bytes,
+    )
+
+
+def _index(container, video, audio) -> tuple[list[tuple[int, int, bool]], float]:
+    """Video packets as (pts, duration, keyframe), and the seconds of audio, undecoded."""
+    packets: list[tuple[int, int, bool]] = []
+    audio_span: list[float] = []
+    streams = [video] if audio is None else [video, audio]
+    for packet in container.demux(*streams):
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None:
+            continue  # the flushing packet at the end of each stream
+        if packet.stream.index == video.index:
+            packets.append((pts, packet.duration or 0, packet.is_keyframe))
+            if len(packets) >= MAX_PACKETS:
+                break
+        else:
+            ends = pts + (packet.duration or 0)
+            audio_span.append(float(pts * packet.time_base))
+            audio_span.append(float(ends * packet.time_base))
+    audio_s = max(audio_span) - min(audio_span) if audio_span else 0.0
+    return packets, audio_s
+
+
+def _keyframes_near(keyframes: list[int], targets: list[int], reach: float) -> list[int]:
+    """For each sample point its nearest keyframe, if every point has one within reach and
+    they are distinct; else [] (sample in decoding order)."""
+    if len(keyframes) < SAMPLES:
+        return []
+    chosen = []
+    for target in targets:
+        nearest = min(keyframes, key=lambda pts: abs(pts - target))
+        if abs(nearest - target) > reach:
+            return []
+        chosen.append(nearest)
+    return chosen if len(set(chosen)) == len(chosen) else []
+
+
+def _decode_keyframes(container, video, chosen: set[int], start: int) -> list[FrameSample]:
+    samples = []
+    for packet in container.demux(video):
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts not in chosen:
+            continue
+        samples.extend(_sample(frame, start) for frame in video.codec_context.decode(packet))
+        chosen.discard(pts)
+        if not chosen:
+            break
+    samples.extend(_sample(frame, start) for frame in video.codec_context.decode(None))
+    return samples
+
+
+def _decode_in_order(container, video, targets: list[int], start: int) -> list[FrameSample]:
+    video.codec_context.skip_frame = "NONREF"  # B-frames nobody refers to are not decoded
+    samples: list[FrameSample] = []
+    pending = list(targets)
+    for frame in container.decode(video):
+        if frame.pts is None or frame.pts < pending[0]:
+            continue
+        samples.append(_sample(frame, start))
+        while pending and pending[0] <= frame.pts:
+            pending.pop(0)
+        if not pending:
+            break
+    return samples
+
+
+def _sample(frame, start: int) -> FrameSample:
+    width, height = THUMB_SIZE
+    grey = frame.reformat(width=width, height=height, format="gray")
+    plane = grey.planes[0]
+    raw = bytes(plane)
+    if plane.line_size != width:  # rows padded for alignment
+        rows = (raw[r * plane.line_size :][:width] for r in range(height))
+        raw = b"".join(rows)
+    mean, spread = luma_stats(raw)
+    at_s = float((frame.pts - start) * frame.time_base) if frame.pts is not None else 0.0
+    return FrameSample(at_s=round(at_s, 3), luma_mean=mean, luma_spread=spread, thumb=raw)
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason, without the file path it quotes."""
+    reason = getattr(exc, "strerror", None) or type(exc).__name__
+    return str(reason)[:200]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
