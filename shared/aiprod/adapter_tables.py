@@ -45,7 +45,7 @@ def _live(name: str, settings: Settings, catalog: Catalog, clock) -> VideoBacken
         raise KeyError(f"no live adapter for backend {name!r}")
     adapter = _load(LIVE_BACKENDS[name])(settings.providers, catalog, settings.project)
     kept = _load("aiprod.adapters.kept_outputs:KeptOutputs")
-    return kept(adapter, settings.providers, settings.project)
+    return kept(adapter, settings.providers, settings.project, catalog)
 
 
 BACKEND_MODES = {"simulated": _simulated, "live": _live}  # by settings.provider_mode

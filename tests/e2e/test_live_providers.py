@@ -14,7 +14,7 @@ import pytest
 
 from aiprod import topology
 from aiprod.repositories import jobs as job_records
-from fakes.base import VIDEO, Reply
+from fakes.base import Reply
 from support import EventTap, jobs_terminal, statuses, wait_for
 
 pytestmark = pytest.mark.emulator
@@ -77,7 +77,8 @@ def test_a_runway_503_is_charged_its_hold_and_veo_renders_into_the_bucket(
     assert event["output_uri"] == f"gs://{fakes.bucket}/{name}"
     assert (event["backend"], doc["attempts"][-1]["cost_micros"]) == ("veo", VEO_COST)
     assert event["cost_micros"] == runway["cost_micros"] + VEO_COST  # the job's whole cost
-    assert storage_emulator.read(fakes.bucket, name) == VIDEO
+    veo_operation = doc["attempts"][-1]["provider_task_id"]
+    assert storage_emulator.read(fakes.bucket, name) == fakes.veo.video(veo_operation)
     assert storage_emulator.blob(fakes.bucket, name).metadata["job_id"] == JOB["job_id"]
 
     # AND no key or token reached any function's log

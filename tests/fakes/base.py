@@ -4,7 +4,10 @@ Each provider fake subclasses ``FakeServer`` with its real routes and JSON shape
 scripts it two ways: ``queue(route, Reply(...))`` answers the next calls of a route with canned
 replies (a 429, a 500, a hang, garbled JSON) before the fake's normal behaviour resumes, and
 each fake's own fields (how many polls before done, the final state) shape that behaviour.
-Output videos are served from ``/outputs/<name>`` unless ``outputs_gone`` is set (404) or
+Output videos are real clips made with PyAV (``support.media``), each shaped like what its
+task asked for (``clips``: task id → ``ClipSpec``), with the defect named in ``output_defect``
+(``black``, ``frozen``, ...) given to every task created while it is set. They are served
+from ``/outputs/<name>`` unless ``outputs_gone`` is set (404) or
 ``outputs_status`` names another answer (a 500), and input images a test puts in ``files``
 from ``/files/<name>`` (a ``Drip`` there is sent a few bytes at a time, slowly).
 
@@ -32,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 2048
+from support.media import ClipSpec, clip_bytes
 
 
 @dataclass
@@ -86,6 +89,8 @@ class FakeServer:
         self.outputs_status: int | None = None  # e.g. 500: the output URL answers that
         self.outputs_truncated = 0  # how many output downloads break half-way
         self.started: dict[str, Any] = {}  # provider task id → its state (``polls_left``)
+        self.clips: dict[str, ClipSpec] = {}  # provider task id → the video it renders
+        self.output_defect: str | None = None  # given to the tasks created while set
         self.files: dict[str, tuple[bytes, str]] = {}  # /files/<name> → (body, content type)
         self.drips: dict[str, Drip] = {}  # /files/<name> sent slowly
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
@@ -132,6 +137,13 @@ class FakeServer:
     def output_url(self, name: str) -> str:
         return f"{self.url}/outputs/{name}"
 
+    def shape(self, task_id: str, spec: ClipSpec) -> None:
+        """The video a new task renders, with the defect scripted now (``output_defect``)."""
+        self.clips[task_id] = replace(spec, defect=self.output_defect)
+
+    def video(self, task_id: str) -> bytes:
+        return clip_bytes(self.clips.get(task_id, ClipSpec()))
+
     def dispatch(self, request: Recorded) -> Reply:
         """The reply to one request (subclasses route; this serves the output files)."""
         if request.method == "GET" and request.path.startswith("/outputs/"):
@@ -143,7 +155,9 @@ class FakeServer:
             with self._lock:
                 broken = self.outputs_truncated > 0
                 self.outputs_truncated -= broken
-            return Reply(200, VIDEO, {"content-type": "video/mp4"}, truncated=broken)
+            task_id = request.path.removeprefix("/outputs/").removesuffix(".mp4")
+            video = self.video(task_id)
+            return Reply(200, video, {"content-type": "video/mp4"}, truncated=broken)
         name = request.path.removeprefix("/files/")
         if request.method == "GET" and name in self.files:
             body, content_type = self.files[name]

@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 
 from fakes.base import FakeServer, Recorded, Reply
+from support.media import ClipSpec, spec_for
 
 CREATE_PATH = re.compile(r"^/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions$")
 CREATED_AT = "2027-01-15T08:00:00.000000Z"
@@ -102,6 +103,7 @@ class ReplicateFake(FakeServer):
             return Reply(422, problem(422, "Input validation failed", "- input.prompt: required"))
         prediction = Prediction(str(uuid.uuid4()), model, model_input, self.polls_before_done)
         self.started[prediction.id] = prediction
+        self.shape(prediction.id, wan_clip(model_input))
         return Reply(201, self._json(prediction, "starting"))
 
     def _cancel(self, prediction: Prediction | None) -> Reply:
@@ -162,3 +164,12 @@ class ReplicateFake(FakeServer):
             "created_at": CREATED_AT,
             "urls": {"get": get, "cancel": f"{get}/cancel"},
         }
+
+
+def wan_clip(model_input: dict) -> ClipSpec:
+    """What a Wan model renders: ``num_frames`` at ``frames_per_second`` (81 at 16: 5.06 s),
+    in the asked resolution and ratio (an image's own ratio is taken as 16:9 here)."""
+    fps = int(model_input.get("frames_per_second", 16))
+    seconds = int(model_input.get("num_frames", 81)) / fps
+    resolution = model_input.get("resolution", "720p")
+    return spec_for(resolution, model_input.get("aspect_ratio", "16:9"), seconds, fps=fps)

@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 
 from fakes.base import FakeServer, Recorded, Reply
+from support.media import ClipSpec
 
 API_VERSION = "2024-11-06"
 CREATED_AT = "2027-01-15T08:00:00.000Z"
@@ -114,6 +115,8 @@ class RunwayFake(FakeServer):
         task = Task(str(uuid.uuid4()), body["model"], int(body.get("duration", 5)), 0)
         task.polls_left = self.polls_before_done
         self.started[task.id] = task
+        width, height = (int(n) for n in body["ratio"].split(":"))
+        self.shape(task.id, ClipSpec(width=width, height=height, duration_s=task.duration))
         credits = CREDITS_PER_S[task.model] * task.duration
         return Reply(200, {"id": task.id, "estimatedCost": {"credits": credits}})
 

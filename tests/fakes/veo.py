@@ -31,7 +31,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 
-from fakes.base import VIDEO, FakeServer, Recorded, Reply
+from fakes.base import FakeServer, Recorded, Reply
+from support.media import spec_for
 
 TOKEN = "ya29.fake-veo-access-token"
 MODEL_PATH = re.compile(
@@ -111,6 +112,9 @@ class VeoFake(FakeServer):
             return Reply(400, error_body(400, "INVALID_ARGUMENT", f"Invalid request: {problems}"))
         prefix = f"projects/{match['project']}/locations/{match['location']}"
         name = f"{prefix}/publishers/google/models/{match['model']}/operations/{uuid.uuid4()}"
+        audio = params.get("generateAudio", False)
+        shape = (params["resolution"], params["aspectRatio"], params["durationSeconds"], audio)
+        self.shape(name, spec_for(*shape))
         self.started[name] = Operation(
             name,
             params["storageUri"],
@@ -148,20 +152,20 @@ class VeoFake(FakeServer):
             response = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": reasons}
             return {"response": {"@type": kind, **response}}
         uri = operation.storage_uri.rstrip("/") + "/sample_0.mp4"
-        if self.final == "SUCCEEDED" and not self._write(uri):
+        if self.final == "SUCCEEDED" and not self._write(uri, self.video(operation.name)):
             operation.write_failed = True
             return {"error": {"code": 7, "message": f"Cannot write to {operation.storage_uri}"}}
         video = {"gcsUri": uri, "mimeType": "video/mp4"}
         return {"response": {"@type": kind, "videos": [video], "raiMediaFilteredCount": 0}}
 
-    def _write(self, uri: str) -> bool:
+    def _write(self, uri: str, video: bytes) -> bool:
         """Write the video into the bucket; False when the bucket refuses it."""
         if not self.storage_host:
             return True
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         query = urllib.parse.urlencode({"uploadType": "media", "name": name})
         url = f"{self.storage_host}/upload/storage/v1/b/{bucket}/o?{query}"
-        request = urllib.request.Request(url, data=VIDEO, method="POST")
+        request = urllib.request.Request(url, data=video, method="POST")
         request.add_header("content-type", "video/mp4")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

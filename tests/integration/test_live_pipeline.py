@@ -17,7 +17,7 @@ from aiprod.config import ProviderSettings
 from aiprod.domain import metric_set as m
 from aiprod.domain.policy import RetryPolicy
 from aiprod_tools.embedded import run_schedules
-from fakes.base import VIDEO, Reply
+from fakes.base import Reply
 from fakes.veo import error_body as veo_error
 
 
@@ -243,7 +243,8 @@ def test_a_download_broken_half_way_is_fetched_again_not_kept_truncated(live, fa
     assert job["status"] == "SUCCEEDED", attempts(job)
     assert len(fake.calls("GET", "/outputs/")) == 2
     name = job["output_uri"].removeprefix(f"gs://{fakes.bucket}/")
-    assert fakes.storage.read(fakes.bucket, name) == VIDEO
+    task_id = job["attempts"][-1]["provider_task_id"]
+    assert fakes.storage.read(fakes.bucket, name) == fake.video(task_id)
     assert creates(provider, fakes) == 1 and job["cost_micros"] == provider.cost
     p.assert_books_balanced()
 

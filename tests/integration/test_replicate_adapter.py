@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aiprod.domain.catalog import default_catalog
-from fakes.base import VIDEO, Reply
+from fakes.base import Reply
 from fakes.replicate import problem
 from support.live import live_backend, render, render_task
 
@@ -29,7 +29,8 @@ def test_a_prediction_is_kept_and_charged_per_output_second(
     assert done.result.error_class is None, done.result
     assert (done.looks, done.result.cost_micros) == (3, 100_000)
     assert done.result.output_uri == f"gs://{fakes.bucket}/videos/job-1/attempt-1.mp4"
-    assert storage_emulator.read(fakes.bucket, "videos/job-1/attempt-1.mp4") == VIDEO
+    kept = storage_emulator.read(fakes.bucket, "videos/job-1/attempt-1.mp4")
+    assert kept == fakes.replicate.video(done.task_id) and done.result.qa.passed
 
 
 def test_the_requests_match_replicates_wire_format(replicate, fakes):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aiprod.exceptions import ConfigError
-from fakes.base import VIDEO, Reply
+from fakes.base import Reply
 from support.live import live_backend, render, render_task
 
 TASK_JSON = {"content-type": "application/json"}
@@ -34,7 +34,10 @@ def test_a_text_render_is_created_polled_kept_and_charged_its_reported_credits(
     blob = storage_emulator.blob(fakes.bucket, "videos/job-1/attempt-1.mp4")
     assert blob.content_type == "video/mp4"
     assert blob.metadata["job_id"] == "job-1" and blob.metadata["provider_task_id"] == done.task_id
-    assert storage_emulator.read(fakes.bucket, "videos/job-1/attempt-1.mp4") == VIDEO
+    kept = storage_emulator.read(fakes.bucket, "videos/job-1/attempt-1.mp4")
+    assert kept == fakes.runway.video(done.task_id)
+    # AND it passed QA, recorded on the result and on the object
+    assert done.result.qa.passed and blob.metadata["qa"] == "passed"
 
 
 def test_the_requests_match_runways_wire_format(runway, fakes):

@@ -30,11 +30,19 @@ from google.auth import exceptions as auth_errors
 from google.cloud import storage
 from urllib3 import exceptions as urllib3_errors
 
+from aiprod.adapters.output_checks import (
+    MAX_OUTPUT_BYTES,
+    OutputChecker,
+    OutputTooLargeError,
+    spooled,
+)
 from aiprod.adapters.provider_base import LazyClient
 from aiprod.adapters.provider_common import failed, unkept
 from aiprod.config import ProviderSettings
 from aiprod.domain import taxonomy
+from aiprod.domain.catalog import Catalog
 from aiprod.domain.messages import RenderTask
+from aiprod.domain.qa_report import QaReport
 from aiprod.domain.spend_audit import ProviderDay, ProviderTask
 from aiprod.exceptions import ConfigError
 from aiprod.ports import ProviderResult, SpendSource, VideoBackend
@@ -52,9 +60,12 @@ class KeptOutputs(LazyClient, VideoBackend):
     """Wraps a provider adapter (any ``VideoBackend``); only a finished output passes
     through differently."""
 
-    def __init__(self, inner: VideoBackend, settings: ProviderSettings, project: str):
+    def __init__(
+        self, inner: VideoBackend, settings: ProviderSettings, project: str, catalog: Catalog
+    ):
         self.name = inner.name
         self._inner, self._settings, self._project = inner, settings, project
+        self._checker = OutputChecker(catalog)
 
     def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
         return self._inner.submit(task, before_send)
@@ -79,7 +90,7 @@ class KeptOutputs(LazyClient, VideoBackend):
             return result
         cost = result.cost_micros
         try:
-            uri = self._keep(result.output_uri, task, provider_task_id)
+            uri, report = self._keep(result.output_uri, task, provider_task_id)
         except OutputGoneError as exc:
             return failed(taxonomy.OUTPUT_UNAVAILABLE, exc, cost)
         except (ConfigError, gcs_errors.GoogleAPIError, auth_errors.GoogleAuthError) as exc:
@@ -89,9 +100,14 @@ class KeptOutputs(LazyClient, VideoBackend):
             # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
             return unkept(taxonomy.OUTPUT_UNAVAILABLE, _why("the output URL", exc), cost)
-        return dataclasses.replace(result, output_uri=uri)
+        if not report.passed:  # rendered (so charged), but not delivered: the job falls back
+            message = f"the output failed QA: {report.reason}"
+            return dataclasses.replace(failed(taxonomy.QA_FAILED, message, cost), qa=report)
+        return dataclasses.replace(result, output_uri=uri, qa=report)
 
-    def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> str:
+    def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> tuple[str, QaReport]:
+        """Keep the output and check it. A rejected output is kept too (labelled), so an
+        operator can look at what the provider sent; it is just never delivered."""
         bucket = self.client().bucket(self._settings.bucket())
         metadata = {
             "job_id": task.job_id,
@@ -101,9 +117,8 @@ class KeptOutputs(LazyClient, VideoBackend):
             "provider_task_id": provider_task_id,
         }
         if source.startswith("gs://"):
-            return self._adopt(bucket, source, metadata)
+            return self._adopt(bucket, source, metadata, task)
         blob = bucket.blob(object_name(task), chunk_size=CHUNK_BYTES)
-        blob.metadata = metadata
         with requests.get(source, stream=True, timeout=(10, 60)) as response:
             if response.status_code in GONE:
                 raise OutputGoneError(f"{task.backend} output URL answered {response.status_code}")
@@ -112,24 +127,45 @@ class KeptOutputs(LazyClient, VideoBackend):
             content_type = response.headers.get("content-type", "").split(";")[0]
             if not content_type.startswith("video/"):
                 content_type = "video/mp4"
-            blob.upload_from_file(response.raw, content_type=content_type)
+            try:
+                with spooled(response.raw) as file:
+                    report = self._checker.check_file(file.name, task)
+                    blob.metadata = {**metadata, **_labels(report)}
+                    file.seek(0)
+                    blob.upload_from_file(file, content_type=content_type)
+            except OutputTooLargeError:
+                return "", self._checker.too_large(task)
+        uri = f"gs://{bucket.name}/{blob.name}"
         log.info("output kept in the bucket", extra={"job_id": task.job_id, "size": blob.size})
-        return f"gs://{bucket.name}/{blob.name}"
+        return uri, report.model_copy(update={"checked_uri": uri})
 
-    def _adopt(self, bucket: Any, uri: str, metadata: dict[str, str]) -> str:
-        """A video the provider wrote into the bucket: it must be there; label it."""
+    def _adopt(
+        self, bucket: Any, uri: str, metadata: dict[str, str], task: RenderTask
+    ) -> tuple[str, QaReport]:
+        """A video the provider wrote into the bucket: it must be there; check it, label it."""
         bucket_name, _, name = uri.removeprefix("gs://").partition("/")
         if bucket_name != bucket.name:
             raise OutputGoneError(f"output {uri} is outside the bucket {bucket.name}")
         blob = bucket.get_blob(name)
         if blob is None:
             raise OutputGoneError(f"output {uri} is not in the bucket")
-        blob.metadata = {**(blob.metadata or {}), **metadata}
+        if (blob.size or 0) > MAX_OUTPUT_BYTES:
+            return uri, self._checker.too_large(task)
+        with spooled() as file:
+            blob.download_to_file(file)
+            file.flush()
+            report = self._checker.check_file(file.name, task)
+        blob.metadata = {**(blob.metadata or {}), **metadata, **_labels(report)}
         blob.patch()
-        return uri
+        return uri, report.model_copy(update={"checked_uri": uri})
 
     def _connect(self) -> Any:
         return storage.Client(project=self._project)
+
+
+def _labels(report: QaReport) -> dict[str, str]:
+    """The QA verdict on the object itself, for whoever finds it in the bucket."""
+    return {"qa": "passed" if report.passed else "failed", "qa_failed_checks": report.reason}
 
 
 def _why(where: str, exc: Exception) -> str:

@@ -1,0 +1,91 @@
+"""Checking a finished output before it is delivered (technical QA, then the optional
+semantic rating): the keeping adapter (``kept_outputs``) hands each output here as a local
+file, spooled from the provider's URL or read from the bucket.
+
+The file is the only copy held: it is written in chunks (never whole in memory) to a
+temporary file, bounded by ``MAX_OUTPUT_BYTES``, and deleted once the output is kept. On
+Cloud Functions the temporary folder is memory, so that bound is also the memory bound; a
+render function's memory setting (infra) leaves room for it. The probe (PyAV) is imported on
+the first check, not at cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from aiprod.domain.catalog import Catalog
+from aiprod.domain.messages import RenderTask
+from aiprod.domain.output_qa import Expectation, VideoFacts, assess, expectation_for
+from aiprod.domain.qa_report import QaReport
+
+log = logging.getLogger(__name__)
+MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # far past any clip we render (8 s 1080p: ~10-20 MB)
+READ_BYTES = 1024 * 1024
+
+
+class OutputTooLargeError(Exception):
+    """The provider sent more than ``MAX_OUTPUT_BYTES``: not a clip we asked for."""
+
+
+class OutputChecker:
+    """Technical checks of a file against what its task asked for."""
+
+    def __init__(self, catalog: Catalog):
+        self._catalog = catalog
+
+    def expectation(self, task: RenderTask) -> Expectation:
+        return expectation_for(task.request, self._catalog.model(task.backend, task.model))
+
+    def check_file(self, path: str, task: RenderTask) -> QaReport:
+        from aiprod.adapters.video_probe import probe  # PyAV: loaded on the first check
+
+        facts = probe(path)
+        report = assess(facts, self.expectation(task))
+        _log(report, facts, task)
+        return report
+
+    def too_large(self, task: RenderTask) -> QaReport:
+        facts = VideoFacts(error=f"larger than {MAX_OUTPUT_BYTES // 2**20} MiB")
+        report = assess(facts, self.expectation(task))
+        _log(report, facts, task)
+        return report
+
+
+@contextmanager
+def spooled(source: BinaryIO | None = None) -> Iterator[BinaryIO]:
+    """A temporary file (deleted on exit), filled from ``source`` in chunks when given."""
+    with tempfile.NamedTemporaryFile(prefix="aiprod-output-", suffix=".mp4") as handle:
+        if source is not None:
+            copy_bounded(source, handle)
+        handle.flush()
+        yield handle
+
+
+def copy_bounded(source: BinaryIO, target: BinaryIO, limit: int = MAX_OUTPUT_BYTES) -> int:
+    written = 0
+    while chunk := source.read(READ_BYTES):
+        written += len(chunk)
+        if written > limit:
+            raise OutputTooLargeError(f"output larger than {limit} bytes")
+        target.write(chunk)
+    return written
+
+
+def _log(report: QaReport, facts: VideoFacts, task: RenderTask) -> None:
+    context = {
+        "job_id": task.job_id,
+        "attempt": task.attempt,
+        "backend": task.backend,
+        "model": task.model,
+        "qa_passed": report.passed,
+        "qa_failed_checks": report.failed_checks,
+        "size_bytes": facts.size_bytes,
+    }
+    if report.passed:
+        log.info("output passed QA", extra=context)
+    else:
+        log.warning("output failed QA: %s", report.reason, extra=context)
