@@ -34,6 +34,9 @@ def probe(path: str) -> VideoFacts:
     except (av.FFmpegError, ValueError, OSError, IndexError, ZeroDivisionError) as exc:
         log.info("output did not decode: %s", type(exc).__name__)
         return VideoFacts(error=_why(exc), size_bytes=_size(path))
+    except Exception as exc:  # a file the probe cannot read is not delivered unchecked
+        log.exception("the probe failed on an output")
+        return VideoFacts(error=f"the probe failed: {type(exc).__name__}", size_bytes=_size(path))
 
 
 def _measure(container, size_bytes: int) -> VideoFacts:
@@ -115,11 +118,13 @@ def _decode_keyframes(container, video, chosen: set[int], start: int) -> list[Fr
         pts = packet.pts if packet.pts is not None else packet.dts
         if pts not in chosen:
             continue
-        samples.extend(_sample(frame, start) for frame in video.codec_context.decode(packet))
+        frames = video.codec_context.decode(packet)
+        samples.extend(_sample(frame, start, video.time_base) for frame in frames)
         chosen.discard(pts)
         if not chosen:
             break
-    samples.extend(_sample(frame, start) for frame in video.codec_context.decode(None))
+    frames = video.codec_context.decode(None)  # what the decoder still holds
+    samples.extend(_sample(frame, start, video.time_base) for frame in frames)
     return samples
 
 
@@ -130,7 +135,7 @@ def _decode_in_order(container, video, targets: list[int], start: int) -> list[F
     for frame in container.decode(video):
         if frame.pts is None or frame.pts < pending[0]:
             continue
-        samples.append(_sample(frame, start))
+        samples.append(_sample(frame, start, video.time_base))
         while pending and pending[0] <= frame.pts:
             pending.pop(0)
         if not pending:
@@ -138,7 +143,7 @@ def _decode_in_order(container, video, targets: list[int], start: int) -> list[F
     return samples
 
 
-def _sample(frame, start: int) -> FrameSample:
+def _sample(frame, start: int, time_base: Fraction) -> FrameSample:
     width, height = THUMB_SIZE
     grey = frame.reformat(width=width, height=height, format="gray")
     plane = grey.planes[0]
@@ -147,7 +152,7 @@ def _sample(frame, start: int) -> FrameSample:
         rows = (raw[r * plane.line_size :][:width] for r in range(height))
         raw = b"".join(rows)
     mean, spread = luma_stats(raw)
-    at_s = float((frame.pts - start) * frame.time_base) if frame.pts is not None else 0.0
+    at_s = float((frame.pts - start) * time_base) if frame.pts is not None else 0.0
     return FrameSample(at_s=round(at_s, 3), luma_mean=mean, luma_spread=spread, thumb=raw)
 
 
