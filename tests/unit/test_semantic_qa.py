@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from aiprod.config import Settings
+from aiprod.domain.budget import BudgetTotals, Thresholds
+from aiprod.domain.catalog import default_catalog
+from aiprod.domain.messages import JobRequest
 from aiprod.domain.qa_report import QaCheck, QaReport
+from aiprod.domain.selection import candidates, plan_route
 from aiprod.domain.semantic_qa import (
     BELOW_THRESHOLD,
     PRICES,
@@ -27,6 +31,7 @@ from aiprod.exceptions import ConfigError
 
 PASSED = QaReport(passed=True, checks=[QaCheck(name="decodes", passed=True)], score=1.0)
 ON = SemanticQa(mode="gemini", policy="fallback")
+CATALOG = default_catalog()
 
 
 def test_semantic_qa_is_off_unless_configured_and_flags_by_default():
@@ -128,3 +133,32 @@ def test_a_failed_rating_keeps_the_technical_verdict_and_says_why():
     report = rated(PASSED, failed, ON)
     assert (report.passed, report.score, report.semantic_score) == (True, 1.0, None)
     assert (report.semantic_error, report.semantic_cost_micros) == ("gemini HTTP 500", 3_000)
+
+
+def test_every_step_of_the_chain_holds_the_render_price_plus_the_rating():
+    # GIVEN semantic QA on, and an 8 s job
+    request = JobRequest(job_id="j", prompt="p", duration_s=8)
+    extra = qa_hold_micros(ON, 8)
+    budget = [BudgetTotals("global", "2027-01-15", 100_000_000)]
+
+    # WHEN its route is planned with the rating's hold
+    plan = plan_route(request, CATALOG, {}, budget, Thresholds(), 0.0, extra)
+
+    # THEN each step (and so each fallback attempt) holds its render price plus the estimate
+    assert plan.chain and plan.first is not None
+    for step in plan.chain:
+        price = CATALOG.model(step.backend, step.model).price_for("720p", 8)
+        assert step.hold_micros == price + extra
+
+
+def test_max_cost_covers_the_rating_too():
+    # GIVEN a cap exactly at the cheapest render's price: affordable without QA, not with it
+    plain = candidates(JobRequest(job_id="j", prompt="p"), CATALOG)
+    cheapest = min(plain, key=lambda c: c.hold_micros)
+    request = JobRequest(job_id="j", prompt="p", max_cost_usd=cheapest.hold_micros / 1e6)
+    model = (cheapest.backend, cheapest.model)
+
+    # THEN that model is a candidate without the rating, and not once its estimate is held
+    assert model in [(c.backend, c.model) for c in candidates(request, CATALOG)]
+    rated_too = candidates(request, CATALOG, qa_hold_micros(ON, 5))
+    assert model not in [(c.backend, c.model) for c in rated_too]
