@@ -28,6 +28,8 @@ LIVE_BACKENDS: dict[str, str] = {
     "replicate": "aiprod.adapters.replicate:ReplicateBackend",
 }
 
+SEMANTIC_RATERS = {"gemini": "aiprod.adapters.gemini_qa:GeminiRater"}  # by AIPROD_QA_SEMANTIC
+
 
 def _load(target: str):
     module, _, attribute = target.partition(":")
@@ -45,7 +47,11 @@ def _live(name: str, settings: Settings, catalog: Catalog, clock) -> VideoBacken
         raise KeyError(f"no live adapter for backend {name!r}")
     adapter = _load(LIVE_BACKENDS[name])(settings.providers, catalog, settings.project)
     kept = _load("aiprod.adapters.kept_outputs:KeptOutputs")
-    return kept(adapter, settings.providers, settings.project, catalog)
+    rater = None
+    if settings.providers.semantic_qa.on:  # google-genai is loaded on the first rating
+        rater = _load(SEMANTIC_RATERS[settings.providers.semantic_qa.mode])
+        rater = rater(settings.providers, settings.project)
+    return kept(adapter, settings.providers, settings.project, catalog, rater)
 
 
 BACKEND_MODES = {"simulated": _simulated, "live": _live}  # by settings.provider_mode

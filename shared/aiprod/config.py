@@ -8,26 +8,26 @@ environment variables in deployment), so they never sit in a settings object or 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiprod.domain.budget import Thresholds
 from aiprod.domain.image_uris import bucket_names
-from aiprod.domain.money import MoneyFormatError, parse_usd
 from aiprod.domain.policy import RetryPolicy
 from aiprod.domain.retention import DAY_S, Retention
+from aiprod.domain.semantic_qa import SemanticQa
 from aiprod.exceptions import ConfigError
+from aiprod.setting_values import budget_thresholds as _thresholds
+from aiprod.setting_values import choice as _choice
+from aiprod.setting_values import json_object as _json
+from aiprod.setting_values import number as _float
+from aiprod.setting_values import semantic_qa as _semantic_qa
+from aiprod.setting_values import time_zone as _zone
+from aiprod.setting_values import usd_or_none as _usd_or_none
+from aiprod.setting_values import usd_to_micros
 
-
-def usd_to_micros(text: str, name: str) -> int:
-    """A USD setting as micro-USD, or a ConfigError naming the variable (not its value)."""
-    try:
-        return parse_usd(text)
-    except MoneyFormatError as exc:
-        raise ConfigError(f"{name} {exc}") from exc
+__all__ = ["ProviderSettings", "Settings", "secret", "usd_to_micros"]
 
 
 # Where each provider's API key is read from (the names the SDKs themselves use).
@@ -82,6 +82,7 @@ class ProviderSettings:
     veo_base_url: str | None = None
     veo_project: str | None = None  # defaults to the settings' project
     veo_location: str = "us-central1"
+    semantic_qa: SemanticQa = field(default_factory=SemanticQa)  # off unless configured
 
     @classmethod
     def from_env(cls, get) -> ProviderSettings:
@@ -95,6 +96,7 @@ class ProviderSettings:
             veo_base_url=get("AIPROD_VEO_BASE_URL") or None,
             veo_project=get("AIPROD_VEO_PROJECT") or None,
             veo_location=get("AIPROD_VEO_LOCATION") or cls.veo_location,
+            semantic_qa=_semantic_qa(get),
         )
 
     def bucket(self) -> str:
@@ -164,11 +166,7 @@ class Settings:
             global_limit_micros=usd_to_micros(
                 get("AIPROD_DAILY_BUDGET_USD", "100"), "AIPROD_DAILY_BUDGET_USD"
             ),
-            tenant_limit_micros=(
-                usd_to_micros(get("AIPROD_TENANT_BUDGET_USD", ""), "AIPROD_TENANT_BUDGET_USD")
-                if get("AIPROD_TENANT_BUDGET_USD")
-                else None
-            ),
+            tenant_limit_micros=_usd_or_none(get, "AIPROD_TENANT_BUDGET_USD"),
             tenant_limits={
                 k: usd_to_micros(str(v), "AIPROD_TENANT_BUDGETS_USD") for k, v in tenants.items()
             },
@@ -202,49 +200,3 @@ class Settings:
                 _float(get, "AIPROD_LEDGER_RETENTION_DAYS", 400.0) * DAY_S,
             ),
         )
-
-
-def _zone(name: str) -> str:
-    """An IANA zone the budget day can follow, checked at start-up: a bad name would
-    otherwise fail every message that takes a hold."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"AIPROD_BUDGET_TIMEZONE {name!r} is not an IANA time zone") from exc
-    return name
-
-
-def _thresholds(warning: float, critical: float) -> Thresholds:
-    if not 0 < warning <= critical <= 1:
-        raise ConfigError(
-            "AIPROD_BUDGET_WARNING and AIPROD_BUDGET_CRITICAL must satisfy "
-            f"0 < warning <= critical <= 1 (got {warning} and {critical})"
-        )
-    return Thresholds(warning=warning, critical=critical)
-
-
-def _float(get, name: str, default: float | None) -> float | None:
-    raw = get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number") from exc
-
-
-def _choice(get, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = (get(name) or default).strip().lower()
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
-    return value
-
-
-def _json(raw: str, name: str) -> dict:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{name} must be a JSON object") from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a JSON object")
-    return value

@@ -7,7 +7,12 @@ Like Veo, a finished render is written into the caller's bucket at ``storageUri`
 ``sample_0.mp4`` (through the storage emulator's JSON API, when ``storage_host`` is set). It
 accepts only ``Authorization: Bearer TOKEN``: the adapter gets that token through its real
 Application Default Credentials path, from an ``authorized_user`` file that carries it with a
-far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``, ``cancel``.
+far expiry (see ``fixtures``). Routes for ``queue``: ``create``, ``operation``, ``cancel``,
+``rate``.
+
+Gemini's ``...:generateContent`` on the same endpoint is the semantic rating of an output: it
+answers ``semantic_score`` as Gemini would (a candidate whose text is the JSON rating, the
+usage in ``usageMetadata``), or ``rating_text`` verbatim; ``ratings()`` are the requests.
 
 ``POST /v1/{operation name}:cancel`` is Vertex AI's operation cancel (google.longrunning:
 the operation then ends with error code 1, CANCELLED); every call is recorded in
@@ -37,7 +42,8 @@ from support.media import spec_for
 TOKEN = "ya29.fake-veo-access-token"
 MODEL_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/publishers/google/models/(?P<model>[^/:]+):(?P<verb>predictLongRunning|fetchPredictOperation)$"
+    r"/publishers/google/models/(?P<model>[^/:]+)"
+    r":(?P<verb>predictLongRunning|fetchPredictOperation|generateContent)$"
 )
 PRICES = {  # micro-USD per output second, by resolution
     "veo-3.1-generate-001": {"720p": 400_000, "1080p": 400_000},
@@ -45,6 +51,10 @@ PRICES = {  # micro-USD per output second, by resolution
 }
 CANCEL_PATH = re.compile(r"^/v1/(?P<name>projects/[^:]+/operations/[^/:]+):cancel$")
 MODELS = set(PRICES)
+# What a rating reports using (``usageMetadata``): an 8 s clip at 258 frame tokens a second,
+# 32 audio tokens a second, the rubric and prompt; and a one-sentence answer.
+RATING_PROMPT_TOKENS = {"VIDEO": 2_064, "AUDIO": 256, "TEXT": 310}
+RATING_OUTPUT_TOKENS = 24
 BILLED = frozenset({"SUCCEEDED", "NO_OBJECT"})
 SAFETY_REASON = (
     "Veo could not generate videos because the input image violates Vertex AI's usage "
@@ -77,6 +87,9 @@ class VeoFake(FakeServer):
         self.error = {"code": 13, "message": "Internal error while generating the video."}
         self.started: dict[str, Operation] = {}
         self.cancelled: list[str] = []  # operation names, one per POST {name}:cancel
+        self.semantic_score: float = 0.9  # what a rating (generateContent) answers
+        self.rating_text: str | None = None  # answered verbatim instead (a malformed answer)
+        self.rating_usage = True  # False: the answer carries no usageMetadata
 
     def dispatch(self, request: Recorded) -> Reply:
         cancel = CANCEL_PATH.match(request.path.split("?")[0])
@@ -88,6 +101,8 @@ class VeoFake(FakeServer):
             return super().dispatch(request)
         if request.header("authorization") != f"Bearer {TOKEN}":
             return Reply(401, error_body(401, "UNAUTHENTICATED", "Invalid credentials."))
+        if match["verb"] == "generateContent":
+            return self.answer("rate", lambda: self._rate(match["model"], request.json() or {}))
         if match["verb"] == "predictLongRunning":
             return self.answer("create", lambda: self._create(match, request.json() or {}))
         return self.answer("operation", lambda: self._operation(request.json() or {}))
@@ -133,6 +148,37 @@ class VeoFake(FakeServer):
             operation.polls_left -= 1
             return Reply(200, {"name": operation.name, "done": False, "metadata": {}})
         return Reply(200, {"name": operation.name, "done": True, **self._result(operation)})
+
+    def ratings(self) -> list[Recorded]:
+        """The rating requests (``generateContent``) received, in order."""
+        return [r for r in self.calls("POST") if r.path.endswith(":generateContent")]
+
+    def _rate(self, model: str, body: dict) -> Reply:
+        """Gemini's answer: one candidate whose text is the JSON rating, and the usage. A
+        request without a ``gs://`` video (``fileData``, in either JSON spelling) is refused."""
+        parts = [p for c in body.get("contents") or [] for p in c.get("parts") or []]
+        files = [p["fileData"] for p in parts if "fileData" in p]
+        uris = [f.get("fileUri") or f.get("file_uri") or "" for f in files]
+        if not uris or not all(u.startswith("gs://") for u in uris):
+            return Reply(400, error_body(400, "INVALID_ARGUMENT", "Request contains no video."))
+        answer = {"score": self.semantic_score, "reasons": "the boat and the rain are shown"}
+        text = self.rating_text if self.rating_text is not None else json.dumps(answer)
+        body: dict = {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+            ],
+            "modelVersion": model,
+        }
+        if self.rating_usage:
+            prompt = sum(RATING_PROMPT_TOKENS.values())
+            details = [{"modality": k, "tokenCount": v} for k, v in RATING_PROMPT_TOKENS.items()]
+            body["usageMetadata"] = {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": RATING_OUTPUT_TOKENS,
+                "totalTokenCount": prompt + RATING_OUTPUT_TOKENS,
+                "promptTokensDetails": details,
+            }
+        return Reply(200, body)
 
     def _cancel(self, name: str) -> Reply:
         operation = self.started.get(name)

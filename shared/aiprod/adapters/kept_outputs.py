@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from google.api_core import exceptions as gcs_errors
@@ -43,6 +43,7 @@ from aiprod.domain import taxonomy
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.messages import RenderTask
 from aiprod.domain.qa_report import QaReport
+from aiprod.domain.semantic_qa import Rating, rated
 from aiprod.domain.spend_audit import ProviderDay, ProviderTask
 from aiprod.exceptions import ConfigError
 from aiprod.ports import ProviderResult, SpendSource, VideoBackend
@@ -50,6 +51,10 @@ from aiprod.ports import ProviderResult, SpendSource, VideoBackend
 log = logging.getLogger(__name__)
 GONE = frozenset({403, 404, 410})
 CHUNK_BYTES = 8 * 1024 * 1024  # resumable upload chunk: the most held in memory at once
+
+
+class Rater(Protocol):
+    def rate(self, gs_uri: str, task: RenderTask) -> Rating: ...
 
 
 class OutputGoneError(Exception):
@@ -61,11 +66,16 @@ class KeptOutputs(LazyClient, VideoBackend):
     through differently."""
 
     def __init__(
-        self, inner: VideoBackend, settings: ProviderSettings, project: str, catalog: Catalog
+        self,
+        inner: VideoBackend,
+        settings: ProviderSettings,
+        project: str,
+        catalog: Catalog,
+        rater: Rater | None = None,  # the semantic rating, when AIPROD_QA_SEMANTIC is on
     ):
         self.name = inner.name
         self._inner, self._settings, self._project = inner, settings, project
-        self._checker = OutputChecker(catalog)
+        self._checker, self._rater = OutputChecker(catalog), rater
 
     def submit(self, task: RenderTask, before_send: Callable[[], None] | None = None) -> str:
         return self._inner.submit(task, before_send)
@@ -100,10 +110,14 @@ class KeptOutputs(LazyClient, VideoBackend):
             # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
             return unkept(taxonomy.OUTPUT_UNAVAILABLE, _why("the output URL", exc), cost)
+        if report.passed and self._rater is not None:  # read from the bucket, so kept first
+            rating = self._rater.rate(uri, task)
+            report = rated(report, rating, self._settings.semantic_qa)
+            cost += rating.cost_micros  # charged with the render, on the job's scopes
         if not report.passed:  # rendered (so charged), but not delivered: the job falls back
             message = f"the output failed QA: {report.reason}"
             return dataclasses.replace(failed(taxonomy.QA_FAILED, message, cost), qa=report)
-        return dataclasses.replace(result, output_uri=uri, qa=report)
+        return dataclasses.replace(result, output_uri=uri, cost_micros=cost, qa=report)
 
     def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> tuple[str, QaReport]:
         """Keep the output and check it. A rejected output is kept too (labelled), so an

@@ -27,6 +27,7 @@ class QaReport(BaseModel):
     semantic_score: float | None = None
     semantic_model: str | None = None
     semantic_cost_micros: int = 0
+    semantic_error: str = ""  # why a semantic rating is missing (delivered on technical QA)
     flagged: bool = False  # delivered below the semantic threshold (AIPROD_QA_POLICY=flag)
     checked_uri: str | None = None  # the object that was checked (kept even when rejected)
 

@@ -58,8 +58,10 @@ def _fits_request(spec: ModelSpec, request: JobRequest) -> bool:
     )
 
 
-def candidates(request: JobRequest, catalog: Catalog) -> list[Candidate]:
-    """The best capable, priced, affordable model of each allowed backend."""
+def candidates(request: JobRequest, catalog: Catalog, qa_hold: int = 0) -> list[Candidate]:
+    """The best capable, priced, affordable model of each allowed backend. Each hold is the
+    render's price plus ``qa_hold``, what rating the output may cost (``semantic_qa``): the
+    user's ``max_cost_usd`` covers both, as both are charged."""
     allowed = set(request.backends) if request.backends else set(catalog.backends)
     limit = request.max_cost_micros
     found: list[Candidate] = []
@@ -68,9 +70,10 @@ def candidates(request: JobRequest, catalog: Catalog) -> list[Candidate]:
             continue
         options = []
         for name, spec in catalog.backends[backend].models.items():
-            hold = spec.price_for(request.resolution, request.duration_s)
-            if hold is None or not _fits_request(spec, request):
+            price = spec.price_for(request.resolution, request.duration_s)
+            if price is None or not _fits_request(spec, request):
                 continue  # unpriced means refused, never free
+            hold = price + qa_hold
             if limit is not None and hold > limit:
                 continue
             rank = catalog.rank(backend)
@@ -89,13 +92,14 @@ def plan_route(
     entries: list[BudgetTotals],
     thresholds: Thresholds,
     now: float,
+    qa_hold: int = 0,
 ) -> Plan:
     """Admission for a new job: known backend names, capability, circuit state, then the
     budget policy."""
     unknown = catalog.unknown_backends(request.backends)
     if unknown:
         return Plan(rejection=RejectReason.INVALID, message=_unknown_message(unknown, catalog))
-    capable = candidates(request, catalog)
+    capable = candidates(request, catalog, qa_hold)
     if not capable:
         return Plan(
             rejection=RejectReason.NO_CAPABLE_BACKEND,

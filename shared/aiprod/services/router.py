@@ -19,6 +19,7 @@ from aiprod.domain.jobs import Job, JobStatus, new_job
 from aiprod.domain.messages import IMAGE_BUCKETS, JobEvent, JobRequest, RejectReason
 from aiprod.domain.payloads import raw_payload_hash
 from aiprod.domain.selection import plan_route
+from aiprod.domain.semantic_qa import qa_hold_micros
 from aiprod.domain.tenants import Channel, TenantRefused
 from aiprod.faults import checkpoint
 from aiprod.repositories import jobs
@@ -93,7 +94,9 @@ class Router:
             return _admitted(existing, False, refused)
         circuits = dict(circuits)
         self._health.refresh_for_probe(tx, circuits, now)
-        plan = plan_route(request, self._catalog, circuits, budget, self._settings.thresholds, now)
+        qa_hold = qa_hold_micros(self._settings.providers.semantic_qa, request.duration_s)
+        thresholds = self._settings.thresholds
+        plan = plan_route(request, self._catalog, circuits, budget, thresholds, now, qa_hold)
         body = request.model_dump(mode="json")
         if plan.first is None:
             job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)

@@ -180,7 +180,7 @@ def _books(provider: str, day: str, scanned: list[Job], charged) -> tuple[rules.
         for attempt in (a for a in job.attempts if a.backend == provider):
             # a pending late task is charged by the reconciler when it finishes: open until then
             pending = attempt.holds_budget or attempt.late_task_lease is not None
-            seen = rules.Recorded(pending, attempt.cost_micros, attempt.hold_micros)
+            seen = rules.Recorded(pending, provider_cost(attempt), attempt.hold_micros)
             for key in task_keys(job, attempt):
                 attempts[key] = seen
             if attempt.provider_task_id and not seen.open and not seen.cost_micros:
@@ -195,6 +195,13 @@ def _books(provider: str, day: str, scanned: list[Job], charged) -> tuple[rules.
         holds.sort()
     mine = {c.charge_id: c.amount_micros for c in charged if c.provider == provider}
     return rules.Books(attempts, recorded, mine, estimates), stored
+
+
+def provider_cost(attempt: Attempt) -> int:
+    """What the attempt recorded for the provider's render: its cost less the semantic
+    rating's (Gemini's, charged with it but never on this provider's bill)."""
+    qa = attempt.outcome.qa if attempt.outcome else None
+    return attempt.cost_micros - (qa.semantic_cost_micros if qa else 0)
 
 
 def task_keys(job: Job, attempt: Attempt) -> list[str]:
