@@ -1,7 +1,10 @@
 """Which backends may render a job, in what order, and which one gets the next attempt.
 
-Pure: the catalog, circuit states and ledger entries come in as values. Each backend appears
-at most once in a chain (with its best model for the job), so fallback can never cycle.
+Pure: the catalog, circuit states, observed quality and ledger entries come in as values.
+Each backend appears at most once in a chain (with its best model for the job), so fallback
+can never cycle. A model's quality is its catalog prior blended with what its checked outputs
+measured (``observed_quality.blended``): ``quality_min`` and the QUALITY ordering use the
+blend, so a model whose outputs degrade stops being chosen for a floor it no longer meets.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from aiprod.domain.catalog import Catalog, ModelSpec
 from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import ChainStep
 from aiprod.domain.messages import JobRequest, Priority, RejectReason
+from aiprod.domain.observed_quality import ObservedBook, blended, lookup
 
 
 @dataclass(frozen=True)
@@ -48,18 +52,21 @@ ORDERINGS = {
 }
 
 
-def _fits_request(spec: ModelSpec, request: JobRequest) -> bool:
+def _fits_request(spec: ModelSpec, request: JobRequest, quality: float) -> bool:
     return (
         request.input_kind in spec.inputs
         and request.duration_s in spec.durations_s
         and request.aspect_ratio in spec.aspect_ratios
         and request.resolution in spec.resolutions
-        and spec.quality >= request.quality_min
+        and quality >= request.quality_min
     )
 
 
-def candidates(request: JobRequest, catalog: Catalog) -> list[Candidate]:
-    """The best capable, priced, affordable model of each allowed backend."""
+def candidates(
+    request: JobRequest, catalog: Catalog, observed: ObservedBook | None = None, now: float = 0.0
+) -> list[Candidate]:
+    """The best capable, priced, affordable model of each allowed backend, at its blended
+    quality (the catalog's alone when nothing was observed)."""
     allowed = set(request.backends) if request.backends else set(catalog.backends)
     limit = request.max_cost_micros
     found: list[Candidate] = []
@@ -69,14 +76,13 @@ def candidates(request: JobRequest, catalog: Catalog) -> list[Candidate]:
         options = []
         for name, spec in catalog.backends[backend].models.items():
             hold = spec.price_for(request.resolution, request.duration_s)
-            if hold is None or not _fits_request(spec, request):
+            quality = blended(spec.quality, lookup(observed, backend, name), now)
+            if hold is None or not _fits_request(spec, request, quality):
                 continue  # unpriced means refused, never free
             if limit is not None and hold > limit:
                 continue
             rank = catalog.rank(backend)
-            options.append(
-                Candidate(backend, name, hold, spec.quality, spec.typical_latency_s, rank)
-            )
+            options.append(Candidate(backend, name, hold, quality, spec.typical_latency_s, rank))
         if options:
             found.append(min(options, key=ORDERINGS[request.priority]))
     return found
@@ -89,13 +95,14 @@ def plan_route(
     entries: list[BudgetTotals],
     thresholds: Thresholds,
     now: float,
+    observed: ObservedBook | None = None,
 ) -> Plan:
-    """Admission for a new job: known backend names, capability, circuit state, then the
-    budget policy."""
+    """Admission for a new job: known backend names, capability (at the blended quality),
+    circuit state, then the budget policy."""
     unknown = catalog.unknown_backends(request.backends)
     if unknown:
         return Plan(rejection=RejectReason.INVALID, message=_unknown_message(unknown, catalog))
-    capable = candidates(request, catalog)
+    capable = candidates(request, catalog, observed, now)
     if not capable:
         return Plan(
             rejection=RejectReason.NO_CAPABLE_BACKEND,
