@@ -114,7 +114,7 @@ class App:
 
     @built_once
     def telemetry(self) -> Telemetry:
-        return Telemetry(self.metrics, self.catalog)
+        return Telemetry(self.metrics)
 
     @built_once
     def health(self) -> HealthBook:

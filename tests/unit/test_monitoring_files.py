@@ -163,3 +163,29 @@ def test_alert_thresholds_are_the_product_policy():
     assert thresholds("backend_errors") == [5]
     latency = load(MONITORING / "slo" / "latency.json")
     assert latency["goal"] == 0.95
+
+
+def test_the_quality_alert_and_slo_read_measured_quality():
+    # the alert: mean of the measured score per backend (a whole-fleet mean would hide one
+    # backend's broken outputs behind the others')
+    [condition] = load(MONITORING / "alerts" / "quality_low.json")["conditions"]
+    threshold = condition["conditionThreshold"]
+    assert m.QUALITY.type in threshold["filter"]
+    [aggregation] = threshold["aggregations"]
+    assert aggregation["crossSeriesReducer"] == "REDUCE_MEAN"
+    assert aggregation["groupByFields"] == ["metric.label.backend"]
+    # the SLO: completed jobs whose delivered output was checked (n/a: not measured)
+    ratio = load(MONITORING / "slo" / "quality.json")["serviceLevelIndicator"]
+    ratio = ratio["requestBased"]["goodTotalRatio"]
+    assert 'quality_met="true"' in ratio["goodServiceFilter"]
+    assert 'quality_met=one_of("true", "false")' in ratio["totalServiceFilter"]
+
+
+def test_the_dashboard_shows_measured_quality_and_rejections_per_backend():
+    shown = {
+        metric_type: group_by
+        for text, group_by in filters(load(DASHBOARD))
+        for metric_type in METRIC_TYPE.findall(text)
+    }
+    assert "metric.label.backend" in shown[m.QUALITY.type]
+    assert "metric.label.check" in shown[m.QUALITY_REJECTED.type]

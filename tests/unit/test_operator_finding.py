@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from aiprod.repositories import operator_audit
+from aiprod.domain.observed_quality import Observed, blended
+from aiprod.repositories import circuits, operator_audit
 from aiprod_tools import cli
 from aiprod_tools.cli import context, listing
 from support.scenarios import TEXT
@@ -149,3 +150,22 @@ def test_an_override_of_no_circuit_is_refused(pipeline, run_cli):
     status, _, err = run_cli(p.app, "circuits", "--close", "midjourney")
     assert status == 1 and "no circuit 'midjourney'" in err
     assert operator_audit.since(p.store, 0.0) == []
+
+
+def test_circuits_show_each_models_measured_and_blended_quality(pipeline, run_cli):
+    # GIVEN runway's gen4.5 (catalog 0.95) with one checked output, rejected
+    p = pipeline()
+    seen = Observed().record(0.0, p.app.clock())
+    p.store.run_transaction(lambda tx: circuits.save_quality(tx, "runway", {"gen4.5": seen}))
+
+    status, out, _ = run_cli(p.app, "circuits", "--json")
+
+    # THEN every catalog model is listed; the observed one with its measurement and blend
+    rows = {(r["backend"], r["model"]): r for r in json.loads(out)["quality"]}
+    assert status == 0 and len(rows) == sum(len(b.models) for b in p.app.catalog.backends.values())
+    gen45 = rows[("runway", "gen4.5")]
+    assert (gen45["catalog"], gen45["measured"], gen45["outputs"]) == (0.95, 0.0, 1.0)
+    assert gen45["blended"] == blended(0.95, seen, p.app.clock()) < 0.95
+    veo = rows[("veo", "veo-3.1-generate-001")]
+    assert (veo["measured"], veo["blended"]) == (None, veo["catalog"])
+    assert "blended" in run_cli(p.app, "circuits")[1]

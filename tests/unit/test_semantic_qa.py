@@ -142,7 +142,7 @@ def test_every_step_of_the_chain_holds_the_render_price_plus_the_rating():
     budget = [BudgetTotals("global", "2027-01-15", 100_000_000)]
 
     # WHEN its route is planned with the rating's hold
-    plan = plan_route(request, CATALOG, {}, budget, Thresholds(), 0.0, extra)
+    plan = plan_route(request, CATALOG, {}, budget, Thresholds(), 0.0, qa_hold=extra)
 
     # THEN each step (and so each fallback attempt) holds its render price plus the estimate
     assert plan.chain and plan.first is not None
@@ -160,5 +160,5 @@ def test_max_cost_covers_the_rating_too():
 
     # THEN that model is a candidate without the rating, and not once its estimate is held
     assert model in [(c.backend, c.model) for c in candidates(request, CATALOG)]
-    rated_too = candidates(request, CATALOG, qa_hold_micros(ON, 5))
+    rated_too = candidates(request, CATALOG, qa_hold=qa_hold_micros(ON, 5))
     assert model not in [(c.backend, c.model) for c in rated_too]

@@ -36,14 +36,14 @@ def test_a_job_that_falls_back_is_counted_once_at_each_step(pipeline):
     job = p.job("t1")
     first, last = (a["backend"] for a in job["attempts"])
     assert (first, job["status"]) == ("runway", "SUCCEEDED")
-    quality = p.app.catalog.model(last, job["attempts"][-1]["model"]).quality
     assert total(p, m.JOBS_ACCEPTED, backend="runway") == 1
     assert total(p, m.BACKEND_REQUESTS) == 2
     assert total(p, m.BACKEND_ERRORS, backend="runway", error_class="FALLBACK") == 1
     assert total(p, m.FALLBACKS, from_backend="runway", to_backend=last) == 1
     finished = {"status": "completed", "backend": last, "within_latency_target": "true"}
-    assert total(p, m.JOBS_FINISHED, **finished, quality_met="true") == 1
-    assert metrics(p).values(m.QUALITY, backend=last) == [quality]
+    # the simulated backend's outputs are not checked: no measured quality, none assumed
+    assert total(p, m.JOBS_FINISHED, **finished, quality_met="n/a") == 1
+    assert metrics(p).values(m.QUALITY) == []
     assert total(p, m.BACKEND_COST) == pytest.approx(job["cost_micros"] / 1e6)
     assert metrics(p).values(m.JOB_COST, backend=last) == [job["cost_micros"] / 1e6]
     minutes = job["request"]["duration_s"] / 60

@@ -73,6 +73,7 @@ class Metric:
 
 
 BACKEND = ("backend", "Provider: runway, veo or replicate")
+MODEL = ("model", "The backend's model, as the catalog names it")
 SCOPE = ("scope", "Budget scope: global or tenant:<name>")
 STATUS = ("status", "completed or failed (jobs); succeeded or failed (renders)")
 SECONDS = Buckets(scale=0.1, growth=1.25, count=48)  # 0.1 s .. about 11 hours
@@ -104,7 +105,11 @@ JOBS_FINISHED = _counter(
     ("backend", "The last backend tried (none when no attempt ran)"),
     ("reason", "Why a job failed (none when it completed)"),
     ("within_latency_target", f"true when it finished within {LATENCY_TARGET_S:.0f} s"),
-    ("quality_met", f"true when completed at quality >= {QUALITY_FLOOR}; n/a when failed"),
+    (
+        "quality_met",
+        f"true when the delivered output measured quality >= {QUALITY_FLOOR}; "
+        "n/a when failed, cancelled or not checked",
+    ),
 )
 PIPELINE_DURATION = _distribution(
     "pipeline/duration", "From admission to completion or failure", "s", SECONDS, STATUS
@@ -152,7 +157,19 @@ CIRCUIT_STATE = _gauge(
     "backend/circuit_state", "Circuit breaker: 0 closed, 1 probing, 2 open (cooling down)", BACKEND
 )
 QUALITY = _distribution(
-    "quality/score", "Catalog quality of the model that completed a job", "1", SCORE, BACKEND
+    "quality/score",
+    "Measured quality of each checked output, 0..1 (0: rejected by a technical check)",
+    "1",
+    SCORE,
+    BACKEND,
+    MODEL,
+)
+QUALITY_REJECTED = _counter(
+    "quality/rejected",
+    "Rendered outputs rejected by QA (error qa_failed), by the first check they failed",
+    BACKEND,
+    MODEL,
+    ("check", "The first failed check: decodes, duration, resolution, not_black, ..."),
 )
 OVERRUNS = _counter("budget/overruns", "Attempts whose reported cost exceeded their hold", BACKEND)
 RECONCILER_ACTIONS = _counter(
@@ -194,7 +211,7 @@ ALL: tuple[Metric, ...] = (
     COST_PER_MINUTE, BACKEND_COST, BUDGET_SPENT, BUDGET_HELD, BUDGET_UTILIZATION,
     BACKEND_REQUESTS, BACKEND_ERRORS, FALLBACKS, CIRCUIT_STATE, QUALITY, OVERRUNS,
     RECONCILER_ACTIONS, STUCK_JOBS, SPEND_UNRECORDED, PROVIDER_QUEUE, QUEUE_DEPTH,
-    QUEUE_OLDEST_AGE, QUEUE_WAIT, SLOTS_IN_USE, SLOTS_CAPACITY,
+    QUEUE_OLDEST_AGE, QUEUE_WAIT, SLOTS_IN_USE, SLOTS_CAPACITY, QUALITY_REJECTED,
 )  # fmt: skip
 BY_TYPE: dict[str, Metric] = {m.type: m for m in ALL}
 

@@ -18,6 +18,8 @@ from aiprod.domain.selection import fallback_steps
 
 # Error codes that say nothing about a provider's health: our request, our own timeout, or
 # the provider's rate limit (a 429 means "slow down", not "broken": the retry backs off).
+# ``qa_failed`` is not among them: a rendered output that fails a technical check is the
+# provider's own bad work, so it counts against its circuit like any provider failure.
 NOT_PROVIDER_HEALTH = frozenset(
     {
         ErrorCode.THROTTLED,

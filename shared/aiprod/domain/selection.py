@@ -1,7 +1,10 @@
 """Which backends may render a job, in what order, and which one gets the next attempt.
 
-Pure: the catalog, circuit states and ledger entries come in as values. Each backend appears
-at most once in a chain (with its best model for the job), so fallback can never cycle.
+Pure: the catalog, circuit states, observed quality and ledger entries come in as values.
+Each backend appears at most once in a chain (with its best model for the job), so fallback
+can never cycle. A model's quality is its catalog prior blended with what its checked outputs
+measured (``observed_quality.blended``): ``quality_min`` and the QUALITY ordering use the
+blend, so a model whose outputs degrade stops being chosen for a floor it no longer meets.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from aiprod.domain.catalog import Catalog, ModelSpec
 from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.jobs import ChainStep
 from aiprod.domain.messages import JobRequest, Priority, RejectReason
+from aiprod.domain.observed_quality import ObservedBook, blended, lookup
 
 
 @dataclass(frozen=True)
@@ -48,20 +52,27 @@ ORDERINGS = {
 }
 
 
-def _fits_request(spec: ModelSpec, request: JobRequest) -> bool:
+def _fits_request(spec: ModelSpec, request: JobRequest, quality: float) -> bool:
     return (
         request.input_kind in spec.inputs
         and request.duration_s in spec.durations_s
         and request.aspect_ratio in spec.aspect_ratios
         and request.resolution in spec.resolutions
-        and spec.quality >= request.quality_min
+        and quality >= request.quality_min
     )
 
 
-def candidates(request: JobRequest, catalog: Catalog, qa_hold: int = 0) -> list[Candidate]:
-    """The best capable, priced, affordable model of each allowed backend. Each hold is the
-    render's price plus ``qa_hold``, what rating the output may cost (``semantic_qa``): the
-    user's ``max_cost_usd`` covers both, as both are charged."""
+def candidates(
+    request: JobRequest,
+    catalog: Catalog,
+    observed: ObservedBook | None = None,
+    now: float = 0.0,
+    qa_hold: int = 0,
+) -> list[Candidate]:
+    """The best capable, priced, affordable model of each allowed backend, at its blended
+    quality (the catalog's alone when nothing was observed). Each hold is the render's price
+    plus ``qa_hold``, what rating the output may cost (``semantic_qa``): the user's
+    ``max_cost_usd`` covers both, as both are charged."""
     allowed = set(request.backends) if request.backends else set(catalog.backends)
     limit = request.max_cost_micros
     found: list[Candidate] = []
@@ -71,15 +82,14 @@ def candidates(request: JobRequest, catalog: Catalog, qa_hold: int = 0) -> list[
         options = []
         for name, spec in catalog.backends[backend].models.items():
             price = spec.price_for(request.resolution, request.duration_s)
-            if price is None or not _fits_request(spec, request):
+            quality = blended(spec.quality, lookup(observed, backend, name), now)
+            if price is None or not _fits_request(spec, request, quality):
                 continue  # unpriced means refused, never free
             hold = price + qa_hold
             if limit is not None and hold > limit:
                 continue
             rank = catalog.rank(backend)
-            options.append(
-                Candidate(backend, name, hold, spec.quality, spec.typical_latency_s, rank)
-            )
+            options.append(Candidate(backend, name, hold, quality, spec.typical_latency_s, rank))
         if options:
             found.append(min(options, key=ORDERINGS[request.priority]))
     return found
@@ -92,14 +102,15 @@ def plan_route(
     entries: list[BudgetTotals],
     thresholds: Thresholds,
     now: float,
+    observed: ObservedBook | None = None,
     qa_hold: int = 0,
 ) -> Plan:
-    """Admission for a new job: known backend names, capability, circuit state, then the
-    budget policy."""
+    """Admission for a new job: known backend names, capability (at the blended quality),
+    circuit state, then the budget policy."""
     unknown = catalog.unknown_backends(request.backends)
     if unknown:
         return Plan(rejection=RejectReason.INVALID, message=_unknown_message(unknown, catalog))
-    capable = candidates(request, catalog, qa_hold)
+    capable = candidates(request, catalog, observed, now, qa_hold)
     if not capable:
         return Plan(
             rejection=RejectReason.NO_CAPABLE_BACKEND,

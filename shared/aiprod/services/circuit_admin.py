@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.health import OUTPUT_STORE, Circuit
+from aiprod.domain.observed_quality import ObservedBook
 from aiprod.exceptions import OperatorInputError
 from aiprod.ports import DocumentStore, Transaction
 from aiprod.repositories import circuits as circuit_records
@@ -31,6 +32,11 @@ def names(catalog: Catalog) -> list[str]:
 def show(store: DocumentStore, catalog: Catalog) -> list[Circuit]:
     found = circuit_records.load_many(store, names(catalog))
     return [found[name] for name in names(catalog)]
+
+
+def observed(store: DocumentStore, catalog: Catalog) -> ObservedBook:
+    """What each backend's models' checked outputs measured (selection blends it)."""
+    return circuit_records.load_with_quality(store, [], catalog.fallback_order)[1]
 
 
 def override(

@@ -1,7 +1,11 @@
-"""Circuit states read (failing open) and updated after each outcome.
+"""Circuit states and observed model quality, read (failing open) and updated after each
+outcome.
 
-Every read and every change is also reported as the backend's circuit-state gauge, so the
-dashboard's backend health and the "open for 15 minutes" alert see what routing saw.
+Every circuit read and change is also reported as the backend's circuit-state gauge, so the
+dashboard's backend health and the "open for 15 minutes" alert see what routing saw. The
+observed quality (``domain.observed_quality``) is read in the same batched get as the
+circuits and updated after the settlement's commit, like a circuit: advisory data, so a
+failed read or write is logged and never fails the message.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.health import OUTPUT_STORE, Circuit
 from aiprod.domain.messages import RenderOutcome
+from aiprod.domain.observed_quality import Observed, ObservedBook
 from aiprod.domain.policy import counts_against_provider
 from aiprod.ports import DocumentStore, Transaction
 from aiprod.repositories import circuits as circuit_records
@@ -38,15 +43,53 @@ class HealthBook:
         """Current circuits; if the store cannot be read, assume healthy (fail open). Each
         read is reported as the circuit gauges unless ``report`` is False (the queue's
         drains read them too, and one reading per message is enough)."""
+        return self._read(report, ())[0]
+
+    def readings(self) -> tuple[dict[str, Circuit], ObservedBook]:
+        """Circuits and every backend's observed model quality, in one batched read (the
+        router's and handle_outcome's); unreadable: all closed, nothing observed."""
+        return self._read(True, [b for b in self._backends if b != OUTPUT_STORE])
+
+    def _read(self, report: bool, rated: list[str] | tuple) -> tuple[dict, ObservedBook]:
         try:
-            circuits = circuit_records.load_many(self._store, self._backends)
+            circuits, observed = circuit_records.load_with_quality(
+                self._store, self._backends, rated
+            )
         except Exception as exc:
             log.warning("circuit states unreadable, assuming closed: %s", type(exc).__name__)
-            return {}
+            return {}, {}
         now = self._clock()
         for circuit in circuits.values() if report else ():
             self._telemetry.circuit(circuit, now)
-        return circuits
+        return circuits, observed
+
+    def record_quality(
+        self, outcome: RenderOutcome, now: float, seen: Observed | None = None
+    ) -> Observed | None:
+        """Add a checked output's measured score to its model's record; returns the new
+        record, or None when there was nothing to record or the write was skipped or failed.
+
+        ``seen`` is the record as read before: an output that would leave it unchanged (and
+        recently written) skips the transaction on this shared document.
+        """
+        if outcome.qa is None:
+            return None
+        score = outcome.qa.score
+        if seen is not None and seen.unchanged_by(score, now):
+            return None
+
+        def body(tx: Transaction) -> Observed:
+            models = dict(circuit_records.load_quality(tx, outcome.backend))
+            after = models.get(outcome.model, Observed()).record(score, now)
+            models[outcome.model] = after
+            circuit_records.save_quality(tx, outcome.backend, models)
+            return after
+
+        try:
+            return self._store.run_transaction(body)
+        except Exception as exc:
+            log.warning("quality update for %s failed: %s", outcome.backend, type(exc).__name__)
+            return None
 
     def refresh_for_probe(self, tx: Transaction, circuits: dict[str, Circuit], now: float) -> None:
         """Inside a transaction, re-read circuits that would let a probe through now."""

@@ -31,6 +31,7 @@ from aiprod.ports import Transaction
 from aiprod.repositories import jobs
 from aiprod.services import dispatch
 from aiprod.services.books import Books
+from aiprod.services.quality_notes import note_quality
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class OutcomeHandler:
             self._outbox.send([effects.DeadLetter(data, topology.RENDER_OUTCOMES, "invalid")])
             return
         checkpoint("outcome.before_settle", f"{outcome.job_id}#{outcome.attempt}")  # crash tests
-        circuits = self._health.snapshot()
+        circuits, observed = self._health.readings()  # one batched read
         now = self._clock()
         result = self._store.run_transaction(lambda tx: self._apply(tx, outcome, circuits, now))
         if result.applied and result.outcome is not None:
@@ -98,6 +99,7 @@ class OutcomeHandler:
         _note_circuit(outcome.backend, moved, context)
         kept = self._health.record_output_store(outcome, now, circuits.get(OUTPUT_STORE))
         _note_circuit(OUTPUT_STORE, kept, context)
+        note_quality(self._telemetry, self._health, outcome, now, observed, context)
         self._follow_up(result, outcome, context)
         if result.freed and self._queue is not None:
             self._drain(outcome.backend, context)

@@ -71,18 +71,19 @@ class Router:
             return
         if tenant != request.tenant:  # a tenant topic's job that left ``tenant`` out
             request = request.model_copy(update={"tenant": tenant})
-        circuits = self._health.snapshot()
+        circuits, observed = self._health.readings()  # one batched read
         now = self._clock()
         day = budget_day(now, self._settings.timezone)
         budget = [self._ledger.snapshot(self._store, s, day) for s in scopes_for(request.tenant)]
         admission = self._store.run_transaction(
-            lambda tx: self._admit(tx, request, circuits, budget, day, now)
+            lambda tx: self._admit(tx, request, (circuits, observed), budget, day, now)
         )
         checkpoint("router.after_commit", request.job_id)  # crash tests: hold taken, no task yet
         self._record(admission)  # once: a redelivery finds the job created already
         self._outbox.send(admission.owed)
 
-    def _admit(self, tx, request: JobRequest, circuits, budget, day: str, now: float) -> Admission:
+    def _admit(self, tx, request: JobRequest, health, budget, day: str, now: float) -> Admission:
+        circuits, observed = health
         payload_hash, keep_s = request.payload_hash(), self._settings.retention.job_s
         existing = jobs.load(tx, request.job_id)
         if existing is not None:
@@ -96,7 +97,9 @@ class Router:
         self._health.refresh_for_probe(tx, circuits, now)
         qa_hold = qa_hold_micros(self._settings.providers.semantic_qa, request.duration_s)
         thresholds = self._settings.thresholds
-        plan = plan_route(request, self._catalog, circuits, budget, thresholds, now, qa_hold)
+        plan = plan_route(
+            request, self._catalog, circuits, budget, thresholds, now, observed, qa_hold
+        )
         body = request.model_dump(mode="json")
         if plan.first is None:
             job = _rejected(body, payload_hash, request, plan.rejection, plan.message, now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiprod.domain import metric_set as m
 from aiprod.domain.budget import BudgetTotals
-from aiprod.domain.catalog import Catalog
+from aiprod.domain.error_codes import ErrorCode
 from aiprod.domain.health import Circuit, CircuitState
 from aiprod.domain.jobs import Job, JobStatus
 from aiprod.domain.messages import RenderOutcome
@@ -20,8 +20,8 @@ FINISHED_STATUS = {JobStatus.SUCCEEDED: "completed", JobStatus.CANCELLED: "cance
 
 
 class Telemetry:
-    def __init__(self, sink: MetricSink, catalog: Catalog | None = None):
-        self.sink, self._catalog = sink, catalog
+    def __init__(self, sink: MetricSink):
+        self.sink = sink
 
     def job_accepted(self, job: Job) -> None:
         backend = job.current.backend if job.current else "none"
@@ -31,13 +31,15 @@ class Telemetry:
         self.sink.count(m.JOBS_REJECTED, {"reason": reason or "unknown"})
 
     def job_finished(self, job: Job) -> None:
-        """A job reached SUCCEEDED, FAILED or CANCELLED: the SLO counters, duration, cost,
-        quality. A cancelled job is counted apart (``status="cancelled"``): the latency SLO
-        counts completed and failed jobs only, so a user's cancel is not our slowness."""
+        """A job reached SUCCEEDED, FAILED or CANCELLED: the SLO counters, duration, cost.
+        A cancelled job is counted apart (``status="cancelled"``): the latency SLO counts
+        completed and failed jobs only, so a user's cancel is not our slowness.
+        ``quality_met`` is the delivered output's measured score against the floor (the
+        quality SLO), n/a when it was not checked."""
         completed = job.status is JobStatus.SUCCEEDED
         backend = job.current.backend if job.current else "none"
         duration = max(0.0, (job.finished_at or job.updated_at) - job.created_at)
-        quality = self._quality(job) if completed else None
+        quality = _measured(job) if completed else None
         status = FINISHED_STATUS.get(job.status, "failed")
         self.sink.count(
             m.JOBS_FINISHED,
@@ -57,8 +59,18 @@ class Telemetry:
         minutes = float(job.request.get("duration_s") or 0) / 60
         if minutes > 0:
             self.sink.observe(m.COST_PER_MINUTE, cost / minutes, {"backend": backend})
-        if quality is not None:
-            self.sink.observe(m.QUALITY, quality, {"backend": backend})
+
+    def output_checked(self, outcome: RenderOutcome) -> None:
+        """An applied outcome carried a QA report (once per outcome): its measured score by
+        backend and model, and a rejection counted by its first failed check, apart from
+        ``backend/errors`` (provider failures by class)."""
+        qa = outcome.qa
+        if qa is None:
+            return
+        labels = {"backend": outcome.backend, "model": outcome.model}
+        self.sink.observe(m.QUALITY, qa.score, labels)
+        if outcome.error_code == ErrorCode.QA_FAILED:
+            self.sink.count(m.QUALITY_REJECTED, {**labels, "check": rejected_check(outcome)})
 
     def render_finished(self, outcome: RenderOutcome) -> None:
         backend = {"backend": outcome.backend}
@@ -119,15 +131,6 @@ class Telemetry:
             waited = max(0.0, now - attempt.queued_at)
             self.sink.observe(m.QUEUE_WAIT, waited, {"backend": attempt.backend})
 
-    def _quality(self, job: Job) -> float | None:
-        last = job.current
-        if self._catalog is None or last is None:
-            return None
-        try:
-            return self._catalog.model(last.backend, last.model).quality
-        except KeyError:
-            return None
-
 
 def circuit_level(circuit: Circuit, now: float) -> int:
     """0 closed; 1 half-open, or open with its cooldown over (the next job probes it);
@@ -137,6 +140,19 @@ def circuit_level(circuit: Circuit, now: float) -> int:
     if circuit.state is CircuitState.OPEN and now < circuit.open_until:
         return 2
     return 1
+
+
+def rejected_check(outcome: RenderOutcome) -> str:
+    """The first check a rejected output failed ("unknown" when the report names none)."""
+    failed = outcome.qa.failed_checks if outcome.qa else []
+    return failed[0] if failed else "unknown"
+
+
+def _measured(job: Job) -> float | None:
+    """The measured quality of the output the job delivered (its current attempt's)."""
+    last = job.current
+    outcome = last.outcome if last else None
+    return outcome.qa.score if outcome and outcome.qa else None
 
 
 def _flag(value: bool) -> str:

@@ -1,5 +1,6 @@
 """``aiprod circuits [--open|--close NAME]``: every circuit breaker (one per backend, and the
-output store's), and an operator's override.
+output store's), each model's quality (catalog, measured, blended), and an operator's
+override.
 
 An override is made in one transaction with its record in ``operator_audit`` (who, when,
 before, after) and logged as one JSON line on stderr. The operator is ``AIPROD_OPERATOR``,
@@ -39,7 +40,13 @@ def add_circuits(sub, name: str) -> argparse.ArgumentParser:
 
 def circuits(args: argparse.Namespace) -> int:
     from aiprod.services import circuit_admin
-    from aiprod_tools.views.circuits import circuit_json, circuits_table, override_text
+    from aiprod_tools.views.circuits import (
+        circuit_json,
+        circuits_table,
+        override_text,
+        quality_rows,
+        quality_table,
+    )
 
     app = context.make_app()
     now = app.clock()
@@ -51,13 +58,16 @@ def circuits(args: argparse.Namespace) -> int:
                 app.store, app.catalog, name, action, operator(), now, args.hold_s
             )
     found = circuit_admin.show(app.store, app.catalog)
+    quality = quality_rows(app.catalog, circuit_admin.observed(app.store, app.catalog), now)
     if args.json:
-        doc = {"circuits": [circuit_json(c, now) for c in found], "override": record}
-        print(json.dumps(doc, indent=2))
+        circuits = [circuit_json(c, now) for c in found]
+        print(json.dumps({"circuits": circuits, "override": record, "quality": quality}, indent=2))
         return 0
     if record:
         print(override_text(record) + "\n")
     print(circuits_table(found, now))
+    print("\nmodel quality (selection uses the blend of the catalog and measured outputs)")
+    print(quality_table(quality))
     return 0
 
 
