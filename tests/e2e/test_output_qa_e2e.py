@@ -49,7 +49,7 @@ def test_a_black_clip_falls_back_and_a_good_clip_is_delivered(make_stack, fakes,
     runway, veo = event["attempts"]
     assert "not_black" in runway["qa"]["reason"] and runway["qa"]["score"] == 0.0
     black = next(c for c in runway["qa"]["checks"] if c["name"] == "not_black")
-    assert black["passed"] is False and black["measured"] == 1.0
+    assert black["passed"] is False and black["value"] == 1.0 and black["measured"] == "1"
     assert veo["qa"]["passed"] is True and event["qa"] == veo["qa"]
     assert event["output_uri"] == veo["qa"]["checked_uri"]
     assert event["output_uri"].startswith(f"gs://{fakes.bucket}/videos/{JOB['job_id']}/")

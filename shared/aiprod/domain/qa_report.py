@@ -3,16 +3,30 @@ event. The rules that fill it are ``output_qa`` (technical) and ``semantic_qa``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class QaCheck(BaseModel):
+    """One check: ``measured`` as text always, and ``value`` when it is a number (so a
+    column of the events table has one type: BigQuery takes the event as it is)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     passed: bool
-    measured: float | str | None = None
+    measured: str = ""
+    value: float | None = None
     expected: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_as_value(cls, data: Any) -> Any:
+        measured = data.get("measured") if isinstance(data, dict) else None
+        if isinstance(measured, int | float) and not isinstance(measured, bool):
+            return {**data, "measured": f"{measured:g}", "value": float(measured)}
+        return data
 
 
 class QaReport(BaseModel):
