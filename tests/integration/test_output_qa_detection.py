@@ -19,6 +19,7 @@ CAUGHT_BY = {
     "black": "not_black",
     "frozen": "not_frozen",
     "short": "duration",
+    "long": "duration",
     "wrong_size": "resolution",
     "corrupt": "decodes",
     "garbage": "decodes",

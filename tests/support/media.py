@@ -5,7 +5,8 @@ files. A clip is an H.264 MP4 (AAC sound when asked) of moving vertical bands; e
 changes one thing:
 
 - ``black``: every frame video-black; ``frozen``: one picture throughout;
-- ``short``: 40% of the asked length; ``wrong_size``: half the width and height;
+- ``short``: 40% of the asked length; ``long``: three times it (only its start is decoded);
+- ``wrong_size``: half the width and height;
 - ``no_audio``: no sound track although sound was asked for;
 - ``corrupt``: the first half of a good clip's bytes (a download cut off);
 - ``garbage``: not a video at all (an HTML error page).
@@ -30,7 +31,7 @@ from functools import cache
 from pathlib import Path
 
 MEDIA_VERSION = 2
-DEFECTS = ("black", "frozen", "short", "wrong_size", "no_audio", "corrupt", "garbage")
+DEFECTS = ("black", "frozen", "short", "long", "wrong_size", "no_audio", "corrupt", "garbage")
 SIZES = {  # (resolution, aspect ratio) → pixels
     ("480p", "16:9"): (832, 480),
     ("480p", "9:16"): (480, 832),
@@ -107,6 +108,8 @@ def _encode(spec: ClipSpec) -> bytes:
         width, height = width // 2 // 2 * 2, height // 2 // 2 * 2
     if spec.defect == "short":
         duration *= 0.4
+    if spec.defect == "long":
+        duration *= 3
     frames = max(1, round(duration * spec.fps))
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as out:

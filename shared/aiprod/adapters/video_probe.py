@@ -26,11 +26,13 @@ MAX_PACKETS = 50_000  # about 14 minutes at 60 fps: far past any clip we render
 KEYFRAME_REACH = 0.5 / SAMPLES
 
 
-def probe(path: str) -> VideoFacts:
-    """What the file at ``path`` holds; a file that does not open or decode says why."""
+def probe(path: str, decode_s: float = 60.0) -> VideoFacts:
+    """What the file at ``path`` holds; a file that does not open or decode says why. Frames
+    are sampled from the first ``decode_s`` seconds only: a clip far longer than asked fails
+    its duration check anyway, and must not cost minutes of decoding to say so."""
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            return _measure(container, os.path.getsize(path))
+            return _measure(container, os.path.getsize(path), decode_s)
     except (av.FFmpegError, ValueError, OSError, IndexError, ZeroDivisionError) as exc:
         log.info("output did not decode: %s", type(exc).__name__)
         return VideoFacts(error=_why(exc), size_bytes=_size(path))
@@ -39,7 +41,7 @@ def probe(path: str) -> VideoFacts:
         return VideoFacts(error=f"the probe failed: {type(exc).__name__}", size_bytes=_size(path))
 
 
-def _measure(container, size_bytes: int) -> VideoFacts:
+def _measure(container, size_bytes: int, decode_s: float) -> VideoFacts:
     if not container.streams.video:
         return VideoFacts(error="no video stream", size_bytes=size_bytes)
     video = container.streams.video[0]
@@ -51,9 +53,10 @@ def _measure(container, size_bytes: int) -> VideoFacts:
     end = max(pts + max(duration, 0) for pts, duration, _ in packets)
     base = video.time_base
     duration_s = float((end - start) * base)
-    targets = [start + int((i + 0.5) / SAMPLES * (end - start)) for i in range(SAMPLES)]
+    span = min(end - start, int(decode_s / base))
+    targets = [start + int((i + 0.5) / SAMPLES * span) for i in range(SAMPLES)]
     keyframes = sorted(pts for pts, _, key in packets if key)
-    chosen = _keyframes_near(keyframes, targets, (end - start) * KEYFRAME_REACH)
+    chosen = _keyframes_near(keyframes, targets, span * KEYFRAME_REACH)
     container.seek(0, stream=video)
     if chosen:
         samples = _decode_keyframes(container, video, set(chosen), start)
