@@ -68,7 +68,7 @@ def make_backend(name: str, settings: Settings, catalog: Catalog, clock) -> Vide
 # provider's module (Veo's is the output bucket, so it lives with the storage adapter).
 LIVE_SPEND_SOURCES: dict[str, str] = {
     "runway": "aiprod.adapters.runway:RunwaySpend",
-    "veo": "aiprod.adapters.kept_outputs:VeoOutputs",
+    "veo": "aiprod.adapters.veo_outputs:VeoOutputs",
     "replicate": "aiprod.adapters.replicate:ReplicateSpend",
 }
 SPEND_MODES = {

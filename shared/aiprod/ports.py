@@ -153,14 +153,16 @@ class VideoBackend(ABC):
 
     def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
         """Ask the provider to stop a task, so a job cancelled by its owner stops costing.
-
         True: the provider took the request, and later polls say how the task ended and
-        what it cost (stopped: done, FALLBACK ``cancelled``, with the cost the provider
-        reports; finished first: its real result). False: this provider cannot cancel; the
-        task runs to its end and is charged as it finishes, so keep polling it. Safe to
-        repeat, and harmless on a task that already ended. A failed call raises
-        ``ProviderError``, classified like a poll's HTTP answers (the caller may repeat)."""
+        what it cost (stopped: done, FALLBACK ``cancelled``, with the cost reported; finished
+        first: its real result). False: it cannot cancel; the task runs to its end and is
+        charged as it finishes, so keep polling it. Safe to repeat, harmless on a task that
+        ended. A failed call raises ``ProviderError``, classified like a poll's answers."""
         return False
+
+    def poll_cost(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
+        """A look for what a task cost, its output unused (a late task): nothing is kept."""
+        return self.poll(provider_task_id, task)
 
 
 class SpendSource(ABC):

@@ -1,5 +1,5 @@
 """Adversarial review of output QA's money paths (issue 14), on the live adapters against the
-fakes: each strict xfail is a way a render's or a rating's cost is dropped or misfiled.
+fakes: each test is a way a render's or a rating's cost was dropped or misfiled (now fixed).
 
 The rule under test: a cost a provider reported, or may have incurred, is never dropped; the
 spend audit compares with a provider only what that provider billed.
@@ -8,8 +8,6 @@ spend audit compares with a provider only what that provider billed.
 from __future__ import annotations
 
 from dataclasses import replace
-
-import pytest
 
 from aiprod import faults
 from aiprod.config import ProviderSettings
@@ -40,18 +38,6 @@ def _rated_pipeline(pipeline, live_env, **settings):
     return pipeline(workers=1, provider_mode="live", providers=providers, **settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GeminiRater.rate catches only ClientError/APIError/httpx2 errors: a 200 answer whose "
-        "body is not JSON (a proxy's page) makes google-genai raise json.JSONDecodeError "
-        "(models.py json.loads(response.body)), which escapes KeptOutputs.poll; look() turns "
-        "it into UNKNOWN poll_failed with cost 0, so the finished render's reported cost is "
-        "not on the result, the kept, passed output is not delivered, and every later poll "
-        "downloads, checks and rates (bills Gemini) again. 'Failures never fail the render' "
-        "does not hold."
-    ),
-)
 def test_an_unparsable_gemini_answer_still_delivers_the_render_charged(live_env, fakes):
     # GIVEN semantic QA on, and Gemini's endpoint answering 200 with an HTML page
     fakes.veo.queue("rate", Reply(200, b"<html>upstream proxy</html>"))
@@ -73,16 +59,6 @@ def test_an_unparsable_gemini_answer_still_delivers_the_render_charged(live_env,
     assert result.cost_micros >= RENDER
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the render's cost is idempotent per provider task but a rating is not: a redelivered "
-        "render task (render.after_provider crash) resumes, polls the finished task again and "
-        "KeptOutputs.poll asks Gemini again; only the second result is stored, so the first "
-        "rating's cost (billed by Gemini) is dropped. Same for the reconciler's _poll or a "
-        "cancel's LOOK racing the render function on one finished task."
-    ),
-)
 def test_a_redelivered_render_task_does_not_drop_a_rating_cost(
     pipeline, live_env, fakes, monkeypatch, tmp_path
 ):
@@ -104,16 +80,6 @@ def test_a_redelivered_render_task_does_not_drop_a_rating_cost(
     p.assert_books_balanced()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a late task (its attempt closed: overdue, cancelled) is looked at through "
-        "KeptOutputs.poll like a live one, so its output, which nobody will use, is rated: "
-        "Gemini is paid for nothing, and charge_late_task adds render + rating as one number "
-        "with no QaReport, so spend_audit.provider_cost files the rating under Runway "
-        "(provider_cost = 601029, Runway billed 600000)."
-    ),
-)
 def test_a_late_tasks_output_is_not_rated_nor_its_rating_filed_under_the_provider(
     pipeline, live_env, fakes, clock
 ):

@@ -34,15 +34,6 @@ def test_every_render_function_can_rate_its_outputs(function):
     assert "veo" in groups_for(_spec(function))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a semantic rejection (AIPROD_QA_POLICY=fallback: passed False, reason "
-        "semantic_below_threshold, every technical check passed) has no failed check, so "
-        "quality/rejected counts it as check='unknown' and the qa_rejected log's reason is "
-        "'unknown': the dashboard cannot tell a Gemini rejection from a broken report"
-    ),
-)
 def test_a_semantic_rejection_is_counted_as_such():
     technical = QaReport(passed=True, checks=[QaCheck(name="decodes", passed=True)], score=1.0)
     rejected = with_semantic(technical, 0.1, "gemini-2.5-flash", 900, 0.5, "fallback")

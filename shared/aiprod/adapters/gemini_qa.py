@@ -64,12 +64,18 @@ class GeminiRater(LazyClient):
             return self._failed(f"gemini not reached: {type(exc).__name__}", 0, task)
         except httpx2.HTTPError as exc:  # sent, answer lost: it may have been billed
             return self._failed(f"gemini answer lost: {type(exc).__name__}", estimate, task)
-        usage = _usage(response)
-        cost = estimate if usage is None else usage_cost(self.model, usage)
+        except Exception as exc:  # sent, answered, unreadable (a proxy's page, a new shape)
+            return self._failed(f"gemini answer unreadable: {type(exc).__name__}", estimate, task)
+        try:
+            usage = _usage(response)
+            cost = estimate if usage is None else usage_cost(self.model, usage)
+        except Exception as exc:  # a usage block we cannot read: it ran, charge the worst case
+            return self._failed(f"gemini usage unreadable: {type(exc).__name__}", estimate, task)
         try:
             score, reasons = parse_answer(_text(response))
-        except RatingFormatError as exc:
-            return self._failed(f"gemini answer unreadable: {exc}", cost, task)
+        except (RatingFormatError, ValueError, TypeError, AttributeError) as exc:
+            why = exc if isinstance(exc, RatingFormatError) else type(exc).__name__
+            return self._failed(f"gemini answer unreadable: {why}", cost, task)
         if usage is None:
             log.warning("gemini reported no usage: charged the estimate", extra=_ctx(task))
         rating = Rating(score, cost, self.model, reasons)

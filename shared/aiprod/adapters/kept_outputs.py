@@ -1,10 +1,12 @@
-"""Outputs kept in the project's bucket before success is declared: the only module that
-imports ``google-cloud-storage``.
+"""Outputs kept in the project's bucket, and checked, before success is declared (with
+``veo_outputs``, the only modules that import ``google-cloud-storage``).
 
 Provider URLs expire (Replicate after an hour, Runway in 24-48 hours), so a finished output is
 streamed (never held whole in memory) into ``gs://{bucket}/videos/{job}/attempt-{n}.mp4``, a
 name stable per job and attempt, so a repeated poll overwrites the same object. A video Veo
-already wrote into the bucket is checked to exist and given the same metadata.
+already wrote into the bucket is checked to exist and given the same metadata. Each is
+checked on the way (``output_checks``: technical QA, then the optional rating): a failed
+check fails the attempt ``qa_failed`` (FALLBACK), charged what the provider reported.
 
 - the URL is gone (403/404/410) → the attempt fails FALLBACK ``output_unavailable``, still
   charged what the provider reported (it rendered);
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -35,6 +36,8 @@ from aiprod.adapters.output_checks import (
     OutputChecker,
     OutputTooLargeError,
     spooled,
+    stored_verdict,
+    verdict_labels,
 )
 from aiprod.adapters.provider_base import LazyClient
 from aiprod.adapters.provider_common import failed, unkept
@@ -44,9 +47,8 @@ from aiprod.domain.catalog import Catalog
 from aiprod.domain.messages import RenderTask
 from aiprod.domain.qa_report import QaReport
 from aiprod.domain.semantic_qa import Rating, rated
-from aiprod.domain.spend_audit import ProviderDay, ProviderTask
 from aiprod.exceptions import ConfigError
-from aiprod.ports import ProviderResult, SpendSource, VideoBackend
+from aiprod.ports import ProviderResult, VideoBackend
 
 log = logging.getLogger(__name__)
 GONE = frozenset({403, 404, 410})
@@ -94,6 +96,10 @@ class KeptOutputs(LazyClient, VideoBackend):
     def cancel(self, provider_task_id: str, task: RenderTask) -> bool:
         return self._inner.cancel(provider_task_id, task)
 
+    def poll_cost(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
+        """A late task's look: what it cost; its output is not kept, checked or rated."""
+        return self._inner.poll(provider_task_id, task)
+
     def poll(self, provider_task_id: str, task: RenderTask) -> ProviderResult:
         result = self._inner.poll(provider_task_id, task)
         if not result.done or result.error_class is not None or not result.output_uri:
@@ -110,19 +116,25 @@ class KeptOutputs(LazyClient, VideoBackend):
             # a download broken half-way surfaces from the raw stream as urllib3's own error
             log.warning("output not kept yet (%s); will look again", type(exc).__name__)
             return unkept(taxonomy.OUTPUT_UNAVAILABLE, _why("the output URL", exc), cost)
-        if report.passed and self._rater is not None:  # read from the bucket, so kept first
-            rating = self._rater.rate(uri, task)
-            report = rated(report, rating, self._settings.semantic_qa)
-            cost += rating.cost_micros  # charged with the render, on the job's scopes
+        cost += report.semantic_cost_micros  # the rating, charged with the render
         if not report.passed:  # rendered (so charged), but not delivered: the job falls back
             message = f"the output failed QA: {report.reason}"
             return dataclasses.replace(failed(taxonomy.QA_FAILED, message, cost), qa=report)
         return dataclasses.replace(result, output_uri=uri, cost_micros=cost, qa=report)
 
     def _keep(self, source: str, task: RenderTask, provider_task_id: str) -> tuple[str, QaReport]:
-        """Keep the output and check it. A rejected output is kept too (labelled), so an
+        """Keep the output and check it, once per provider task: the verdict (and a rating,
+        with its cost) is written on the object, and a later look at the same task (a
+        redelivery, the reconciler, a cancel's look) takes it from there instead of checking
+        and paying for a rating again. A rejected output is kept too (labelled), so an
         operator can look at what the provider sent; it is just never delivered."""
         bucket = self.client().bucket(self._settings.bucket())
+        adopted = source.startswith("gs://")
+        name = self._adopted_name(bucket, source) if adopted else object_name(task)
+        known = stored_verdict(bucket.get_blob(name), provider_task_id)
+        uri = f"gs://{bucket.name}/{name}"
+        if known is not None:
+            return uri, known
         metadata = {
             "job_id": task.job_id,
             "attempt": str(task.attempt),
@@ -130,8 +142,23 @@ class KeptOutputs(LazyClient, VideoBackend):
             "model": task.model,
             "provider_task_id": provider_task_id,
         }
-        if source.startswith("gs://"):
-            return self._adopt(bucket, source, metadata, task)
+        if adopted:
+            blob, report = self._adopt(bucket, name, task)
+        else:
+            blob, report = self._stream(bucket, source, task, metadata)
+        if blob is None:  # too large to keep
+            return "", report
+        checked = report.model_copy(update={"checked_uri": uri})
+        final = self._rate(checked, uri, task) if report.passed else checked
+        if adopted or final != checked:
+            blob.metadata = {**(blob.metadata or {}), **metadata, **verdict_labels(final)}
+            blob.patch()
+        return uri, final
+
+    def _stream(
+        self, bucket: Any, source: str, task: RenderTask, metadata: dict[str, str]
+    ) -> tuple[Any, QaReport]:
+        """A provider's URL, spooled (bounded), checked, then uploaded with its verdict."""
         blob = bucket.blob(object_name(task), chunk_size=CHUNK_BYTES)
         with requests.get(source, stream=True, timeout=(10, 60)) as response:
             if response.status_code in GONE:
@@ -144,42 +171,48 @@ class KeptOutputs(LazyClient, VideoBackend):
             try:
                 with spooled(response.raw) as file:
                     report = self._checker.check_file(file.name, task)
-                    blob.metadata = {**metadata, **_labels(report)}
+                    uri = f"gs://{bucket.name}/{blob.name}"
+                    labels = verdict_labels(report.model_copy(update={"checked_uri": uri}))
+                    blob.metadata = {**metadata, **labels}
                     file.seek(0)
                     blob.upload_from_file(file, content_type=content_type)
             except OutputTooLargeError:
-                return "", self._checker.too_large(task)
-        uri = f"gs://{bucket.name}/{blob.name}"
+                return None, self._checker.too_large(task)
         log.info("output kept in the bucket", extra={"job_id": task.job_id, "size": blob.size})
-        return uri, report.model_copy(update={"checked_uri": uri})
+        return blob, report
 
-    def _adopt(
-        self, bucket: Any, uri: str, metadata: dict[str, str], task: RenderTask
-    ) -> tuple[str, QaReport]:
-        """A video the provider wrote into the bucket: it must be there; check it, label it."""
+    def _adopted_name(self, bucket: Any, uri: str) -> str:
         bucket_name, _, name = uri.removeprefix("gs://").partition("/")
         if bucket_name != bucket.name:
             raise OutputGoneError(f"output {uri} is outside the bucket {bucket.name}")
+        return name
+
+    def _adopt(self, bucket: Any, name: str, task: RenderTask) -> tuple[Any, QaReport]:
+        """A video the provider wrote into the bucket: it must be there; check it."""
         blob = bucket.get_blob(name)
         if blob is None:
-            raise OutputGoneError(f"output {uri} is not in the bucket")
+            raise OutputGoneError(f"output gs://{bucket.name}/{name} is not in the bucket")
         if (blob.size or 0) > MAX_OUTPUT_BYTES:
-            return uri, self._checker.too_large(task)
+            return blob, self._checker.too_large(task)
         with spooled() as file:
             blob.download_to_file(file)
             file.flush()
-            report = self._checker.check_file(file.name, task)
-        blob.metadata = {**(blob.metadata or {}), **metadata, **_labels(report)}
-        blob.patch()
-        return uri, report.model_copy(update={"checked_uri": uri})
+            return blob, self._checker.check_file(file.name, task)
+
+    def _rate(self, report: QaReport, uri: str, task: RenderTask) -> QaReport:
+        """The semantic rating, when on: read from the bucket, so after the output is kept.
+        It never fails the render (``GeminiRater.rate`` answers every failure)."""
+        if self._rater is None:
+            return report
+        try:
+            rating = self._rater.rate(uri, task)
+        except Exception as exc:  # raised before anything was sent (it answers the rest)
+            log.exception("the rating raised", extra={"job_id": task.job_id})
+            rating = Rating(None, 0, "", error=f"the rating raised {type(exc).__name__}")
+        return rated(report, rating, self._settings.semantic_qa)
 
     def _connect(self) -> Any:
         return storage.Client(project=self._project)
-
-
-def _labels(report: QaReport) -> dict[str, str]:
-    """The QA verdict on the object itself, for whoever finds it in the bucket."""
-    return {"qa": "passed" if report.passed else "failed", "qa_failed_checks": report.reason}
 
 
 def _why(where: str, exc: Exception) -> str:
@@ -192,36 +225,3 @@ def _why(where: str, exc: Exception) -> str:
 
 def object_name(task: RenderTask) -> str:
     return f"videos/{task.job_id}/attempt-{task.attempt}.mp4"
-
-
-# Where Veo writes an attempt's video (``veo.output_prefix``, not imported: that module loads
-# google-genai): ``videos/{job_id}/attempt-{n}/sample_0.mp4``. Kept outputs of the other
-# providers are files beside those folders (``object_name``), so they never match.
-VEO_OBJECT = re.compile(r"^videos/(?P<job_id>[^/]+)/attempt-(?P<attempt>\d+)/")
-
-
-class VeoOutputs(LazyClient, SpendSource):
-    """The spend audit's view of Veo, which bills each video it writes into our bucket: the
-    objects under the output prefix created in the window, one render per attempt folder."""
-
-    provider = "veo"
-
-    def __init__(self, settings: ProviderSettings, catalog: object = None, project: str = ""):
-        self._settings, self._project = settings, project
-
-    def day(self, day: str, start: float, end: float, stored: list[str]) -> ProviderDay:
-        bucket = self._settings.bucket()
-        found: dict[str, ProviderTask] = {}
-        for blob in self.client().list_blobs(bucket, prefix="videos/"):
-            match = VEO_OBJECT.match(blob.name)
-            created = blob.time_created.timestamp() if blob.time_created else None
-            if match is None or created is None or not start <= created < end:
-                continue
-            key = f"{match['job_id']}/attempt-{match['attempt']}"
-            model = (blob.metadata or {}).get("model", "")
-            uri = f"gs://{bucket}/{blob.name}"
-            found.setdefault(key, ProviderTask(key, uri, model, "written", True, None))
-        return ProviderDay(self.provider, day, tuple(found.values()))
-
-    def _connect(self) -> Any:
-        return storage.Client(project=self._project)

@@ -15,7 +15,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from aiprod.domain.catalog import Catalog
 from aiprod.domain.messages import RenderTask
@@ -28,6 +28,7 @@ READ_BYTES = 1024 * 1024
 # Frames are sampled from at most this many times the asked length: a far longer video fails
 # its duration check anyway, and decoding it whole would cost minutes.
 DECODE_FACTOR = 2.0
+MAX_STORED_REPORT = 6000  # bytes of object metadata for the report (GCS allows 8 KiB in all)
 
 
 class OutputTooLargeError(Exception):
@@ -77,6 +78,30 @@ def copy_bounded(source: BinaryIO, target: BinaryIO, limit: int = MAX_OUTPUT_BYT
             raise OutputTooLargeError(f"output larger than {limit} bytes")
         target.write(chunk)
     return written
+
+
+def verdict_labels(report: QaReport) -> dict[str, str]:
+    """The verdict on the kept object itself: readable labels for whoever finds it in the
+    bucket, and the whole report (``qa_report``), which a later look at the same provider
+    task takes instead of checking (and paying for a rating) again. Object metadata holds
+    8 KiB in all: a report too long to fit is left off (the object is then checked again)."""
+    labels = {"qa": "passed" if report.passed else "failed", "qa_failed_checks": report.reason}
+    whole = report.model_dump_json(exclude_defaults=True)
+    if len(whole) <= MAX_STORED_REPORT:
+        labels["qa_report"] = whole
+    return labels
+
+
+def stored_verdict(blob: Any, provider_task_id: str) -> QaReport | None:
+    """The report a look at this same provider task already wrote on the object, if any."""
+    metadata = (blob.metadata or {}) if blob is not None else {}
+    if metadata.get("provider_task_id") != provider_task_id or "qa_report" not in metadata:
+        return None
+    try:
+        return QaReport.model_validate_json(metadata["qa_report"])
+    except ValueError:
+        log.warning("a stored QA report is unreadable: the output is checked again")
+        return None
 
 
 def _log(report: QaReport, facts: VideoFacts, task: RenderTask) -> None:

@@ -132,7 +132,7 @@ class AttemptCosts:
         """The reconciler's look at a late task: charge it when it has finished, else look
         again after a lease, and give up (left to the spend audit) after a day."""
         task = effects.task_for(job, attempt)
-        result = look(backend, attempt.provider_task_id, task)
+        result = look(backend, attempt.provider_task_id, task, cost_only=True)
         if result.settles_cost:
             charged = self.charge_late(job.job_id, attempt.number, result.cost_micros)
             return "skipped" if charged is None else "late_charged"

@@ -14,14 +14,18 @@ from aiprod.ports import ProviderResult, VideoBackend
 log = logging.getLogger(__name__)
 
 
-def look(backend: VideoBackend, task_id: str, task: RenderTask) -> ProviderResult:
+def look(
+    backend: VideoBackend, task_id: str, task: RenderTask, cost_only: bool = False
+) -> ProviderResult:
     """One poll of a stored provider task, classified whatever happens (the render function's
     and the reconciler's way). A ``ProviderError`` is the attempt's outcome; anything else
     raised while asking or reading the answer is UNKNOWN ``poll_failed``: the attempt keeps
     its hold and its task, which is looked at again later. Nothing escapes, so one broken
-    answer can neither crash-loop a render function nor stop a sweep."""
+    answer can neither crash-loop a render function nor stop a sweep. ``cost_only``: a late
+    task's look, whose output nobody will use (not kept, checked or rated: its render is
+    charged, nothing more)."""
     try:
-        return backend.poll(task_id, task)
+        return backend.poll_cost(task_id, task) if cost_only else backend.poll(task_id, task)
     except ProviderError as exc:
         return result_of(exc)
     except Exception as exc:

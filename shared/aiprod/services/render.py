@@ -190,7 +190,7 @@ class Renderer:
         stop_late_task(self._backend, task_id, task, context)
         deadline = self._clock() + self._settings.render_deadline_s
         while True:
-            result = look(self._backend, task_id, task)
+            result = look(self._backend, task_id, task, cost_only=True)
             if result.settles_cost:
                 self._costs.charge_late(task.job_id, task.attempt, result.cost_micros)
                 return

@@ -143,9 +143,12 @@ def circuit_level(circuit: Circuit, now: float) -> int:
 
 
 def rejected_check(outcome: RenderOutcome) -> str:
-    """The first check a rejected output failed ("unknown" when the report names none)."""
+    """The first check a rejected output failed; a rating below the threshold is named by
+    the report's reason (``semantic_below_threshold``); "unknown" when there is neither."""
     failed = outcome.qa.failed_checks if outcome.qa else []
-    return failed[0] if failed else "unknown"
+    if failed:
+        return failed[0]
+    return (outcome.qa.reason if outcome.qa else "") or "unknown"
 
 
 def _measured(job: Job) -> float | None:
