@@ -22,7 +22,9 @@ missed. The one line printed is JSON:
 from __future__ import annotations
 
 import argparse
+import array
 import json
+import math
 import random
 import subprocess
 import sys
@@ -90,11 +92,14 @@ def _luma(rows: list[bytes], line_size: int) -> bytes:
 
 
 def _tone(av, out, stream) -> None:
-    silence = bytes(4 * 1024)
+    """A 375 Hz tone (the 8-second clip promises sound: Veo 3.1 renders with audio)."""
+    tone = array.array(
+        "f", (0.2 * math.sin(2 * math.pi * 375 * k / 48_000) for k in range(1024))
+    ).tobytes()
     for start in range(0, SECONDS * 48_000, 1024):
         frame = av.AudioFrame(format="fltp", layout="stereo", samples=1024)
         for plane in frame.planes:
-            plane.update(silence)
+            plane.update(tone)
         frame.sample_rate, frame.pts, frame.time_base = 48_000, start, Fraction(1, 48_000)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
@@ -131,6 +136,7 @@ def main() -> int:
         "qa_cpu_s": round(middle["cpu"], 3),
         "peak_rss_mb": round(max(run["peak"] for run in runs), 1),
         "passed": middle["passed"],
+        "failed_checks": middle["reason"],
         "decode": "keyframes" if args.keyframe_every else "in order (one keyframe)",
         "bitrate_mbps": round(size * 8 / SECONDS / 1e6, 2),
         "repeat": args.repeat,

@@ -64,7 +64,7 @@ def test_missing_sound_is_caught_where_the_model_promises_it(backends, fakes):
     done = render(backends["veo"], _task("veo", VEO_AUDIO_MODEL))
 
     assert done.result.error_code == ErrorCode.QA_FAILED
-    assert done.result.qa.failed_checks == ["audio"]
+    assert done.result.qa.failed_checks == ["audio", "audio_level"]
 
 
 def test_a_silent_video_passes_where_no_sound_was_promised(backends, fakes):

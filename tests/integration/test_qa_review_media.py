@@ -1,7 +1,7 @@
 """Adversarial review of output QA's verdicts (issue 14): real clips (PyAV) a provider could
 send, checked as KeptOutputs checks them (``OutputChecker.check_file``: the probe, then the
-rules of ``domain/output_qa``). Each strict xfail is a good clip rejected or a defective
-clip delivered."""
+rules of ``domain/output_qa``). Each test is a good clip that was rejected or a defective
+clip that was delivered (now fixed)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import io
 import math
 import random
 from fractions import Fraction
-
-import pytest
 
 from aiprod.adapters.output_checks import OutputChecker
 from aiprod.domain.catalog import default_catalog
@@ -98,47 +96,18 @@ def _check(tmp_path, data: bytes, task):
     return OutputChecker(default_catalog()).check_file(str(path), task)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "not_frozen passes when ANY pair of consecutive samples differs (max of the pair "
-        "differences): a clip that moves for its first second and then holds one picture for "
-        "the other 4 s (8 samples at 0.31, 0.94, 1.56 ... s: the first 2 pairs differ, the "
-        "last 5 are identical) is delivered; a share of frozen pairs, as not_black uses a "
-        "share of black samples, would catch it"
-    ),
-)
 def test_a_clip_frozen_after_its_first_second_is_rejected(tmp_path):
     report = _check(tmp_path, _encode(lambda i: _moving(min(i, FPS))), render_task("runway"))
 
     assert not report.passed and "not_frozen" in report.failed_checks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "not_frozen measures the MEAN luma change over the whole 64x36 thumbnail, so a static "
-        "shot with a small subject moving across it (40 px at 1280x720: ~2x2 thumbnail "
-        "pixels) measures 0.52 <= 0.6 and is rejected not_frozen, charged and falling back, "
-        "although every sample differs; a per-pixel measure (share of thumbnail pixels that "
-        "changed) would not dilute local motion"
-    ),
-)
 def test_a_still_shot_with_a_small_moving_subject_is_not_frozen(tmp_path):
     report = _check(tmp_path, _encode(_subject), render_task("runway"))
 
     assert report.passed, report.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the probe takes width/height from the codec context and ignores the display matrix: "
-        "a 9:16 clip stored as 1280x720 with a 90-degree rotation (as phone-style encoders and "
-        "some transcoders write it; players show 720x1280) fails resolution and aspect_ratio "
-        "(measured 1.7778 against 0.5625)"
-    ),
-)
 def test_a_portrait_clip_stored_rotated_is_measured_as_displayed(tmp_path):
     data = _encode(lambda i: _moving(i), rotation=90)
 
@@ -147,19 +116,10 @@ def test_a_portrait_clip_stored_rotated_is_measured_as_displayed(tmp_path):
     assert report.passed, report.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the audio check counts the seconds of audio PACKETS (_index: undecoded), so a "
-        "track of digital silence covering the whole clip passes 'audio' (measured 8 s) on a "
-        "model that promises sound (generate_audio); 'sound over >= 50% of the video' is "
-        "not what is measured"
-    ),
-)
 def test_a_silent_track_where_sound_was_promised_is_rejected(tmp_path):
     task = render_task("veo").model_copy(update={"model": VEO_AUDIO_MODEL})
     data = _encode(lambda i: _moving(i), seconds=8.0, audio_amplitude=0.0)
 
     report = _check(tmp_path, data, task)
 
-    assert not report.passed and "audio" in report.failed_checks
+    assert not report.passed and "audio_level" in report.failed_checks

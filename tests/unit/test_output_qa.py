@@ -96,12 +96,36 @@ def test_a_dark_scene_with_detail_is_not_black():
     assert "not_black" not in failed(assess(facts(samples=night), EXPECT))
 
 
-def test_one_picture_throughout_is_frozen_and_some_motion_is_not():
-    still = (sample(0),) * 8
-    barely = (*still[:7], sample(7, thumb=bytes([121]) * THUMB))  # one step of 1 luma level
+def _subject_at(position: int) -> bytes:
+    """A still grey picture with one bright pixel (a small subject) at ``position``."""
+    picture = bytearray([120]) * THUMB
+    picture[position] = 250
+    return bytes(picture)
 
-    assert "not_frozen" in failed(assess(facts(samples=still), EXPECT))
-    assert "not_frozen" not in failed(assess(facts(samples=barely), EXPECT))
+
+def test_one_picture_throughout_is_frozen():
+    report = assess(facts(samples=(sample(0),) * 8), EXPECT)
+    assert "not_frozen" in failed(report)
+    assert next(c for c in report.checks if c.name == "not_frozen").value == 1.0
+
+
+def test_a_small_subject_moving_over_a_still_scene_is_not_frozen():
+    crossing = tuple(sample(i, thumb=_subject_at(500 + 3 * i)) for i in range(8))
+    assert "not_frozen" not in failed(assess(facts(samples=crossing), EXPECT))
+
+
+def test_compression_noise_is_not_motion():
+    noisy = tuple(sample(i, thumb=bytes([120 + i % 3]) * THUMB) for i in range(8))
+    assert "not_frozen" in failed(assess(facts(samples=noisy), EXPECT))
+
+
+def test_a_clip_that_stops_moving_early_is_frozen_one_that_pauses_is_not():
+    lit = moving()
+    stops = (*lit[:3], *(sample(3 + i, thumb=lit[2].thumb) for i in range(5)))  # 5 of 7 pairs
+    pauses = (*lit[:5], *(sample(5 + i, thumb=lit[4].thumb) for i in range(3)))  # 3 of 7
+
+    assert "not_frozen" in failed(assess(facts(samples=stops), EXPECT))
+    assert "not_frozen" not in failed(assess(facts(samples=pauses), EXPECT))
 
 
 def test_one_sample_has_no_motion_to_show_and_fails():
@@ -111,12 +135,14 @@ def test_one_sample_has_no_motion_to_show_and_fails():
 def test_sound_is_checked_only_where_the_model_promises_it():
     with_sound = Expectation(**{**EXPECT.__dict__, "audio": True})
 
-    silent = assess(facts(audio_s=0.0), with_sound)
-    half = assess(facts(audio_s=2.5), with_sound)
+    missing = assess(facts(audio_s=0.0), with_sound)
+    half = assess(facts(audio_s=2.5, audio_peak=0.2), with_sound)
+    hush = assess(facts(audio_s=5.0, audio_peak=0.0005), with_sound)
     unpromised = assess(facts(audio_s=0.0), EXPECT)
 
-    assert failed(silent) == ["audio"] and half.passed
-    assert "audio" not in [c.name for c in unpromised.checks]
+    assert failed(missing) == ["audio", "audio_level"] and half.passed
+    assert failed(hush) == ["audio_level"]
+    assert not {"audio", "audio_level"} & {c.name for c in unpromised.checks}
 
 
 def test_the_expectation_comes_from_the_request_and_the_catalog():

@@ -12,8 +12,10 @@ thumbnail at once, so at most one decoded picture is held. ``bench/qa.py`` measu
 
 from __future__ import annotations
 
+import array
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 import av
@@ -46,7 +48,7 @@ def _measure(container, size_bytes: int, decode_s: float) -> VideoFacts:
         return VideoFacts(error="no video stream", size_bytes=size_bytes)
     video = container.streams.video[0]
     audio = container.streams.audio[0] if container.streams.audio else None
-    packets, audio_s = _index(container, video, audio)
+    packets, audio_s, audio_peak = _index(container, video, audio)
     if not packets:
         return VideoFacts(error="no video frames", size_bytes=size_bytes)
     start = min(pts for pts, _, _ in packets)
@@ -59,9 +61,11 @@ def _measure(container, size_bytes: int, decode_s: float) -> VideoFacts:
     chosen = _keyframes_near(keyframes, targets, span * KEYFRAME_REACH)
     container.seek(0, stream=video)
     if chosen:
-        samples = _decode_keyframes(container, video, set(chosen), start)
+        frames = _keyframes(container, video, set(chosen))
     else:
-        samples = _decode_in_order(container, video, targets, start)
+        frames = _in_order(container, video, targets)
+    samples, rotation = _sampled(frames, start, base)
+    width, height = _displayed(video, rotation)
     rate = (
         video.average_rate
         or video.guessed_rate
@@ -70,20 +74,23 @@ def _measure(container, size_bytes: int, decode_s: float) -> VideoFacts:
     return VideoFacts(
         container=container.format.name.split(",")[0],
         codec=video.codec_context.name,
-        width=video.codec_context.width,
-        height=video.codec_context.height,
+        width=width,
+        height=height,
         fps=float(rate),
         duration_s=duration_s,
         audio_s=audio_s,
+        audio_peak=audio_peak,
         samples=tuple(samples),
         size_bytes=size_bytes,
     )
 
 
-def _index(container, video, audio) -> tuple[list[tuple[int, int, bool]], float]:
-    """Video packets as (pts, duration, keyframe), and the seconds of audio, undecoded."""
+def _index(container, video, audio) -> tuple[list[tuple[int, int, bool]], float, float]:
+    """Video packets as (pts, duration, keyframe), undecoded; the seconds of audio, and its
+    loudest sample (audio decodes for a fraction of video's cost)."""
     packets: list[tuple[int, int, bool]] = []
     audio_span: list[float] = []
+    loudness = _Loudness()
     streams = [video] if audio is None else [video, audio]
     for packet in container.demux(*streams):
         pts = packet.pts if packet.pts is not None else packet.dts
@@ -97,8 +104,9 @@ def _index(container, video, audio) -> tuple[list[tuple[int, int, bool]], float]
             ends = pts + (packet.duration or 0)
             audio_span.append(float(pts * packet.time_base))
             audio_span.append(float(ends * packet.time_base))
+            loudness.hear(audio.codec_context.decode(packet))
     audio_s = max(audio_span) - min(audio_span) if audio_span else 0.0
-    return packets, audio_s
+    return packets, audio_s, loudness.peak
 
 
 def _keyframes_near(keyframes: list[int], targets: list[int], reach: float) -> list[int]:
@@ -115,35 +123,67 @@ def _keyframes_near(keyframes: list[int], targets: list[int], reach: float) -> l
     return chosen if len(set(chosen)) == len(chosen) else []
 
 
-def _decode_keyframes(container, video, chosen: set[int], start: int) -> list[FrameSample]:
-    samples = []
+def _keyframes(container, video, chosen: set[int]) -> Iterator:
+    """Only the chosen keyframes, each decoded on its own."""
     for packet in container.demux(video):
         pts = packet.pts if packet.pts is not None else packet.dts
         if pts not in chosen:
             continue
-        frames = video.codec_context.decode(packet)
-        samples.extend(_sample(frame, start, video.time_base) for frame in frames)
+        yield from video.codec_context.decode(packet)
         chosen.discard(pts)
         if not chosen:
             break
-    frames = video.codec_context.decode(None)  # what the decoder still holds
-    samples.extend(_sample(frame, start, video.time_base) for frame in frames)
-    return samples
+    yield from video.codec_context.decode(None)  # what the decoder still holds
 
 
-def _decode_in_order(container, video, targets: list[int], start: int) -> list[FrameSample]:
+def _in_order(container, video, targets: list[int]) -> Iterator:
+    """The first frame at or after each sample point, decoding in order."""
     video.codec_context.skip_frame = "NONREF"  # B-frames nobody refers to are not decoded
-    samples: list[FrameSample] = []
     pending = list(targets)
     for frame in container.decode(video):
         if frame.pts is None or frame.pts < pending[0]:
             continue
-        samples.append(_sample(frame, start, video.time_base))
+        yield frame
         while pending and pending[0] <= frame.pts:
             pending.pop(0)
         if not pending:
             break
-    return samples
+
+
+def _sampled(frames: Iterable, start: int, time_base: Fraction) -> tuple[list[FrameSample], int]:
+    """The samples, and the rotation the first frame is to be displayed with (degrees)."""
+    samples: list[FrameSample] = []
+    rotation = 0
+    for frame in frames:
+        if not samples:
+            rotation = int(getattr(frame, "rotation", 0) or 0)
+        samples.append(_sample(frame, start, time_base))
+    return samples, rotation
+
+
+def _displayed(video, rotation: int) -> tuple[int, int]:
+    """The size as shown: non-square pixels stretched, a quarter turn swapping the sides."""
+    width, height = video.codec_context.width, video.codec_context.height
+    aspect = video.sample_aspect_ratio
+    if aspect and aspect != 1:
+        width = round(width * aspect)
+    return (height, width) if abs(rotation) % 180 == 90 else (width, height)
+
+
+class _Loudness:
+    """The loudest sample of an audio stream, as 16-bit mono (0-1 of full scale)."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._resampler = av.AudioResampler(format="s16", layout="mono")
+
+    def hear(self, frames: list) -> None:
+        for frame in frames:
+            for mono in self._resampler.resample(frame):
+                samples = array.array("h", bytes(mono.planes[0])[: mono.samples * 2])
+                if samples:
+                    loudest = max(max(samples), -min(samples))
+                    self.peak = max(self.peak, loudest / 32768)
 
 
 def _sample(frame, start: int, time_base: Fraction) -> FrameSample:
