@@ -3,7 +3,8 @@
 #   writes its custom metrics;
 # - it publishes only to the topics it names (pubsub.tf), reads only its provider's key
 #   (secrets.tf) and, for the render functions, writes only to the output bucket (storage.tf);
-# - render_veo calls Vertex AI with its own identity.
+# - render_veo calls Vertex AI with its own identity, and so does every function that keeps
+#   outputs while semantic QA is on (semantic_qa.tf).
 resource "google_service_account" "function" {
   for_each     = local.functions
   account_id   = "${var.prefix}${each.value.service}"
@@ -14,11 +15,12 @@ resource "google_service_account" "function" {
 }
 
 locals {
-  # Firestore is granted apart (function_firestore), on the aiprod database only.
+  # Firestore is granted apart (function_firestore), on the aiprod database only. Semantic
+  # QA's Vertex AI role (semantic_qa.tf) is granted once, also to those already holding it.
   base_roles = ["roles/monitoring.metricWriter"]
   project_grants = merge([
     for name, f in local.functions : {
-      for role in concat(local.base_roles, f.roles) : "${name}/${role}" => {
+      for role in distinct(concat(local.base_roles, f.roles, local.qa_roles[name])) : "${name}/${role}" => {
         function = name
         role     = role
       }

@@ -12,6 +12,8 @@ locals {
 
   # Google-managed identities that act for Pub/Sub (dead-lettering, OIDC tokens for pushes).
   pubsub_agent = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Vertex AI's: it reads a request's gs:// inputs (semantic QA: storage.tf).
+  aiplatform_agent = "serviceAccount:service-${local.project_number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
 
   # Deployed function name = Cloud Run service name, and its deterministic run.app URL: push
   # subscriptions and the scheduler target it before the function exists, and an

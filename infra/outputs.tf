@@ -52,6 +52,10 @@ output "build_substitutions" {
     "_OUTPUT_BUCKET=${google_storage_bucket.outputs.name}",
     "_VEO_LOCATION=${var.veo_location}",
     "_IMAGE_BUCKETS=${join(";", var.image_buckets)}",
+    "_QA_SEMANTIC=${var.qa_semantic}",
+    "_QA_SEMANTIC_MODEL=${var.qa_semantic_model}",
+    "_QA_SEMANTIC_MIN=${var.qa_semantic_min}",
+    "_QA_POLICY=${var.qa_policy}",
     "_TF_STATE_BUCKET=${local.state_bucket}",
   ])
 }

@@ -68,6 +68,20 @@ resource "google_storage_bucket_iam_member" "render_writes_outputs" {
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
+# Semantic QA on (semantic_qa.tf): Gemini reads each kept video by its gs:// URI. The rating
+# function's own account may already read the bucket (render_writes_outputs); Vertex AI reads
+# a request's Cloud Storage inputs as its service agent (its API errors page: a 403 on an
+# input means granting that agent access), so the agent may read the outputs, this bucket
+# alone, read-only, and only while semantic QA is on. The agent must exist: README, Deploying.
+resource "google_storage_bucket_iam_member" "vertex_agent_reads_outputs" {
+  count  = local.semantic_qa_on ? 1 : 0
+  bucket = google_storage_bucket.outputs.name
+  role   = "roles/storage.objectViewer"
+  member = local.aiplatform_agent
+
+  depends_on = [google_project_service.api]
+}
+
 # Input images named gs://<bucket>/… are read only from var.image_buckets, and only by the
 # render functions whose backend takes an image by bucket reference (Veo; the Runway and
 # Replicate adapters send https images only): read-only, those buckets alone.

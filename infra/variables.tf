@@ -134,3 +134,49 @@ variable "ledger_retention_days" {
     error_message = "ledger_retention_days must be at least 1."
   }
 }
+
+# Semantic output QA (README, "Semantic QA"): off by default. "gemini" grants what the rating
+# needs (semantic_qa.tf) and reaches the functions as AIPROD_QA_SEMANTIC.
+variable "qa_semantic" {
+  description = "Semantic output QA (AIPROD_QA_SEMANTIC): \"\" off, or \"gemini\": every function that keeps outputs has Gemini on Vertex AI rate them, and gets roles/aiplatform.user for it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "gemini"], var.qa_semantic)
+    error_message = "qa_semantic must be \"\" (off) or \"gemini\"."
+  }
+}
+
+variable "qa_semantic_model" {
+  description = "The rating model (AIPROD_QA_SEMANTIC_MODEL): only priced models (domain/semantic_qa.PRICES)."
+  type        = string
+  default     = "gemini-2.5-flash"
+
+  validation {
+    condition     = contains(["gemini-2.5-flash", "gemini-2.5-flash-lite"], var.qa_semantic_model)
+    error_message = "qa_semantic_model must be a priced model: gemini-2.5-flash or gemini-2.5-flash-lite."
+  }
+}
+
+variable "qa_semantic_min" {
+  description = "The passing score of a rating, 0 to 1 (AIPROD_QA_SEMANTIC_MIN)."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.qa_semantic_min >= 0 && var.qa_semantic_min <= 1
+    error_message = "qa_semantic_min must be between 0 and 1."
+  }
+}
+
+variable "qa_policy" {
+  description = "A rating below qa_semantic_min (AIPROD_QA_POLICY): flag (deliver it flagged) or fallback (fail the attempt, as a technical failure)."
+  type        = string
+  default     = "flag"
+
+  validation {
+    condition     = contains(["flag", "fallback"], var.qa_policy)
+    error_message = "qa_policy must be flag or fallback."
+  }
+}

@@ -48,9 +48,20 @@ SETTINGS_BY_GROUP: dict[str, tuple[str, ...]] = {
         "AIPROD_IMAGE_BUCKETS",  # route_job and the render functions must agree
         "AIPROD_RETENTION_DAYS",  # every save of a finished job or a ledger day stamps it
         "AIPROD_LEDGER_RETENTION_DAYS",
+        # Semantic output QA: route_job holds a rating's estimate on every attempt (mode and
+        # model), the functions that keep outputs rate them (all four); every process parses
+        # all four, so all get the same values
+        "AIPROD_QA_SEMANTIC",
+        "AIPROD_QA_SEMANTIC_MODEL",
+        "AIPROD_QA_SEMANTIC_MIN",
+        "AIPROD_QA_POLICY",
     ),
-    "storage": ("AIPROD_OUTPUT_BUCKET",),  # every poll that finds a render keeps its output
-    "veo": ("AIPROD_VEO_LOCATION",),  # the poller must ask the location the submit used
+    "storage": (
+        "AIPROD_OUTPUT_BUCKET",  # every poll that finds a render keeps its output
+        # the Veo poller asks the location the submit used; a keeper's Gemini rating
+        # (adapters/gemini_qa) calls Vertex AI there too
+        "AIPROD_VEO_LOCATION",
+    ),
 }
 SECRETS_BY_GROUP: dict[str, tuple[str, ...]] = {
     "runway": (RUNWAY_KEY_ENV,),

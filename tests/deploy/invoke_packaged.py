@@ -5,8 +5,9 @@ the way the deployed HTTP-triggered function does (``functions_framework.create_
 signature type ``http``; the entry point's decorator decides the real one), then POSTs each
 body of the JSON list on stdin (a raw Pub/Sub push envelope, or null for an empty POST such
 as Cloud Scheduler's). Prints one JSON object: the HTTP statuses and bodies, where ``aiprod``
-was imported from, and which of the named modules import here (each is really imported, so
-an adapter whose SDK or one of its imports is missing from the pins shows as False).
+was imported from, which of the named modules the start-up and the requests had already
+loaded, and which import here (each is really imported, so an adapter whose SDK or one of
+its imports is missing from the pins shows as False).
 
 Standard library and the function's own requirements only: nothing of the test environment.
 """
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> None:
     for body in json.load(sys.stdin):
         response = client.post("/", json=body) if body is not None else client.post("/")
         answers.append({"status": response.status_code, "body": response.get_data(as_text=True)})
+    loaded = [name for name in probes if name in sys.modules]
     modules = {name: importable(name) for name in probes}
     print(
         RESULT
@@ -43,6 +45,7 @@ def main(argv: list[str]) -> None:
             {
                 "answers": answers,
                 "aiprod": sys.modules["aiprod"].__file__,
+                "loaded": loaded,
                 "modules": modules,
             }
         )

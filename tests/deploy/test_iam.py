@@ -9,11 +9,13 @@ Run admin, and Firestore is granted on the aiprod database only.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from aiprod.domain.semantic_qa import PRICES
 from support import terraform
 from support.terraform import only_expression, render
 
@@ -148,3 +150,51 @@ def test_infra_readme_says_which_grants_remain_broad():
     assert "## Least privilege" in text
     for broad in ("roles/datastore.user", "roles/cloudfunctions.developer", "monitoring.editor"):
         assert broad in section, broad
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+@pytest.mark.parametrize("qa_semantic", ["", "gemini"])
+def test_semantic_qa_grants_vertex_ai_to_the_functions_that_keep_outputs_only_when_on(
+    tf, qa_semantic
+):
+    # GIVEN the project grants Terraform computes with semantic QA off, or on
+    tf_vars = {"project": "my-project", "qa_semantic": qa_semantic}
+    grants = terraform.evaluate("local.project_grants", tf_vars)
+    on = terraform.evaluate("local.semantic_qa_on", tf_vars)
+    vertex = {g["function"] for g in grants.values() if g["role"] == "roles/aiplatform.user"}
+
+    # THEN the Veo pollers hold Vertex AI always; the Runway and Replicate render functions,
+    # which rate outputs only when semantic QA is on, only then; route_job never
+    always = {"render_veo", "reconcile", "control_job"}
+    keepers = {name for name, f in tf.locals["push_functions"].items() if f["bucket"]}
+    keepers |= {name for name, f in tf.locals["scheduled_functions"].items() if f["bucket"]}
+    assert on == (qa_semantic == "gemini")
+    assert vertex == (keepers if on else always)
+    assert {"render_runway", "render_replicate"} <= keepers
+    assert "route_job" not in vertex and "handle_outcome" not in vertex
+    # AND each grant once (a function already on Vertex AI is not granted it twice)
+    assert all(key == f"{g['function']}/{g['role']}" for key, g in grants.items())
+
+
+def test_semantic_qa_lets_vertex_ai_read_the_output_bucket_only_when_on(tf):
+    # Gemini reads a kept video by its gs:// URI; Vertex AI reads inputs as its service agent
+    grant = tf.resource("google_storage_bucket_iam_member", "vertex_agent_reads_outputs")
+    assert grant["count"] == "${local.semantic_qa_on ? 1 : 0}"
+    assert grant["bucket"] == "${google_storage_bucket.outputs.name}"
+    assert grant["role"] == "roles/storage.objectViewer"
+    assert grant["member"] == "${local.aiplatform_agent}"
+    agent = render(tf.locals["aiplatform_agent"], {}, locals_={"project_number": "123"})
+    assert agent == "serviceAccount:service-123@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    assert tf.locals["semantic_qa_on"] == '${var.qa_semantic == "gemini"}'
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_semantic_qa_variables_refuse_what_the_functions_would_refuse():
+    tf_vars = {"project": "my-project"}
+    for name, bad in [("qa_semantic", "gpt"), ("qa_semantic_min", "1.5"), ("qa_policy", "x")]:
+        with pytest.raises(AssertionError, match=name):
+            terraform.evaluate("var.qa_semantic", {**tf_vars, name: bad})
+    for model in PRICES:  # every priced model is accepted, and only those
+        assert terraform.evaluate("var.qa_semantic_model", {**tf_vars, "qa_semantic_model": model})
+    with pytest.raises(AssertionError, match="qa_semantic_model"):
+        terraform.evaluate("var.qa_semantic", {**tf_vars, "qa_semantic_model": "gemini-9"})

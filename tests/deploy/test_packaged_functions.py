@@ -32,6 +32,9 @@ GCP_MODULES = (
 )
 SDK_MODULES = {"runway": "runwayml", "veo": "google.genai", "replicate": "replicate"}
 STORAGE_MODULE = "google.cloud.storage"
+# Every function that keeps outputs may rate them (semantic QA): google-genai is installed
+# with the storage group, and imported on the first rating only
+RATER_MODULE = "google.genai"
 NEVER_MODULE = "google.cloud.aiplatform"
 
 
@@ -116,9 +119,12 @@ def test_each_venv_imports_its_entry_point_adapters_and_only_its_sdks(packages, 
         # AND the adapters it uses import there, with exactly its own SDKs
         wanted = {*GCP_MODULES, *own}
         if backends:
-            wanted |= {SDK_MODULES[b] for b in backends} | {STORAGE_MODULE}
+            wanted |= {SDK_MODULES[b] for b in backends} | {STORAGE_MODULE, RATER_MODULE}
         imported = {module for module, ok in result["modules"].items() if ok}
         assert imported == wanted, f"{name}: missing {wanted - imported}, extra {imported - wanted}"
+        # AND a function that installs google-genai only to rate has not loaded it at start-up
+        if "veo" not in backends:
+            assert RATER_MODULE not in result["loaded"], f"{name} loads google-genai at start-up"
 
 
 @pytest.mark.emulator

@@ -17,7 +17,9 @@ from aiprod_tools.packaging import REPO_ROOT
 
 # The SDK each backend's render function installs, as the design names them.
 PROVIDER_SDKS = {"runway": "runwayml", "veo": "google-genai", "replicate": "replicate"}
-STORAGE_SDK = "google-cloud-storage"
+# What keeping an output installs: the bucket's SDK, and google-genai, whose Gemini rates the
+# output when semantic QA is on (AIPROD_QA_SEMANTIC=gemini), in every function that keeps one
+STORAGE_SDKS = ("google-cloud-storage", "google-genai")
 NEVER = "google-cloud-aiplatform"  # 1.7 s to import, and it does not expose the Veo calls
 FLOOR = ("functions-framework", "google-cloud-pubsub", "google-cloud-firestore", "pydantic")
 PIN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.!+_-]+$")
@@ -149,9 +151,10 @@ def test_each_function_installs_only_its_own_groups(packages, spec):
     assert set(FLOOR) <= names
     # AND a provider SDK only when it talks to that provider (a render function to its own,
     # the reconciler to all, to poll stored tasks, and control_job to all, to cancel them),
-    # never Vertex AI's big SDK
-    wanted = {PROVIDER_SDKS[b] for b in backends} | ({STORAGE_SDK} if backends else set())
-    unwanted = (set(PROVIDER_SDKS.values()) | {STORAGE_SDK}) - wanted
+    # google-genai wherever outputs are kept (semantic QA rates them; route_job and
+    # handle_outcome keep none, so install none), never Vertex AI's big SDK
+    wanted = {PROVIDER_SDKS[b] for b in backends} | (set(STORAGE_SDKS) if backends else set())
+    unwanted = (set(PROVIDER_SDKS.values()) | set(STORAGE_SDKS)) - wanted
     assert wanted <= names, f"{spec.name} lacks {wanted - names}"
     assert not (unwanted & names), f"{spec.name} must not install {unwanted & names}"
     assert NEVER not in names

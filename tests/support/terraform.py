@@ -9,6 +9,7 @@ template this module cannot check fails the test instead of passing it unread.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,3 +119,42 @@ def only_expression(value: str) -> str:
     match = _EXPR.fullmatch(value)
     assert match, f"expected a single ${{...}} expression, got {value!r}"
     return match.group(1).strip()
+
+
+_LOCALS_BLOCK = re.compile(r"^locals \{\n.*?^\}\n", re.MULTILINE | re.DOTALL)
+
+
+def evaluate(
+    expression: str,
+    variables: Mapping[str, str],
+    files: tuple[str, ...] = ("variables.tf", "topology.tf", "semantic_qa.tf"),
+    locals_of: tuple[str, ...] = ("iam.tf",),
+    infra: Path = INFRA,
+) -> Any:
+    """``expression`` as ``terraform console`` evaluates it (needs the terraform binary, no
+    provider): over whole ``files`` that declare only variables and locals, and the top-level
+    ``locals`` blocks of ``locals_of`` (which must reference nothing else)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        for name in files:
+            (Path(workdir) / name).write_text((infra / name).read_text())
+        for name in locals_of:
+            blocks = _LOCALS_BLOCK.findall((infra / name).read_text())
+            assert blocks, f"{name} has no top-level locals block"
+            (Path(workdir) / f"locals_of_{name}").write_text("\n".join(blocks))
+        done = subprocess.run(
+            ["terraform", "console", *(f"-var={k}={v}" for k, v in variables.items())],
+            input=f"jsonencode({expression})\n",
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env={**os.environ, "TF_INPUT": "0", "TF_IN_AUTOMATION": "1"},
+            timeout=60,
+        )
+    # a refused -var (its validation) is reported on stderr, yet the console exits 0
+    errors = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr)
+    assert done.returncode == 0 and "Error:" not in errors, done.stdout + errors
+    return json.loads(json.loads(done.stdout))

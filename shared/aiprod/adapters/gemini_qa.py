@@ -51,7 +51,7 @@ class GeminiRater(LazyClient):
             import httpx2  # google-genai 3.x sends through httpx2
             from google.auth import exceptions as auth_errors
             from google.genai import errors
-        except ImportError:  # a render function packaged without the veo group
+        except ImportError:  # packaged without the storage group (google-genai)
             return self._failed("google-genai is not installed here", 0, task)
         estimate = worst_case_micros(self.model, task.request.duration_s)
         try:
