@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from aiprod.adapters.provider_base import LazyClient
+from aiprod.adapters.vertex_client import vertex_client
 from aiprod.config import ProviderSettings
 from aiprod.domain.messages import RenderTask
 from aiprod.domain.semantic_qa import (
@@ -105,19 +106,7 @@ class GeminiRater(LazyClient):
         return Rating(None, cost, self.model, error=why)
 
     def _connect(self) -> Any:
-        from google import genai
-        from google.genai import types
-
-        return genai.Client(
-            vertexai=True,
-            project=self._settings.veo_project or self._project,
-            location=self._settings.veo_location,
-            http_options=types.HttpOptions(
-                api_version="v1",
-                base_url=self._settings.veo_base_url,
-                timeout=int(self._settings.timeout_s * 1000),
-            ),
-        )
+        return vertex_client(self._settings, self._project)
 
 
 def _usage(response: Any) -> Usage | None:

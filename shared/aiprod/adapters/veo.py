@@ -20,7 +20,6 @@ import mimetypes
 from typing import Any
 
 import httpx2  # google-genai 3.x sends through httpx2 (a fork of httpx), not httpx
-from google import genai
 from google.auth import exceptions as auth_errors
 from google.genai import errors, types
 
@@ -34,6 +33,7 @@ from aiprod.adapters.provider_common import (
     rendered,
     short,
 )
+from aiprod.adapters.vertex_client import vertex_client
 from aiprod.domain import taxonomy
 from aiprod.domain.catalog import ModelSpec
 from aiprod.domain.messages import RenderTask
@@ -97,16 +97,7 @@ class VeoBackend(LiveBackend):
         return super()._verdict(status, exc)
 
     def _connect(self) -> Any:
-        return genai.Client(
-            vertexai=True,
-            project=self._settings.veo_project or self._project,
-            location=self._settings.veo_location,
-            http_options=types.HttpOptions(
-                api_version="v1",
-                base_url=self._settings.veo_base_url,
-                timeout=int(self._settings.timeout_s * 1000),
-            ),
-        )
+        return vertex_client(self._settings, self._project)
 
     def _finished(self, operation: Any, task: RenderTask) -> ProviderResult:
         policy = self._settings.content_policy
