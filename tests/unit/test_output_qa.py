@@ -3,8 +3,11 @@ threshold at its edge, and what the request and the catalog promise."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from aiprod.adapters.output_checks import OutputTooLargeError, copy_bounded
 from aiprod.domain import output_qa as qa
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.messages import JobRequest
@@ -174,3 +177,13 @@ def test_a_check_keeps_its_number_apart_from_its_text():
     assert (number.measured, number.value) == ("5.0625", 5.0625)
     assert (text.measured, text.value) == ("mov/h264", None)
     assert QaCheck.model_validate(number.model_dump()) == number  # stored and read back
+
+
+def test_a_download_is_bounded_in_size_and_in_time():
+    with pytest.raises(OutputTooLargeError):
+        copy_bounded(io.BytesIO(bytes(3000)), io.BytesIO(), limit=2000)
+    ticks = iter(range(0, 1000, 100))  # each read takes 100 s on this clock
+    with pytest.raises(TimeoutError):
+        copy_bounded(io.BytesIO(bytes(3 * 2**20)), io.BytesIO(), deadline_s=150,
+                     clock=lambda: next(ticks))  # fmt: skip
+    assert copy_bounded(io.BytesIO(b"video"), io.BytesIO()) == 5

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -25,6 +26,7 @@ from aiprod.domain.qa_report import QaReport
 log = logging.getLogger(__name__)
 MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # far past any clip we render (8 s 1080p: ~10-20 MB)
 READ_BYTES = 1024 * 1024
+DOWNLOAD_DEADLINE_S = 120.0  # a whole download (10 MB in 2 minutes is a broken URL)
 # Frames are sampled from at most this many times the asked length: a far longer video fails
 # its duration check anyway, and decoding it whole would cost minutes.
 DECODE_FACTOR = 2.0
@@ -70,12 +72,23 @@ def spooled(source: BinaryIO | None = None) -> Iterator[BinaryIO]:
         yield handle
 
 
-def copy_bounded(source: BinaryIO, target: BinaryIO, limit: int = MAX_OUTPUT_BYTES) -> int:
-    written = 0
+def copy_bounded(
+    source: BinaryIO,
+    target: BinaryIO,
+    limit: int = MAX_OUTPUT_BYTES,
+    deadline_s: float = DOWNLOAD_DEADLINE_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Copy in chunks, at most ``limit`` bytes and ``deadline_s`` seconds in all: a read
+    timeout bounds each read, not a URL that drips a few bytes at a time. Past the deadline
+    it raises ``TimeoutError`` (an ``OSError``: the output is "unkept", tried again later)."""
+    written, ends = 0, clock() + deadline_s
     while chunk := source.read(READ_BYTES):
         written += len(chunk)
         if written > limit:
             raise OutputTooLargeError(f"output larger than {limit} bytes")
+        if clock() > ends:
+            raise TimeoutError(f"output download took over {deadline_s:.0f} s")
         target.write(chunk)
     return written
 
