@@ -13,7 +13,7 @@ from aiprod import faults
 from aiprod.config import ProviderSettings
 from aiprod.domain.catalog import default_catalog
 from aiprod.domain.policy import RetryPolicy
-from aiprod.domain.semantic_qa import SemanticQa, Usage, usage_cost
+from aiprod.domain.semantic_qa import SemanticQa, Usage, usage_cost, worst_case_micros
 from aiprod.repositories import jobs
 from aiprod.services.provider_calls import look
 from aiprod.services.spend_audit import provider_cost
@@ -57,6 +57,10 @@ def test_an_unparsable_gemini_answer_still_delivers_the_render_charged(live_env,
     assert result.error_class is None, result.message
     assert result.output_uri and result.qa.semantic_error
     assert result.cost_micros >= RENDER
+    # exactly: what Runway billed, and the rating's worst case (it ran and may have billed)
+    estimate = worst_case_micros(MODEL, task.request.duration_s)
+    assert result.qa.semantic_cost_micros == estimate
+    assert result.cost_micros == fakes.runway.billed()[task_id] + estimate
 
 
 def test_a_redelivered_render_task_does_not_drop_a_rating_cost(
@@ -77,6 +81,8 @@ def test_a_redelivered_render_task_does_not_drop_a_rating_cost(
     assert job["status"] == "SUCCEEDED"
     billed = len(fakes.veo.ratings()) * RATING
     assert job["cost_micros"] == RENDER + billed, (len(fakes.veo.ratings()), job["cost_micros"])
+    assert len(fakes.veo.ratings()) == 1, "one provider task, one rating"
+    assert job["cost_micros"] == fakes.runway.billed_total() + billed
     p.assert_books_balanced()
 
 
@@ -108,4 +114,5 @@ def test_a_late_tasks_output_is_not_rated_nor_its_rating_filed_under_the_provide
     assert attempt.late_task_lease is None, "charged"
     assert fakes.veo.ratings() == []
     assert provider_cost(attempt) == RENDER
+    assert attempt.cost_micros == fakes.runway.billed_total()
     p.assert_books_balanced()

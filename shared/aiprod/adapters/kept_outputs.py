@@ -131,8 +131,9 @@ class KeptOutputs(LazyClient, VideoBackend):
         bucket = self.client().bucket(self._settings.bucket())
         adopted = source.startswith("gs://")
         name = self._adopted_name(bucket, source) if adopted else object_name(task)
-        known = stored_verdict(bucket.get_blob(name), provider_task_id)
         uri = f"gs://{bucket.name}/{name}"
+        existing = bucket.get_blob(name)  # one read: a stored verdict, or Veo's video
+        known = stored_verdict(existing, provider_task_id)
         if known is not None:
             return uri, known
         metadata = {
@@ -143,20 +144,19 @@ class KeptOutputs(LazyClient, VideoBackend):
             "provider_task_id": provider_task_id,
         }
         if adopted:
-            blob, report = self._adopt(bucket, name, task)
+            blob, report = self._adopt(existing, uri, task)
         else:
-            blob, report = self._stream(bucket, source, task, metadata)
+            blob, report = self._stream(bucket, source, task, metadata, uri)
         if blob is None:  # too large to keep
             return "", report
-        checked = report.model_copy(update={"checked_uri": uri})
-        final = self._rate(checked, uri, task) if report.passed else checked
-        if adopted or final != checked:
+        final = self._rate(report, uri, task) if report.passed else report
+        if adopted or final != report:
             blob.metadata = {**(blob.metadata or {}), **metadata, **verdict_labels(final)}
             blob.patch()
         return uri, final
 
     def _stream(
-        self, bucket: Any, source: str, task: RenderTask, metadata: dict[str, str]
+        self, bucket: Any, source: str, task: RenderTask, metadata: dict[str, str], uri: str
     ) -> tuple[Any, QaReport]:
         """A provider's URL, spooled (bounded), checked, then uploaded with its verdict."""
         blob = bucket.blob(object_name(task), chunk_size=CHUNK_BYTES)
@@ -170,10 +170,8 @@ class KeptOutputs(LazyClient, VideoBackend):
                 content_type = "video/mp4"
             try:
                 with spooled(response.raw) as file:
-                    report = self._checker.check_file(file.name, task)
-                    uri = f"gs://{bucket.name}/{blob.name}"
-                    labels = verdict_labels(report.model_copy(update={"checked_uri": uri}))
-                    blob.metadata = {**metadata, **labels}
+                    report = self._checker.check_file(file.name, task, uri)
+                    blob.metadata = {**metadata, **verdict_labels(report)}
                     file.seek(0)
                     blob.upload_from_file(file, content_type=content_type)
             except OutputTooLargeError:
@@ -187,17 +185,16 @@ class KeptOutputs(LazyClient, VideoBackend):
             raise OutputGoneError(f"output {uri} is outside the bucket {bucket.name}")
         return name
 
-    def _adopt(self, bucket: Any, name: str, task: RenderTask) -> tuple[Any, QaReport]:
+    def _adopt(self, blob: Any, uri: str, task: RenderTask) -> tuple[Any, QaReport]:
         """A video the provider wrote into the bucket: it must be there; check it."""
-        blob = bucket.get_blob(name)
         if blob is None:
-            raise OutputGoneError(f"output gs://{bucket.name}/{name} is not in the bucket")
+            raise OutputGoneError(f"output {uri} is not in the bucket")
         if (blob.size or 0) > MAX_OUTPUT_BYTES:
-            return blob, self._checker.too_large(task)
+            return blob, self._checker.too_large(task, uri)
         with spooled() as file:
             blob.download_to_file(file)
             file.flush()
-            return blob, self._checker.check_file(file.name, task)
+            return blob, self._checker.check_file(file.name, task, uri)
 
     def _rate(self, report: QaReport, uri: str, task: RenderTask) -> QaReport:
         """The semantic rating, when on: read from the bucket, so after the output is kept.

@@ -46,18 +46,22 @@ class OutputChecker:
     def expectation(self, task: RenderTask) -> Expectation:
         return expectation_for(task.request, self._catalog.model(task.backend, task.model))
 
-    def check_file(self, path: str, task: RenderTask) -> QaReport:
+    def check_file(self, path: str, task: RenderTask, uri: str | None = None) -> QaReport:
+        """The report of the file at ``path``, naming ``uri`` as the object checked."""
         from aiprod.adapters.video_probe import probe  # PyAV: loaded on the first check
 
         expected = self.expectation(task)
         facts = probe(path, decode_s=DECODE_FACTOR * expected.duration_s + expected.tolerance_s)
-        report = assess(facts, expected)
-        _log(report, facts, task)
-        return report
+        return self._judged(facts, expected, task, uri)
 
-    def too_large(self, task: RenderTask) -> QaReport:
+    def too_large(self, task: RenderTask, uri: str | None = None) -> QaReport:
         facts = VideoFacts(error=f"larger than {MAX_OUTPUT_BYTES // 2**20} MiB")
-        report = assess(facts, self.expectation(task))
+        return self._judged(facts, self.expectation(task), task, uri)
+
+    def _judged(
+        self, facts: VideoFacts, expected: Expectation, task: RenderTask, uri: str | None
+    ) -> QaReport:
+        report = assess(facts, expected).model_copy(update={"checked_uri": uri})
         _log(report, facts, task)
         return report
 
