@@ -68,7 +68,10 @@ class OutcomeHandler:
             self._outbox.send([effects.DeadLetter(data, topology.RENDER_OUTCOMES, "invalid")])
             return
         checkpoint("outcome.before_settle", f"{outcome.job_id}#{outcome.attempt}")  # crash tests
-        circuits, observed = self._health.readings()  # one batched read
+        # one batched read; a model's observed quality only when this output was checked
+        circuits, observed = (
+            self._health.readings() if outcome.qa else (self._health.snapshot(), {})
+        )
         now = self._clock()
         result = self._store.run_transaction(lambda tx: self._apply(tx, outcome, circuits, now))
         if result.applied and result.outcome is not None:
